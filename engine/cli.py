@@ -1,0 +1,435 @@
+"""Command-line interface: ``lampreia run | runs | show | export | presets``.
+
+Same trainer and run store as the GUI. Every invalid input ends with a one-line reason on stderr
+and a non-zero exit status: 2 for invalid arguments or configuration, 1 for a failed run,
+130 for a run cancelled with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence, TextIO
+
+from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEIGHTINGS, RunConfig, list_presets, load_preset
+from engine.errors import LampreiaError
+from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChanged, Progress, RunFailed, RunPrepared, RunStarted
+from engine.logs import configure_logging
+from engine.paths import default_database_path
+from engine.run_store import RunRecord, RunStore
+from engine.tasks import TASKS
+
+log = logging.getLogger(__name__)
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_CANCELLED = 130
+
+# Command-line option → config path. Options left unset keep the preset's (or default) value.
+_OVERRIDES = {
+    "task": "task",
+    "name": "name",
+    "train_limit": "data.train_limit",
+    "dev_limit": "data.dev_limit",
+    "epochs": "training.epochs",
+    "batch_size": "training.batch_size",
+    "lr": "training.learning_rate",
+    "alpha": "distillation.alpha",
+    "weighting": "distillation.weighting",
+    "fixed_weights": "distillation.fixed_weights",
+    "distill_loss": "distillation.distill_loss",
+    "embedding": "student.embedding",
+    "mixer": "student.mixer",
+    "d_model": "student.d_model",
+    "layers": "student.n_layers",
+    "heads": "student.n_heads",
+    "ffn": "student.d_ff",
+    "max_seq_len": "student.max_seq_len",
+    "tokenizer": "student.tokenizer",
+    "device": "training.device",
+    "seed": "training.seed",
+    "padding": "training.padding",
+    "evals_per_epoch": "training.evals_per_epoch",
+}
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(item) for item in _comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lampreia", description="Multi-teacher distillation into ΨQRH students.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log progress details (INFO) to stderr.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    commands.add_parser("gui", help="Open the workbench window (the default without a command).")
+
+    run = commands.add_parser("run", help="Run one distillation and record it in the run database.")
+    source = run.add_argument_group("starting point (default: the built-in defaults)")
+    source.add_argument("--preset", help=f"Start from a preset: {', '.join(list_presets())}.")
+    source.add_argument("--config", type=Path, help="Start from a config JSON file (as written by `lampreia show --json`).")
+    source.add_argument("--from-run", type=int, metavar="RUN_ID", help="Start from the config of a stored run (a re-run).")
+    source.add_argument("--resume", type=int, metavar="RUN_ID", help="Continue an interrupted or cancelled run from its last checkpoint.")
+
+    fields = run.add_argument_group("overrides")
+    fields.add_argument("--task", help=f"GLUE task: {', '.join(TASKS)}.")
+    fields.add_argument("--name", help="Run name shown in the history.")
+    fields.add_argument("--teachers", type=_comma_list, help="Comma-separated teachers: aliases (gpt2, distilbert, roberta, minilm), Hub ids or folders.")
+    fields.add_argument("--data-dir", help="glue_data folder (SST-2/train.tsv, ...). Default: the Hugging Face Hub.")
+    fields.add_argument("--train-limit", type=int, help="Use only the first N training rows.")
+    fields.add_argument("--dev-limit", type=int, help="Evaluate on only the first N validation rows.")
+    fields.add_argument("--epochs", type=int, help="Passes over the training rows.")
+    fields.add_argument("--batch-size", type=int, help="Examples per optimiser step.")
+    fields.add_argument("--lr", type=float, help="Peak learning rate.")
+    fields.add_argument("--alpha", type=float, help="Task-loss weight α in [0, 1]; 1 − α goes to distillation.")
+    fields.add_argument("--weighting", choices=WEIGHTINGS, help="Teacher weighting.")
+    fields.add_argument("--fixed-weights", type=_float_list, help="Comma-separated weights, one per teacher (with --weighting fixed).")
+    fields.add_argument("--distill-loss", choices=DISTILL_LOSSES, help="Distance to the teacher embeddings.")
+    fields.add_argument("--embedding", choices=EMBEDDINGS, help="Student token embedding.")
+    fields.add_argument("--mixer", choices=MIXERS, help="Student token mixer.")
+    fields.add_argument("--d-model", type=int, help="Student width.")
+    fields.add_argument("--layers", type=int, help="Student blocks.")
+    fields.add_argument("--heads", type=int, help="Heads per mixer (must divide d_model).")
+    fields.add_argument("--ffn", type=int, help="Feed-forward width (default 4 × d_model).")
+    fields.add_argument("--max-seq-len", type=int, help="Tokens per input after truncation.")
+    fields.add_argument("--tokenizer", help="Student tokenizer (alias, Hub id or folder).")
+    fields.add_argument("--padding", choices=PADDING_MODES, help="Batch padding mode.")
+    fields.add_argument("--evals-per-epoch", type=int, help="Evaluations per epoch.")
+    fields.add_argument("--device", help="auto, cpu, cuda or cuda:N.")
+    fields.add_argument("--seed", type=int, help="Random seed.")
+    fields.add_argument("--trust-remote-code", action="store_true", help="Allow teachers that ship their own Python code (it runs on this computer).")
+    run.add_argument("--db", type=Path, help=f"Run database (default: {default_database_path()}).")
+    run.add_argument("--quiet", action="store_true", help="No progress bar.")
+
+    runs = commands.add_parser("runs", help="List the recorded runs.")
+    runs.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    runs.add_argument("--db", type=Path, help="Run database.")
+
+    show = commands.add_parser("show", help="Show one run: status, config, metrics, error.")
+    show.add_argument("run_id", type=int, metavar="RUN_ID")
+    show.add_argument("--json", action="store_true", help="Print the run as JSON (its config can be passed to --config).")
+    show.add_argument("--db", type=Path, help="Run database.")
+
+    export = commands.add_parser("export", help="Export a run's metrics as CSV.")
+    export.add_argument("run_id", type=int, metavar="RUN_ID")
+    export.add_argument("--csv", type=Path, required=True, metavar="FILE", help="CSV file to write (run_id, step, epoch, name, value, wall_time).")
+    export.add_argument("--db", type=Path, help="Run database.")
+
+    commands.add_parser("presets", help="List the presets.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    log_file = configure_logging(verbose=args.verbose)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "runs":
+            return _runs(args)
+        if args.command == "show":
+            return _show(args)
+        if args.command == "export":
+            return _export(args)
+        if args.command == "presets":
+            for name in list_presets():
+                print(name)
+            return 0
+        parser.print_help()
+        return EXIT_INVALID
+    except LampreiaError as error:
+        print(f"lampreia: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("lampreia: interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+    except Exception as error:  # last resort: one line for the user, the traceback in the log
+        log.exception("Unexpected error")
+        print(f"lampreia: unexpected error: {type(error).__name__}: {error} (traceback in {log_file})", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _open_store(path: Path | None) -> RunStore:
+    return RunStore(path)
+
+
+def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
+    """Combine the starting point (preset, file, stored run or defaults) with the overrides."""
+    starts = [name for name in ("preset", "config", "from_run") if getattr(args, name) is not None]
+    if len(starts) > 1:
+        raise LampreiaError(f"--{starts[0].replace('_', '-')} and --{starts[1].replace('_', '-')} cannot be combined.", "Give one starting point.")
+
+    if args.preset is not None:
+        config = load_preset(args.preset)
+    elif args.config is not None:
+        try:
+            config = RunConfig.from_json(args.config.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise LampreiaError(f"Cannot read the config file {args.config}: {error.strerror}.", "Check the path.") from None
+    elif args.from_run is not None:
+        config = RunConfig.from_dict(store.get_run(args.from_run).config)
+    else:
+        config = RunConfig()
+
+    overrides: dict[str, Any] = {}
+    for option, path in _OVERRIDES.items():
+        value = getattr(args, option, None)
+        if value is not None:
+            overrides[path] = value
+    if args.teachers is not None:
+        overrides["distillation.teachers"] = args.teachers
+    if args.trust_remote_code:
+        overrides["distillation.trust_remote_code"] = True
+    if args.data_dir is not None:
+        overrides["data.glue_dir"] = str(Path(args.data_dir).expanduser())
+    return config.with_overrides(overrides) if overrides else config
+
+
+def _run(args: argparse.Namespace) -> int:
+    from engine.trainer import resume_distillation, run_distillation
+
+    store = _open_store(args.db)
+    cancel = CancellationToken()
+    bar = ProgressBar(sys.stderr, enabled=not args.quiet)
+
+    def on_interrupt(_signum: int, _frame: Any) -> None:
+        if cancel.cancelled:
+            raise KeyboardInterrupt
+        bar.message("Cancelling after the current step (press Ctrl-C again to abort at once)...")
+        cancel.cancel()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        if args.resume is not None:
+            if any(getattr(args, option, None) is not None for option in _OVERRIDES) or args.teachers or args.preset or args.config:
+                raise LampreiaError("--resume continues a run with its stored config and takes no other settings.", "Drop the other options.")
+            result = resume_distillation(args.resume, store, bar.handle, cancel)
+        else:
+            config = build_config(args, store)
+            result = run_distillation(config, store, bar.handle, cancel)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+
+    if result.status == "failed":
+        print(f"lampreia: run {result.run_id if result.run_id is not None else '(not created)'} failed: {result.error}", file=sys.stderr)
+        return EXIT_FAILED
+
+    record = store.get_run(result.run_id)
+    print(f"Run {record.id} ({record.name}) {record.status}.")
+    print(format_metrics_summary(record))
+    return EXIT_CANCELLED if result.status == "cancelled" else 0
+
+
+def format_metrics_summary(record: RunRecord) -> str:
+    lines = []
+    if record.best_step is not None:
+        lines.append(f"Best checkpoint: step {record.best_step} (selected on the held-out slice).")
+    for name, value in sorted(record.best_metrics.items()):
+        if name.startswith("heldout/") or name.endswith("/loss_task"):
+            continue
+        baseline = record.baseline.get(name)
+        extra = f"   (majority baseline {baseline:.4f})" if baseline is not None else ""
+        lines.append(f"  {name:<28} {value:.4f}{extra}")
+    if record.final_metrics and record.final_metrics != record.best_metrics:
+        finals = ", ".join(f"{k} {v:.4f}" for k, v in sorted(record.final_metrics.items()) if not k.startswith("heldout/") and not k.endswith("/loss_task"))
+        lines.append(f"Last evaluation: {finals}")
+    return "\n".join(lines)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    records = store.list_runs()
+    if args.json:
+        print(json.dumps([_record_json(r) for r in records], indent=2, ensure_ascii=False))
+        return 0
+    header = f"{'id':>4}  {'status':<11} {'task':<5} {'teachers':<28} {'student':<13} {'params':>9}  {'best dev':<22} {'baseline':>8}  {'time':>8}  created"
+    print(header)
+    for record in records:
+        primary, value = _primary(record)
+        best = f"{primary.split('/')[-1]} {value:.4f}" if value is not None else "-"
+        baseline = record.baseline.get(primary) if primary else None
+        print(
+            f"{record.id:>4}  {record.status:<11} {record.task:<5} {','.join(record.teachers)[:28]:<28} {record.student_size:<13} "
+            f"{_count(record.parameter_count):>9}  {best:<22} {(f'{baseline:.4f}' if baseline is not None else '-'):>8}  "
+            f"{_duration(record.duration_seconds):>8}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(record.created_at))}"
+        )
+    return 0
+
+
+def _primary(record: RunRecord) -> tuple[str, float | None]:
+    task = TASKS.get(record.task)
+    if task is None:
+        return "", None
+    name = task.primary_dev_metric
+    return name, record.best_metrics.get(name)
+
+
+def _count(value: int | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value / 1e3:.1f}k"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _record_json(record: RunRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "status": record.status,
+        "task": record.task,
+        "teachers": list(record.teachers),
+        "student": record.student_size,
+        "parameter_count": record.parameter_count,
+        "device": record.device,
+        "created_at": record.created_at,
+        "duration_seconds": record.duration_seconds,
+        "best_step": record.best_step,
+        "best_metrics": record.best_metrics,
+        "final_metrics": record.final_metrics,
+        "baseline": record.baseline,
+        "error": record.error,
+        "notes": record.notes,
+        "tags": list(record.tags),
+        "versions": record.versions,
+        "config": record.config,
+    }
+
+
+def _show(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    record = store.get_run(args.run_id)
+    if args.json:
+        print(json.dumps(_record_json(record), indent=2, ensure_ascii=False))
+        return 0
+    print(f"Run {record.id}: {record.name}")
+    print(f"  status      {record.status}")
+    print(f"  task        {record.task}")
+    print(f"  device      {record.device}")
+    print(f"  parameters  {record.parameter_count if record.parameter_count is not None else '-'}")
+    print(f"  created     {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(record.created_at))}")
+    print(f"  duration    {_duration(record.duration_seconds)}")
+    if record.error:
+        print(f"  error       {record.error}")
+    if record.tags:
+        print(f"  tags        {', '.join(record.tags)}")
+    if record.notes:
+        print(f"  notes       {record.notes}")
+    print("Metrics:")
+    print(format_metrics_summary(record) or "  (none yet)")
+    print(f"Metric rows stored: {store.count_metrics(record.id)}")
+    for kind, (path, step) in sorted(store.artifacts(record.id).items()):
+        print(f"Checkpoint {kind}: {path} (step {step})")
+    print("Config:")
+    print(json.dumps(record.config, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    store = _open_store(args.db)
+    record = store.get_run(args.run_id)
+    points = store.metric_points(record.id)
+    try:
+        with open(args.csv, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["run_id", "step", "epoch", "name", "value", "wall_time"])
+            for point in points:
+                writer.writerow([record.id, point.step, f"{point.epoch:.6f}", point.name, repr(point.value), f"{point.wall_time:.3f}"])
+    except OSError as error:
+        raise LampreiaError(f"Cannot write {args.csv}: {error.strerror}.", "Choose a writable path.") from None
+    print(f"Wrote {len(points)} metric rows of run {record.id} to {args.csv}.")
+    return 0
+
+
+class ProgressBar:
+    """Event sink that draws one progress line on a terminal, or a line every few seconds in a log."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: TextIO, enabled: bool = True) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.interactive = enabled and stream.isatty()
+        self.phase = ""
+        self._last_print = 0.0
+        self._line_open = False
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            resumed = f", resumed at step {event.resumed_from_step}" if event.resumed_from_step is not None else ""
+            self.message(f"Run {event.run_id} ({event.name}) on {event.device}{resumed}")
+        elif isinstance(event, RunPrepared):
+            self.message(
+                f"Student: {event.parameter_count:,} parameters; {event.train_rows} training rows, {event.heldout_rows} held out; "
+                f"{event.total_steps} steps. Majority baseline: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in event.baseline.items())
+            )
+        elif isinstance(event, PhaseChanged):
+            counter = f" {event.index}/{event.total}" if event.total else ""
+            self.phase = f"{event.phase}{counter} {event.detail}".strip()
+            self._draw(None, force=True)
+        elif isinstance(event, Progress):
+            self._draw(event)
+        elif isinstance(event, EvaluationLogged):
+            shown = ", ".join(f"{k} {v:.4f}" for k, v in event.metrics.items() if not k.endswith("loss_task"))
+            self.message(f"step {event.step}: {shown}{'  (best so far)' if event.is_best else ''}")
+        elif isinstance(event, RunFailed):
+            self.message(f"Failed: {event.message}")
+
+    def message(self, text: str) -> None:
+        if not self.enabled:
+            return
+        self._end_line()
+        print(text, file=self.stream, flush=True)
+
+    def _draw(self, progress: Progress | None, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not self.interactive and not force and now - self._last_print < 5.0:
+            return
+        self._last_print = now
+        text = f"[{self.phase}]"
+        if progress is not None and progress.total:
+            fraction = min(progress.done / progress.total, 1.0)
+            filled = int(fraction * self.WIDTH)
+            eta = _duration(progress.eta_seconds) if progress.eta_seconds is not None and math.isfinite(progress.eta_seconds) else "?"
+            text += f" {'█' * filled}{'░' * (self.WIDTH - filled)} {fraction * 100:5.1f}% {progress.done}/{progress.total} ETA {eta}"
+        if self.interactive:
+            self.stream.write("\r\x1b[K" + text)
+            self.stream.flush()
+            self._line_open = True
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def _end_line(self) -> None:
+        if self._line_open:
+            self.stream.write("\n")
+            self._line_open = False
+
+    def close(self) -> None:
+        if self.enabled:
+            self._end_line()
+            self.stream.flush()

@@ -1,0 +1,65 @@
+"""Device choice, mixed precision and the software versions recorded with each run."""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from importlib import metadata
+
+import torch
+
+from engine.errors import ConfigError
+
+
+def select_device(requested: str) -> torch.device:
+    """Map ``auto``/``cpu``/``cuda``/``cuda:N`` to a usable torch device."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cpu":
+        return torch.device("cpu")
+
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise ConfigError(
+            "training.device",
+            f"{requested!r} was requested, but torch {torch.__version__} ({build}) sees no CUDA GPU.",
+            "Use auto or cpu, or install a CUDA build of torch on a machine with an NVIDIA GPU.",
+        )
+    device = torch.device(requested)
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(
+            "training.device",
+            f"{requested!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s).",
+            f"Use cuda:0 … cuda:{torch.cuda.device_count() - 1}.",
+        )
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(device)}"
+    return f"CPU: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """bf16 on GPUs that support it, else fp16 (which needs a gradient scaler); None: no autocast."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def software_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("lampreia-workbench", "torch", "transformers", "numpy", "scikit-learn", "safetensors", "sqlalchemy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    versions["cuda"] = torch.version.cuda or "none"
+    return versions

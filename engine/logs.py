@@ -1,0 +1,52 @@
+"""Logging set-up shared by the CLI and the GUI: short messages on stderr, full detail in a file."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+from pathlib import Path
+
+from engine.paths import data_dir
+
+_configured = False
+
+
+def log_file_path() -> Path:
+    return data_dir() / "logs" / "lampreia.log"
+
+
+def configure_logging(verbose: bool = False) -> Path | None:
+    """Send WARNING (INFO with ``verbose``) to stderr and INFO with tracebacks to the log file.
+
+    Returns the log file, or None when its folder cannot be written (then only stderr is used).
+    Safe to call more than once.
+    """
+    global _configured
+    root = logging.getLogger()
+    path: Path | None = log_file_path()
+    if _configured:
+        return path
+
+    root.setLevel(logging.DEBUG if os.environ.get("LAMPREIA_DEBUG") else logging.INFO)
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.INFO if verbose else logging.WARNING)
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(console)
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+        file_handler.setLevel(logging.DEBUG)
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(file_handler)
+    except OSError as error:
+        root.warning("Cannot write the log file %s (%s); logging to stderr only.", path, error)
+        path = None
+
+    # Third-party libraries log download and weight-loading chatter at INFO.
+    for noisy in ("httpx", "huggingface_hub", "urllib3", "filelock", "alembic", "datasets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _configured = True
+    return path

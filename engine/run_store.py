@@ -1,0 +1,607 @@
+"""The run store: every run, its metrics, attention snapshots and checkpoints, in one SQLite file.
+
+SQLite runs in WAL mode so that readers (the GUI's history panel) never block the writer (the
+trainer) and the writer blocks readers only for the instant of a commit. Write transactions start
+with ``BEGIN IMMEDIATE``: a deferred transaction that upgrades to a write lock can fail at once with
+"database is locked" instead of waiting, which loses rows when two processes write at the same
+time. Each write unit is retried until ``write_timeout_s`` has passed, then raises ``StoreError``.
+
+A ``RunStore`` may be shared between threads: every method opens its own short session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from importlib import resources as importlib_resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, TypeVar
+
+import numpy as np
+from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from engine.errors import StoreError
+from engine.paths import default_database_path
+from engine.store_schema import RUN_STATUSES, SqlArtifact, SqlAttentionSnapshot, SqlMetric, SqlRun
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A run whose owner stops updating its heartbeat for this long is considered dead even if the
+# owner's process id is in use again (another host, or a reused pid).
+STALE_HEARTBEAT_S = 600.0
+
+ACTIVE_STATUSES = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as stored: the decoded row of the ``runs`` table."""
+
+    id: int
+    name: str
+    status: str
+    task: str
+    config: dict[str, Any]
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    heartbeat_at: float | None
+    device: str
+    versions: dict[str, str]
+    parameter_count: int | None
+    baseline: dict[str, float]
+    final_metrics: dict[str, float]
+    best_metrics: dict[str, float]
+    best_step: int | None
+    checkpoint_step: int | None
+    error: str | None
+    notes: str
+    tags: tuple[str, ...]
+    owner_host: str = ""
+    owner_pid: int = 0
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or self.heartbeat_at or self.started_at
+        return max(0.0, end - self.started_at)
+
+    @property
+    def teachers(self) -> tuple[str, ...]:
+        return tuple(self.config.get("distillation", {}).get("teachers", ()))
+
+    @property
+    def student_size(self) -> str:
+        student = self.config.get("student", {})
+        return f"d{student.get('d_model', '?')}×{student.get('n_layers', '?')}L×{student.get('n_heads', '?')}H"
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One scalar to store: ``name`` like ``train/loss_total`` or ``dev/accuracy``."""
+
+    step: int
+    epoch: float
+    name: str
+    value: float
+    wall_time: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class AttentionSnapshot:
+    """The mixing matrices of one evaluation: ``maps`` has shape (layers, heads, T, T)."""
+
+    step: int
+    tokens: tuple[str, ...]
+    maps: np.ndarray
+
+
+def _is_busy(error: BaseException) -> bool:
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
+
+
+def _store_error(path: Path, error: BaseException) -> StoreError:
+    text = str(getattr(error, "orig", error))
+    lowered = text.lower()
+    if "readonly" in lowered or "read-only" in lowered:
+        return StoreError(
+            f"The run database {path} is read-only ({text}).",
+            "Make the file and its folder writable, or choose another database (CLI: --db, or set LAMPREIA_DATA_DIR).",
+        )
+    if "disk is full" in lowered or "disk i/o" in lowered or "no space" in lowered:
+        return StoreError(
+            f"Cannot write to the run database {path}: {text}.",
+            "Free disk space on that drive or choose a database on another drive (CLI: --db).",
+        )
+    if "unable to open" in lowered:
+        return StoreError(
+            f"Cannot open the run database {path}: {text}.",
+            "Check that the folder exists and is writable, or choose another database (CLI: --db).",
+        )
+    if "not a database" in lowered or "malformed" in lowered:
+        return StoreError(
+            f"{path} is not a valid Lampreia run database ({text}).",
+            "Choose another file, or restore this one from a backup.",
+        )
+    return StoreError(f"Run database {path} failed: {text}.", "See the log for details.")
+
+
+class RunStore:
+    """Read and write runs in one SQLite database; safe to share between threads."""
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        busy_timeout_s: float = 5.0,
+        write_timeout_s: float = 60.0,
+        recover_interrupted: bool = True,
+    ) -> None:
+        self.path = Path(path) if path is not None else default_database_path()
+        self.write_timeout_s = write_timeout_s
+        self._busy_timeout_ms = int(busy_timeout_s * 1000)
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(
+                f"Cannot create the folder {self.path.parent} for the run database: {error.strerror}.",
+                "Choose a database in a writable folder (CLI: --db, or set LAMPREIA_DATA_DIR).",
+            ) from None
+
+        self._write_engine = self._make_engine(begin="BEGIN IMMEDIATE")
+        self._read_engine = self._make_engine(begin="BEGIN")
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
+
+        self._migrate()
+        if recover_interrupted:
+            recovered = self.recover_interrupted_runs()
+            if recovered:
+                log.warning("Marked runs %s as interrupted: their process is gone.", recovered)
+
+    # Connection setup
+
+    def _make_engine(self, begin: str) -> Engine:
+        engine = create_engine(
+            f"sqlite:///{self.path}",
+            connect_args={"timeout": self._busy_timeout_ms / 1000, "check_same_thread": False},
+        )
+        busy_timeout_ms = self._busy_timeout_ms
+
+        @event.listens_for(engine, "connect")
+        def _configure(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+            # Autocommit at the driver level, so that the "begin" hook below decides how each
+            # transaction starts instead of pysqlite's implicit deferred BEGIN.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Any) -> None:
+            connection.exec_driver_sql(begin)
+
+        return engine
+
+    def _migrate(self) -> None:
+        # Alembic logs every migration step at INFO; a store opened per run would flood the log.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        from alembic import command
+        from alembic.config import Config
+        from alembic.runtime.migration import MigrationContext
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", str(importlib_resources.files("engine.migrations")))
+        script = ScriptDirectory.from_config(config)
+        known = {rev.revision for rev in script.walk_revisions()}
+
+        def upgrade(session: Session) -> None:
+            connection = session.connection()
+            current = MigrationContext.configure(connection).get_current_revision()
+            if current is not None and current not in known:
+                raise StoreError(
+                    f"The run database {self.path} has schema revision {current}, which this version of Lampreia does not know.",
+                    "It was written by a newer Lampreia Workbench: upgrade lampreia-workbench, or choose another database.",
+                )
+            if current != script.get_current_head():
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+
+        self._write(upgrade)
+
+    def close(self) -> None:
+        self._write_engine.dispose()
+        self._read_engine.dispose()
+
+    # Transactions
+
+    def _write(self, unit: Callable[[Session], T]) -> T:
+        """Run ``unit`` in one write transaction, retrying while another writer holds the lock."""
+        deadline = time.monotonic() + self.write_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                with self._write_sessions() as session, session.begin():
+                    return unit(session)
+            except OperationalError as error:
+                if not _is_busy(error) or time.monotonic() + delay > deadline:
+                    if _is_busy(error):
+                        raise StoreError(
+                            f"The run database {self.path} stayed locked by another program for {self.write_timeout_s:.0f} s.",
+                            "Close other programs that write to it, or choose another database (CLI: --db).",
+                        ) from error
+                    raise _store_error(self.path, error) from error
+                log.info("Run database busy; retrying in %.2f s", delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except SQLAlchemyError as error:
+                raise _store_error(self.path, error) from error
+
+    def _read(self, unit: Callable[[Session], T]) -> T:
+        try:
+            with self._read_sessions() as session, session.begin():
+                return unit(session)
+        except SQLAlchemyError as error:
+            raise _store_error(self.path, error) from error
+
+    # Runs
+
+    def create_run(self, config: dict[str, Any], *, name: str, device: str, versions: dict[str, str], status: str = "running") -> int:
+        """Insert a run owned by this process and return its id."""
+        now = time.time()
+
+        def insert(session: Session) -> int:
+            row = SqlRun(
+                name=name,
+                status=status,
+                task=str(config.get("task", "")),
+                config_json=json.dumps(config, ensure_ascii=False),
+                created_at=now,
+                started_at=now if status == "running" else None,
+                heartbeat_at=now,
+                owner_host=socket.gethostname(),
+                owner_pid=os.getpid(),
+                device=device,
+                versions_json=json.dumps(versions),
+                notes="",
+                tags_json="[]",
+                baseline_json="{}",
+                final_metrics_json="{}",
+                best_metrics_json="{}",
+            )
+            session.add(row)
+            session.flush()
+            return row.id
+
+        return self._write(insert)
+
+    def claim_run(self, run_id: int, device: str) -> None:
+        """Mark an existing run as running in this process (used by resume)."""
+        now = time.time()
+        self._update_run(
+            run_id,
+            status="running",
+            error=None,
+            finished_at=None,
+            heartbeat_at=now,
+            owner_host=socket.gethostname(),
+            owner_pid=os.getpid(),
+            device=device,
+        )
+
+    def set_prepared(self, run_id: int, *, parameter_count: int, baseline: dict[str, float]) -> None:
+        self._update_run(run_id, parameter_count=parameter_count, baseline_json=json.dumps(baseline))
+
+    def set_checkpoint(self, run_id: int, step: int, best_step: int | None, best_metrics: dict[str, float]) -> None:
+        self._update_run(
+            run_id,
+            checkpoint_step=step,
+            best_step=best_step,
+            best_metrics_json=json.dumps(_finite(best_metrics)),
+            heartbeat_at=time.time(),
+        )
+
+    def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        final_metrics: dict[str, float] | None = None,
+        best_metrics: dict[str, float] | None = None,
+        best_step: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        values: dict[str, Any] = {"status": status, "finished_at": time.time(), "error": error}
+        if final_metrics is not None:
+            values["final_metrics_json"] = json.dumps(_finite(final_metrics))
+        if best_metrics is not None:
+            values["best_metrics_json"] = json.dumps(_finite(best_metrics))
+        if best_step is not None:
+            values["best_step"] = best_step
+        self._update_run(run_id, **values)
+
+    def heartbeat(self, run_id: int) -> None:
+        self._update_run(run_id, heartbeat_at=time.time())
+
+    def rename_run(self, run_id: int, name: str) -> None:
+        self._update_run(run_id, name=name.strip()[:200])
+
+    def set_notes(self, run_id: int, notes: str) -> None:
+        self._update_run(run_id, notes=notes)
+
+    def set_tags(self, run_id: int, tags: Iterable[str]) -> None:
+        cleaned = sorted({t.strip() for t in tags if t.strip()})
+        self._update_run(run_id, tags_json=json.dumps(cleaned))
+
+    def _update_run(self, run_id: int, **values: Any) -> None:
+        def apply(session: Session) -> None:
+            result = session.execute(update(SqlRun).where(SqlRun.id == run_id).values(**values))
+            if result.rowcount == 0:
+                raise StoreError(f"Run {run_id} does not exist in {self.path}.", "List the runs with `lampreia runs`.")
+
+        self._write(apply)
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run, its rows and its artifact folder."""
+
+        def remove(session: Session) -> None:
+            row = session.get(SqlRun, run_id)
+            if row is None:
+                raise StoreError(f"Run {run_id} does not exist in {self.path}.", "List the runs with `lampreia runs`.")
+            session.delete(row)
+
+        self._write(remove)
+        shutil.rmtree(self.artifact_dir(run_id), ignore_errors=True)
+
+    def recover_interrupted_runs(self) -> list[int]:
+        """Mark runs whose owning process is gone as ``interrupted`` and return their ids."""
+        host = socket.gethostname()
+        now = time.time()
+
+        def recover(session: Session) -> list[int]:
+            rows = session.scalars(select(SqlRun).where(SqlRun.status.in_(ACTIVE_STATUSES))).all()
+            lost = []
+            for row in rows:
+                stale = row.heartbeat_at is None or now - row.heartbeat_at > STALE_HEARTBEAT_S
+                dead = row.owner_host == host and not _process_alive(row.owner_pid)
+                if dead or stale:
+                    row.status = "interrupted"
+                    row.error = "The process running this run stopped without finishing it (killed, crashed or powered off)."
+                    lost.append(row.id)
+            return lost
+
+        return self._write(recover)
+
+    def get_run(self, run_id: int) -> RunRecord:
+        def fetch(session: Session) -> RunRecord:
+            row = session.get(SqlRun, run_id)
+            if row is None:
+                raise StoreError(f"Run {run_id} does not exist in {self.path}.", "List the runs with `lampreia runs`.")
+            return _record(row)
+
+        return self._read(fetch)
+
+    def list_runs(self, statuses: Iterable[str] | None = None) -> list[RunRecord]:
+        """All runs, newest first, optionally only those with the given statuses."""
+
+        def fetch(session: Session) -> list[RunRecord]:
+            query = select(SqlRun).order_by(SqlRun.id.desc())
+            if statuses is not None:
+                query = query.where(SqlRun.status.in_(list(statuses)))
+            return [_record(row) for row in session.scalars(query)]
+
+        return self._read(fetch)
+
+    # Metrics
+
+    def log_metrics(self, run_id: int, points: list[MetricPoint]) -> None:
+        """Insert metric rows in one transaction and refresh the run's heartbeat.
+
+        Non-finite values are dropped with a warning: the trainer stops a run before it would
+        log one, so a non-finite value here means a caller bug, and it must not poison plots.
+        """
+        rows = []
+        for point in points:
+            if not math.isfinite(point.value):
+                log.warning("Dropped non-finite metric %s = %s at step %d of run %d", point.name, point.value, point.step, run_id)
+                continue
+            rows.append(
+                {"run_id": run_id, "step": point.step, "epoch": point.epoch, "name": point.name, "value": float(point.value), "wall_time": point.wall_time}
+            )
+        now = time.time()
+
+        def insert(session: Session) -> None:
+            if rows:
+                session.execute(SqlMetric.__table__.insert(), rows)
+            session.execute(update(SqlRun).where(SqlRun.id == run_id).values(heartbeat_at=now))
+
+        self._write(insert)
+
+    def metric_names(self, run_id: int) -> list[str]:
+        return self._read(lambda s: list(s.scalars(select(SqlMetric.name).where(SqlMetric.run_id == run_id).distinct().order_by(SqlMetric.name))))
+
+    def metric_series(self, run_id: int, names: Iterable[str] | None = None, since_id: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Return {name: (steps, values)} ordered by step."""
+
+        def fetch(session: Session) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+            query = select(SqlMetric.name, SqlMetric.step, SqlMetric.value).where(SqlMetric.run_id == run_id, SqlMetric.id > since_id)
+            if names is not None:
+                query = query.where(SqlMetric.name.in_(list(names)))
+            grouped: dict[str, list[tuple[int, float]]] = {}
+            for name, step, value in session.execute(query.order_by(SqlMetric.name, SqlMetric.step, SqlMetric.id)):
+                grouped.setdefault(name, []).append((step, value))
+            return {
+                name: (np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.float64))
+                for name, pairs in grouped.items()
+            }
+
+        return self._read(fetch)
+
+    def metric_points(self, run_id: int) -> list[MetricPoint]:
+        def fetch(session: Session) -> list[MetricPoint]:
+            query = select(SqlMetric).where(SqlMetric.run_id == run_id).order_by(SqlMetric.step, SqlMetric.id)
+            return [MetricPoint(r.step, r.epoch, r.name, r.value, r.wall_time) for r in session.scalars(query)]
+
+        return self._read(fetch)
+
+    def count_metrics(self, run_id: int) -> int:
+        return self._read(lambda s: s.scalar(select(func.count()).select_from(SqlMetric).where(SqlMetric.run_id == run_id)) or 0)
+
+    def discard_after_step(self, run_id: int, step: int) -> None:
+        """Delete metrics and attention snapshots logged after ``step`` (before a resume replays them)."""
+
+        def remove(session: Session) -> None:
+            session.execute(delete(SqlMetric).where(SqlMetric.run_id == run_id, SqlMetric.step > step))
+            session.execute(delete(SqlAttentionSnapshot).where(SqlAttentionSnapshot.run_id == run_id, SqlAttentionSnapshot.step > step))
+
+        self._write(remove)
+
+    # Attention snapshots
+
+    def log_attention(self, run_id: int, snapshot: AttentionSnapshot) -> None:
+        maps = np.asarray(snapshot.maps, dtype=np.float32)
+        layers, heads, size, _ = maps.shape
+        tokens_json = json.dumps(list(snapshot.tokens), ensure_ascii=False)
+        rows = [
+            {
+                "run_id": run_id,
+                "step": snapshot.step,
+                "layer": layer,
+                "head": head,
+                "tokens_json": tokens_json,
+                "size": size,
+                "data": np.ascontiguousarray(maps[layer, head]).tobytes(),
+            }
+            for layer in range(layers)
+            for head in range(heads)
+        ]
+        self._write(lambda session: session.execute(SqlAttentionSnapshot.__table__.insert(), rows))
+
+    def attention_steps(self, run_id: int) -> list[int]:
+        return self._read(
+            lambda s: list(
+                s.scalars(select(SqlAttentionSnapshot.step).where(SqlAttentionSnapshot.run_id == run_id).distinct().order_by(SqlAttentionSnapshot.step))
+            )
+        )
+
+    def attention_snapshot(self, run_id: int, step: int | None = None) -> AttentionSnapshot | None:
+        """Return the snapshot at ``step`` (default: the latest), or None if the run has none."""
+
+        def fetch(session: Session) -> AttentionSnapshot | None:
+            wanted = step
+            if wanted is None:
+                wanted = session.scalar(select(func.max(SqlAttentionSnapshot.step)).where(SqlAttentionSnapshot.run_id == run_id))
+                if wanted is None:
+                    return None
+            rows = session.scalars(
+                select(SqlAttentionSnapshot).where(SqlAttentionSnapshot.run_id == run_id, SqlAttentionSnapshot.step == wanted)
+            ).all()
+            if not rows:
+                return None
+            layers = max(r.layer for r in rows) + 1
+            heads = max(r.head for r in rows) + 1
+            size = rows[0].size
+            maps = np.zeros((layers, heads, size, size), dtype=np.float32)
+            for r in rows:
+                maps[r.layer, r.head] = np.frombuffer(r.data, dtype=np.float32).reshape(size, size)
+            return AttentionSnapshot(step=wanted, tokens=tuple(json.loads(rows[0].tokens_json)), maps=maps)
+
+        return self._read(fetch)
+
+    # Artifacts
+
+    def artifact_dir(self, run_id: int) -> Path:
+        """Folder for the run's files; named by the numeric id only, so user text never reaches the path."""
+        return self.path.parent / f"{self.path.stem}-artifacts" / f"run-{int(run_id)}"
+
+    def log_artifact(self, run_id: int, kind: str, path: Path, step: int | None) -> None:
+        relative = str(Path(path).resolve().relative_to(self.artifact_dir(run_id).resolve()))
+        size = Path(path).stat().st_size if Path(path).is_file() else 0
+
+        def upsert(session: Session) -> None:
+            session.execute(delete(SqlArtifact).where(SqlArtifact.run_id == run_id, SqlArtifact.kind == kind))
+            session.add(SqlArtifact(run_id=run_id, kind=kind, path=relative, step=step, created_at=time.time(), size_bytes=size))
+
+        self._write(upsert)
+
+    def artifacts(self, run_id: int) -> dict[str, tuple[Path, int | None]]:
+        """Return {kind: (absolute path, step)} for the run's recorded files."""
+
+        def fetch(session: Session) -> dict[str, tuple[Path, int | None]]:
+            rows = session.scalars(select(SqlArtifact).where(SqlArtifact.run_id == run_id)).all()
+            return {r.kind: (self.artifact_dir(run_id) / r.path, r.step) for r in rows}
+
+        return self._read(fetch)
+
+    def integrity_check(self) -> str:
+        with self._read_engine.connect() as connection:
+            return str(connection.exec_driver_sql("PRAGMA integrity_check").scalar())
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(v)}
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed child that its parent has not reaped yet still answers signal 0 on Linux.
+    status = Path(f"/proc/{pid}/status")
+    try:
+        return "\nState:\tZ" not in status.read_text()
+    except OSError:
+        return True
+
+
+def _record(row: SqlRun) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        task=row.task,
+        config=json.loads(row.config_json),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        heartbeat_at=row.heartbeat_at,
+        device=row.device,
+        versions=json.loads(row.versions_json or "{}"),
+        parameter_count=row.parameter_count,
+        baseline=json.loads(row.baseline_json or "{}"),
+        final_metrics=json.loads(row.final_metrics_json or "{}"),
+        best_metrics=json.loads(row.best_metrics_json or "{}"),
+        best_step=row.best_step,
+        checkpoint_step=row.checkpoint_step,
+        error=row.error,
+        notes=row.notes or "",
+        tags=tuple(json.loads(row.tags_json or "[]")),
+        owner_host=row.owner_host,
+        owner_pid=row.owner_pid,
+    )

@@ -1,0 +1,258 @@
+"""Token mixers of the student: softmax attention, log-phase attention and FFT spectral mixing.
+
+All mixers map (B, T, d_model) to (B, T, d_model) given a boolean ``mask`` (B, T) that is True on
+real tokens, and can return their token-to-token mixing matrix (B, H, T, T) for inspection.
+
+The log-phase filter is the all-pass filter
+    F(k) = exp(i·α·arctan(ln(k + ε))),  k = m / n_fft for rFFT bins m = 1 … n_fft/2 − 1,
+with phase 0 at DC and at the Nyquist bin so that the spectrum stays Hermitian (the inverse
+transform is real) and |F| = 1 everywhere (energy is preserved over the n_fft-long transform).
+The FFT-based mixers zero the padding positions and transform over the fixed length n_fft
+≥ 2·max_seq_len, so the filtering is a linear (not circular) convolution of the real tokens and
+a sentence's output does not depend on how far its batch was padded.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EPSILON = 1e-10
+ALPHA_RANGE = (0.1, 3.0)
+
+
+def logphase_response(n_fft: int, alpha: torch.Tensor) -> torch.Tensor:
+    """Return the complex filter F over the n_fft // 2 + 1 rFFT bins, as a 1-D tensor."""
+    bins = torch.arange(n_fft // 2 + 1, device=alpha.device, dtype=torch.float32)
+    frequency = bins / n_fft
+    phase = alpha.to(torch.float32) * torch.atan(torch.log(frequency + EPSILON))
+    # DC and (for even n_fft) Nyquist bins must be real for a real inverse transform.
+    phase = phase.clone()
+    phase[0] = 0.0
+    if n_fft % 2 == 0:
+        phase[-1] = 0.0
+    return torch.polar(torch.ones_like(phase), phase)
+
+
+# Below this sequence length the filter is applied as a (T, T) Toeplitz matrix product instead of
+# an n_fft-point FFT. Both compute the same linear convolution; the matrix product wins while T is
+# small against n_fft (see bench/mixer_scaling.py for the measurement).
+TOEPLITZ_MAX_LENGTH = 96
+
+
+def filter_sequence(x: torch.Tensor, response: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """Filter ``x`` (…, T, C) along T with the rFFT-domain ``response`` over a fixed FFT length.
+
+    ``response`` is (bins, 1) for one filter shared by all channels or (bins, C) per channel.
+    The output has the input's length: the first T samples of the linear convolution of the
+    zero-padded input with the filter's n_fft-long impulse response.
+    """
+    length = x.shape[-2]
+    if length <= TOEPLITZ_MAX_LENGTH:
+        return _filter_toeplitz(x, response, n_fft)
+    return _filter_fft(x, response, n_fft)
+
+
+def _filter_fft(x: torch.Tensor, response: torch.Tensor, n_fft: int) -> torch.Tensor:
+    length = x.shape[-2]
+    # torch.fft has no bfloat16 kernels, and half precision loses too much in long sums.
+    spectrum = torch.fft.rfft(x.float(), n=n_fft, dim=-2)
+    filtered = torch.fft.irfft(spectrum * response, n=n_fft, dim=-2)
+    return filtered[..., :length, :].to(x.dtype)
+
+
+def _filter_toeplitz(x: torch.Tensor, response: torch.Tensor, n_fft: int) -> torch.Tensor:
+    length = x.shape[-2]
+    h = impulse_response(response, n_fft)  # (n_fft, 1) or (n_fft, C)
+    if h.shape[1] == 1:
+        matrix = toeplitz_from_impulse(h[:, 0], length).to(x.dtype)  # (T, T)
+        return matrix @ x
+    matrices = toeplitz_from_impulse(h, length).to(x.dtype)  # (C, T, T)
+    return torch.einsum("cts,...sc->...tc", matrices, x)
+
+
+def impulse_response(response: torch.Tensor, n_fft: int) -> torch.Tensor:
+    """Return the real impulse response h (n_fft, ...) of an rFFT-domain response (bins, ...)."""
+    return torch.fft.irfft(response, n=n_fft, dim=0)
+
+
+def toeplitz_from_impulse(h: torch.Tensor, length: int) -> torch.Tensor:
+    """Return M (…, T, T) with M[t, s] = h[(t − s) mod n_fft], i.e. y = M x for inputs of length T."""
+    n_fft = h.shape[0]
+    positions = torch.arange(length, device=h.device)
+    offsets = (positions[:, None] - positions[None, :]) % n_fft  # (T, T)
+    gathered = h[offsets]  # (T, T, ...)
+    return gathered.movedim((0, 1), (-2, -1))
+
+
+class _PhaseStrength(nn.Module):
+    """Learnable α of the log-phase filter, clamped to [0.1, 3]."""
+
+    def __init__(self, initial: float) -> None:
+        super().__init__()
+        self.raw = nn.Parameter(torch.tensor(float(initial)))
+
+    def forward(self) -> torch.Tensor:
+        return self.raw.clamp(*ALPHA_RANGE)
+
+
+class SoftmaxMixer(nn.Module):
+    """Multi-head scaled dot-product attention with a key-padding mask. O(T²)."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.head_dim = d_model // n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+
+    def _heads(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        batch, length, _ = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.n_heads, self.head_dim)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, dh)
+        return self._prepare_scores(q, k, mask) + (v,)
+
+    def _prepare_scores(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return q, k
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, length, d_model = x.shape
+        q, k, v = self._heads(x, mask)
+        key_mask = mask[:, None, None, :]  # (B, 1, 1, T), True = attend
+        dropout = self.dropout if self.training else 0.0
+        mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout)
+        return self.out(mixed.transpose(1, 2).reshape(batch, length, d_model))
+
+    def mixing_matrix(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention probabilities (B, H, T, T); every row sums to 1 over the real keys."""
+        q, k, _ = self._heads(x, mask)
+        scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(self.head_dim)
+        scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
+        return scores.softmax(dim=-1)
+
+
+class LogPhaseMixer(SoftmaxMixer):
+    """Softmax attention whose Q and K are first passed through the log-phase all-pass filter."""
+
+    def __init__(self, d_model: int, n_heads: int, dropout: float, n_fft: int, alpha_init: float) -> None:
+        super().__init__(d_model, n_heads, dropout)
+        self.n_fft = n_fft
+        self.alpha = _PhaseStrength(alpha_init)
+
+    def _prepare_scores(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        real = mask[:, None, :, None].to(q.dtype)  # (B, 1, T, 1)
+        response = logphase_response(self.n_fft, self.alpha())[:, None]  # (bins, 1) for the T axis
+        q = filter_sequence(q * real, response, self.n_fft)
+        k = filter_sequence(k * real, response, self.n_fft)
+        return q, k
+
+
+class QuaternionRotation(nn.Module):
+    """Rotate each group of 4 channels ψ by q_L ⊗ ψ ⊗ q̄_R with learnable unit quaternions.
+
+    Each quaternion is built from three angles (θ, ω, φ) as
+    (cos θ, sin θ cos ω, sin θ sin ω cos φ, sin θ sin ω sin φ), which has norm 1 for any angles;
+    six scalars per layer in all. At initialisation θ = 0, so the rotation is the identity.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left_angles = nn.Parameter(torch.zeros(3))
+        self.right_angles = nn.Parameter(torch.zeros(3))
+
+    @staticmethod
+    def _unit_quaternion(angles: torch.Tensor) -> torch.Tensor:
+        theta, omega, phi = angles.unbind()
+        return torch.stack(
+            [
+                torch.cos(theta),
+                torch.sin(theta) * torch.cos(omega),
+                torch.sin(theta) * torch.sin(omega) * torch.cos(phi),
+                torch.sin(theta) * torch.sin(omega) * torch.sin(phi),
+            ]
+        )
+
+    @staticmethod
+    def _left_matrix(q: torch.Tensor) -> torch.Tensor:
+        a, b, c, d = q.unbind()
+        return torch.stack(
+            [torch.stack([a, -b, -c, -d]), torch.stack([b, a, -d, c]), torch.stack([c, d, a, -b]), torch.stack([d, -c, b, a])]
+        )
+
+    @staticmethod
+    def _right_matrix(q: torch.Tensor) -> torch.Tensor:
+        a, b, c, d = q.unbind()
+        return torch.stack(
+            [torch.stack([a, -b, -c, -d]), torch.stack([b, a, d, -c]), torch.stack([c, -d, a, b]), torch.stack([d, c, -b, a])]
+        )
+
+    def matrix(self) -> torch.Tensor:
+        """The 4×4 orthogonal matrix of ψ ↦ q_L ⊗ ψ ⊗ q̄_R."""
+        left = self._unit_quaternion(self.left_angles)
+        right = self._unit_quaternion(self.right_angles)
+        right_conjugate = right * torch.tensor([1.0, -1.0, -1.0, -1.0], device=right.device)
+        return self._left_matrix(left) @ self._right_matrix(right_conjugate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        *lead, channels = x.shape
+        groups = x.reshape(*lead, channels // 4, 4)
+        rotated = groups @ self.matrix().to(x.dtype).T
+        return rotated.reshape(*lead, channels)
+
+
+class SpectralMixer(nn.Module):
+    """FFT token mixing: value projection → rFFT → filter → irFFT → quaternion rotation → output. O(T log T)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        n_fft: int,
+        alpha_init: float,
+        learned_filter: bool,
+        quaternion_rotation: bool,
+    ) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.n_fft = n_fft
+        self.value = nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.alpha = _PhaseStrength(alpha_init)
+        self.learned_filter: nn.Parameter | None = None
+        if learned_filter:
+            # Per-channel complex filter stored as (bins, d_model, 2) real parts, initialised to
+            # the log-phase filter so that both options start from the same function.
+            initial = logphase_response(n_fft, torch.tensor(alpha_init))[:, None].expand(-1, d_model)
+            self.learned_filter = nn.Parameter(torch.view_as_real(initial.contiguous()).clone())
+        self.rotation = QuaternionRotation() if quaternion_rotation else None
+
+    def response(self) -> torch.Tensor:
+        """The filter over rFFT bins: (bins, 1) shared, or (bins, d_model) when learned per channel."""
+        if self.learned_filter is not None:
+            return torch.view_as_complex(self.learned_filter)
+        return logphase_response(self.n_fft, self.alpha())[:, None]
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        values = self.value(x) * mask[:, :, None].to(x.dtype)
+        mixed = filter_sequence(values, self.response(), self.n_fft)
+        if self.rotation is not None:
+            mixed = self.rotation(mixed)
+        return self.out(mixed)
+
+    def mixing_matrix(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The real Toeplitz matrix (B, H, T, T) of the filter, averaged over each head's channels.
+
+        Rows and columns of padding positions are zero. The quaternion rotation mixes channels,
+        not tokens, so it does not change this matrix.
+        """
+        batch, length, d_model = x.shape
+        response = self.response().expand(-1, d_model)  # (bins, C)
+        h = impulse_response(response, self.n_fft)  # (n_fft, C)
+        h = h.reshape(self.n_fft, self.n_heads, d_model // self.n_heads).mean(dim=-1)  # (n_fft, H)
+        matrices = toeplitz_from_impulse(h, length)  # (H, T, T)
+        real = mask.float()
+        return matrices[None] * real[:, None, :, None] * real[:, None, None, :]

@@ -1,0 +1,142 @@
+"""The ΨQRH student: token embedding + positions → pre-LayerNorm blocks → masked mean → heads.
+
+The semantic embedding s is the masked mean of the final hidden states over real tokens. The
+classifier head maps s to logits (one output for STS-B regression); one projection head per
+teacher maps s to that teacher's width for the distillation loss and is not part of the
+deployed student (``count_parameters`` leaves them out by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.config import StudentConfig
+from engine.embeddings import TokenEmbedding
+from engine.spectral import LogPhaseMixer, SoftmaxMixer, SpectralMixer
+
+
+@dataclass
+class StudentOutput:
+    logits: torch.Tensor  # (B, num_labels)
+    semantic_embedding: torch.Tensor  # (B, d_model)
+    projections: list[torch.Tensor]  # one (B, teacher_dim) per teacher
+
+
+def build_mixer(config: StudentConfig) -> nn.Module:
+    if config.mixer == "softmax":
+        return SoftmaxMixer(config.d_model, config.n_heads, config.dropout)
+    if config.mixer == "logphase":
+        return LogPhaseMixer(config.d_model, config.n_heads, config.dropout, config.fft_length, config.phase_alpha_init)
+    return SpectralMixer(
+        config.d_model,
+        config.n_heads,
+        config.fft_length,
+        config.phase_alpha_init,
+        learned_filter=config.spectral_filter == "learned",
+        quaternion_rotation=config.quaternion_rotation,
+    )
+
+
+class StudentBlock(nn.Module):
+    """x + mixer(LN(x)), then x + FFN(LN(x)) with a GELU feed-forward layer."""
+
+    def __init__(self, config: StudentConfig) -> None:
+        super().__init__()
+        self.mixer_norm = nn.LayerNorm(config.d_model)
+        self.mixer = build_mixer(config)
+        self.ffn_norm = nn.LayerNorm(config.d_model)
+        self.ffn = nn.Sequential(
+            nn.Linear(config.d_model, config.ffn_size),
+            nn.GELU(),
+            nn.Linear(config.ffn_size, config.d_model),
+            nn.Dropout(config.dropout),
+        )
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.mixer(self.mixer_norm(x), mask))
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class Student(nn.Module):
+    """The compact student model; ``teacher_dims`` gives the width of each projection head."""
+
+    def __init__(self, config: StudentConfig, vocab_size: int, num_labels: int, teacher_dims: list[int]) -> None:
+        super().__init__()
+        self.config = config
+        self.vocab_size = vocab_size
+        self.token_embedding = TokenEmbedding(config.embedding, vocab_size, config.d_model, config.n_primes)
+        self.position_embedding = nn.Embedding(config.max_seq_len, config.d_model)
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(StudentBlock(config) for _ in range(config.n_layers))
+        self.final_norm = nn.LayerNorm(config.d_model)
+        self.classifier = nn.Linear(config.d_model, num_labels)
+        self.projections = nn.ModuleList(nn.Linear(config.d_model, dim) for dim in teacher_dims)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Final-layer hidden states (B, T, d_model); padding rows hold unspecified values."""
+        mask = attention_mask.bool()
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.token_embedding(input_ids) + self.position_embedding(positions)[None]
+        x = self.embedding_dropout(x)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.final_norm(x)
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Semantic embedding s (B, d_model): the mean of the hidden states over real tokens."""
+        hidden = self.hidden_states(input_ids, attention_mask)
+        weights = attention_mask.to(hidden.dtype)[:, :, None]
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, with_projections: bool = True) -> StudentOutput:
+        semantic = self.encode(input_ids, attention_mask)
+        logits = self.classifier(semantic)
+        projections = [head(semantic) for head in self.projections] if with_projections else []
+        return StudentOutput(logits=logits, semantic_embedding=semantic, projections=projections)
+
+    @torch.no_grad()
+    def mixing_matrices(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Token-mixing matrices of every layer for a batch: (B, layers, heads, T, T).
+
+        Runs in eval mode (no dropout) and restores the previous mode afterwards.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            mask = attention_mask.bool()
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+            x = self.token_embedding(input_ids) + self.position_embedding(positions)[None]
+            matrices = []
+            for block in self.blocks:
+                matrices.append(block.mixer.mixing_matrix(block.mixer_norm(x), mask))
+                x = block(x, mask)
+            return torch.stack(matrices, dim=1)
+        finally:
+            self.train(was_training)
+
+    def count_parameters(self, include_projections: bool = False) -> int:
+        total = sum(p.numel() for p in self.parameters())
+        if not include_projections:
+            total -= sum(p.numel() for p in self.projections.parameters())
+        return total
+
+
+def count_student_parameters(config: StudentConfig, vocab_size: int, num_labels: int) -> int:
+    """Parameter count of a student without projection heads, without allocating its weights."""
+    with torch.device("meta"):
+        model = Student(config, vocab_size, num_labels, teacher_dims=[])
+    return model.count_parameters()
