@@ -508,8 +508,12 @@ class Trainer:
         self._window.add(losses, mean_weights, len(indices), tokens, epoch_position)
 
     def _check_finite(self, values: list[float]) -> None:
-        names = ["total", "task", "distillation"] + [f"distillation ({label})" for label in self.teacher_labels]
-        for name, value in zip(names, values):
+        """Raise on the first non-finite term, components before the sums they feed."""
+        total, task, distill, *per_teacher = values
+        terms = [("task", task)]
+        terms += [(f"distillation ({label})", value) for label, value in zip(self.teacher_labels, per_teacher)]
+        terms += [("distillation", distill), ("total", total)]
+        for name, value in terms:
             if not math.isfinite(value):
                 raise TrainingDivergedError(self.step + 1, name, value)
 
@@ -644,7 +648,7 @@ class Trainer:
 
     def _restore(self, checkpoint: LoadedCheckpoint) -> None:
         state = checkpoint.state
-        if state.get("config") != self.config.to_dict():
+        if RunConfig.from_dict(state.get("config", {})) != self.config:
             raise CheckpointError("The resume checkpoint was written with a different config than the run's.", "Start the run again.")
         model_state = {k.removeprefix("model."): v for k, v in checkpoint.tensors.items() if k.startswith("model.")}
         try:

@@ -1,0 +1,239 @@
+"""Run store: records, metrics, snapshots, concurrent readers and writers, interrupted runs."""
+
+import multiprocessing
+import os
+import sqlite3
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine.errors import StoreError
+from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    yield store
+    store.close()
+
+
+def _config(task="sst2"):
+    return {"task": task, "distillation": {"teachers": ["minilm"]}, "student": {"d_model": 64, "n_layers": 2, "n_heads": 4}}
+
+
+def test_database_uses_wal_mode(store):
+    connection = sqlite3.connect(store.path)
+
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_run_round_trip(store):
+    run_id = store.create_run(_config(), name="first", device="cpu", versions={"torch": "x"})
+    store.set_prepared(run_id, parameter_count=123, baseline={"dev/accuracy": 0.5})
+    store.finish_run(run_id, "finished", final_metrics={"dev/accuracy": 0.7}, best_metrics={"dev/accuracy": 0.75}, best_step=10)
+
+    record = store.get_run(run_id)
+
+    assert record.status == "finished"
+    assert record.name == "first"
+    assert record.parameter_count == 123
+    assert record.baseline == {"dev/accuracy": 0.5}
+    assert record.best_metrics == {"dev/accuracy": 0.75}
+    assert record.best_step == 10
+    assert record.teachers == ("minilm",)
+    assert record.student_size == "d64×2L×4H"
+
+
+def test_metrics_are_returned_by_name_in_step_order(store):
+    run_id = store.create_run(_config(), name="m", device="cpu", versions={})
+    store.log_metrics(run_id, [MetricPoint(2, 0.2, "train/loss_total", 0.5), MetricPoint(1, 0.1, "train/loss_total", 0.9)])
+    store.log_metrics(run_id, [MetricPoint(2, 0.2, "dev/accuracy", 0.6)])
+
+    series = store.metric_series(run_id)
+
+    assert series["train/loss_total"][0].tolist() == [1, 2]
+    assert series["train/loss_total"][1].tolist() == [0.9, 0.5]
+    assert store.metric_names(run_id) == ["dev/accuracy", "train/loss_total"]
+
+
+def test_non_finite_metrics_are_never_stored(store):
+    run_id = store.create_run(_config(), name="nan", device="cpu", versions={})
+    store.log_metrics(run_id, [MetricPoint(1, 0.1, "train/loss_total", float("nan")), MetricPoint(1, 0.1, "x", float("inf"))])
+
+    assert store.count_metrics(run_id) == 0
+
+
+def test_attention_snapshot_round_trip(store):
+    run_id = store.create_run(_config(), name="a", device="cpu", versions={})
+    maps = np.random.default_rng(0).random((2, 3, 4, 4)).astype(np.float32)
+    store.log_attention(run_id, AttentionSnapshot(5, ("a", "b", "c", "d"), maps))
+    store.log_attention(run_id, AttentionSnapshot(9, ("a", "b", "c", "d"), maps * 2))
+
+    latest = store.attention_snapshot(run_id)
+    first = store.attention_snapshot(run_id, step=5)
+
+    assert latest.step == 9
+    assert np.array_equal(latest.maps, maps * 2)
+    assert np.array_equal(first.maps, maps)
+    assert first.tokens == ("a", "b", "c", "d")
+    assert store.attention_steps(run_id) == [5, 9]
+
+
+def test_rename_notes_tags_and_delete(store, tmp_path):
+    run_id = store.create_run(_config(), name="old", device="cpu", versions={})
+    store.rename_run(run_id, "  new name ")
+    store.set_notes(run_id, "seed study")
+    store.set_tags(run_id, ["b", "a", "a", " "])
+    artifact_dir = store.artifact_dir(run_id)
+    artifact_dir.mkdir(parents=True)
+    (artifact_dir / "best.safetensors").write_bytes(b"x")
+
+    record = store.get_run(run_id)
+    store.delete_run(run_id)
+
+    assert (record.name, record.notes, record.tags) == ("new name", "seed study", ("a", "b"))
+    assert store.list_runs() == []
+    assert not artifact_dir.exists()
+
+
+def test_missing_run_is_a_clear_error(store):
+    with pytest.raises(StoreError, match="Run 42 does not exist"):
+        store.get_run(42)
+
+
+def test_artifact_dir_ignores_run_names(store):
+    run_id = store.create_run(_config(), name="../../etc", device="cpu", versions={})
+
+    assert store.artifact_dir(run_id).name == f"run-{run_id}"
+    assert store.artifact_dir(run_id).parent.parent == store.path.parent
+
+
+def test_reader_and_writer_at_once(store):
+    run_id = store.create_run(_config(), name="rw", device="cpu", versions={})
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        reader = RunStore(store.path, recover_interrupted=False)
+        try:
+            while not stop.is_set():
+                reader.list_runs()
+                reader.metric_series(run_id)
+        except BaseException as error:  # noqa: BLE001 - collected for the assertion
+            errors.append(error)
+        finally:
+            reader.close()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    try:
+        for step in range(200):
+            store.log_metrics(run_id, [MetricPoint(step, 0.0, "train/loss_total", float(step))])
+    finally:
+        stop.set()
+        thread.join()
+
+    assert errors == []
+    assert store.count_metrics(run_id) == 200
+
+
+def _write_many(path: str, worker: int, rows: int, barrier) -> None:
+    store = RunStore(path, recover_interrupted=False)
+    run_id = store.create_run(_config(), name=f"writer-{worker}", device="cpu", versions={})
+    barrier.wait()
+    for start in range(0, rows, 50):
+        store.log_metrics(run_id, [MetricPoint(step, 0.0, "train/loss_total", float(step)) for step in range(start, start + 50)])
+    store.finish_run(run_id, "finished")
+    store.close()
+
+
+def test_two_processes_writing_lose_nothing(tmp_path):
+    path = str(tmp_path / "shared.sqlite3")
+    RunStore(path).close()
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    workers = [context.Process(target=_write_many, args=(path, i, 3000, barrier)) for i in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+
+    assert [w.exitcode for w in workers] == [0, 0]
+    store = RunStore(path)
+    runs = store.list_runs()
+    assert len(runs) == 2
+    assert all(r.status == "finished" for r in runs)
+    assert [store.count_metrics(r.id) for r in runs] == [3000, 3000]
+    assert store.integrity_check() == "ok"
+
+
+def test_dead_owner_marks_run_interrupted(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    run_id = store.create_run(_config(), name="crashed", device="cpu", versions={})
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE runs SET owner_pid = ? WHERE id = ?", (_dead_pid(), run_id))
+
+    reopened = RunStore(store.path)
+
+    record = reopened.get_run(run_id)
+    assert record.status == "interrupted"
+    assert "stopped without finishing" in record.error
+
+
+def test_live_owner_keeps_run_running(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    run_id = store.create_run(_config(), name="alive", device="cpu", versions={})
+
+    reopened = RunStore(store.path)
+
+    assert reopened.get_run(run_id).status == "running"
+
+
+def test_stale_heartbeat_marks_run_interrupted(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    run_id = store.create_run(_config(), name="other host", device="cpu", versions={})
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE runs SET owner_host = 'elsewhere', heartbeat_at = ? WHERE id = ?", (time.time() - 3600, run_id))
+
+    assert RunStore(store.path).get_run(run_id).status == "interrupted"
+
+
+def _dead_pid() -> int:
+    process = multiprocessing.get_context("spawn").Process(target=os.getpid)
+    process.start()
+    process.join()
+    return process.pid
+
+
+def test_locked_database_times_out_with_clear_message(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3", busy_timeout_s=0.1, write_timeout_s=0.5)
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError) as caught:
+            store.create_run(_config(), name="blocked", device="cpu", versions={})
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    assert "stayed locked" in str(caught.value)
+
+
+def test_not_a_database_is_reported(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+
+    with pytest.raises(StoreError, match="not a valid Lampreia run database"):
+        RunStore(path)
+
+
+def test_newer_schema_is_reported(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+
+    with pytest.raises(StoreError, match="newer Lampreia"):
+        RunStore(store.path)

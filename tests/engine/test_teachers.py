@@ -1,0 +1,163 @@
+"""Teachers: resolution, validation messages, pooling, padding, position limits."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import HubUnreachableError, RemoteCodeRefusedError, TeacherLoadError
+from engine.model_sources import resolve_model_source
+from engine.teachers import TeacherEncoder, check_sequence_length, inspect_teacher
+
+CPU = torch.device("cpu")
+
+
+def test_minilm_alias_works_offline():
+    info = inspect_teacher("minilm")
+
+    assert info.label == "minilm"
+    assert info.model_type == "bert"
+    assert info.hidden_size == 384
+    assert info.position_limit == 512
+    assert len(info.fingerprint) == 64
+
+
+def test_roberta_limit_is_512_despite_config_514(tiny_teachers):
+    info = inspect_teacher(str(tiny_teachers["roberta"]))
+
+    assert info.position_limit == 512
+
+
+def test_hub_alias_without_cache_reports_offline():
+    with pytest.raises(HubUnreachableError) as caught:
+        inspect_teacher("distilbert")
+
+    assert "distilbert/distilbert-base-uncased" in str(caught.value)
+    assert "HF_HUB_OFFLINE" in str(caught.value)
+
+
+def test_unknown_hub_id_reports_unreachable_when_offline():
+    with pytest.raises(HubUnreachableError, match="'someone/no-such-model-xyz'"):
+        inspect_teacher("someone/no-such-model-xyz")
+
+
+def test_repository_not_found_is_named(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    def missing(*args, **kwargs):
+        # The real error needs an HTTP response object; only its type matters here.
+        error = RepositoryNotFoundError.__new__(RepositoryNotFoundError)
+        Exception.__init__(error, "404 Repository Not Found")
+        raise error
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", missing)
+
+    with pytest.raises(TeacherLoadError) as caught:
+        resolve_model_source("someone/typo-model", what="teacher")
+
+    assert "was not found on the Hugging Face Hub" in str(caught.value)
+    assert "Check the spelling" in str(caught.value)
+
+
+def test_missing_local_folder_is_named(tmp_path):
+    with pytest.raises(TeacherLoadError, match="does not exist or is not a folder"):
+        inspect_teacher(str(tmp_path / "no-model-here"))
+
+
+def test_folder_without_config_is_named(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"")
+
+    with pytest.raises(TeacherLoadError) as caught:
+        inspect_teacher(str(tmp_path))
+
+    assert "has no config.json" in str(caught.value)
+
+
+def test_custom_code_is_refused_unless_trusted(tiny_teachers, tmp_path):
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_teachers["distilbert"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_custom.CustomModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+
+    with pytest.raises(RemoteCodeRefusedError) as caught:
+        inspect_teacher(str(folder))
+
+    assert "ships its own Python code" in str(caught.value)
+    assert "Trust remote code" in str(caught.value)
+    assert inspect_teacher(str(folder), trust_remote_code=True).hidden_size == 32
+
+
+def test_pickle_only_weights_are_refused(tiny_teachers, tmp_path):
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_teachers["distilbert"], folder)
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"not loaded")
+
+    with pytest.raises(TeacherLoadError, match="no safetensors weights"):
+        inspect_teacher(str(folder))
+
+
+def test_max_seq_len_above_teacher_limit_is_rejected(tiny_teachers):
+    info = inspect_teacher(str(tiny_teachers["roberta"]))
+
+    with pytest.raises(TeacherLoadError) as caught:
+        check_sequence_length(info, 1024)
+
+    assert "exceeds the position limit" in str(caught.value)
+    assert "at most 512" in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "distilbert", "roberta"])
+def test_tiny_teacher_embeddings_ignore_padding(tiny_teachers, kind):
+    encoder = TeacherEncoder(inspect_teacher(str(tiny_teachers[kind])), CPU)
+    short = "a short one"
+    long = "a much longer sentence that forces the short one to be padded in its batch " * 3
+
+    alone = encoder.embed((short,), None, max_seq_len=128, batch_size=1)
+    together = encoder.embed((short, long), None, max_seq_len=128, batch_size=2)
+
+    assert alone.shape == (1, 32)
+    assert np.allclose(alone[0], together[0], atol=1e-5)
+    assert encoder.forward_passes == 2
+
+
+def test_gpt2_teacher_pads_with_eos(tiny_teachers):
+    encoder = TeacherEncoder(inspect_teacher(str(tiny_teachers["gpt2"])), CPU)
+
+    assert encoder.tokenizer.pad_token == encoder.tokenizer.eos_token == "<|endoftext|>"
+    assert encoder.tokenizer.padding_side == "right"
+
+
+def test_minilm_embeddings_ignore_padding_and_keep_order():
+    encoder = TeacherEncoder(inspect_teacher("minilm"), CPU)
+    texts = ("a gripping , funny film", "dull", "the plot goes nowhere and the actors seem bored throughout")
+
+    batched = encoder.embed(texts, None, max_seq_len=128, batch_size=3)
+    single = np.stack([encoder.embed((text,), None, max_seq_len=128, batch_size=1)[0] for text in texts])
+
+    assert np.allclose(batched, single, atol=1e-4)
+
+
+def test_long_sentences_are_truncated_not_crashing(tiny_teachers):
+    encoder = TeacherEncoder(inspect_teacher(str(tiny_teachers["roberta"])), CPU)
+    very_long = "word " * 3000
+
+    embeddings = encoder.embed((very_long,), ("and another " * 2000,), max_seq_len=512, batch_size=1)
+
+    assert embeddings.shape == (1, 32)
+    assert np.isfinite(embeddings).all()
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "distilbert", "roberta"])
+def test_empty_and_unusual_text(tiny_teachers, kind):
+    encoder = TeacherEncoder(inspect_teacher(str(tiny_teachers[kind])), CPU)
+    texts = ("", "😀🎬 great!!", "שלום עולם", "مرحبا بالعالم", "naïve café")
+
+    embeddings = encoder.embed(texts, None, max_seq_len=64, batch_size=2)
+
+    assert embeddings.shape == (5, 32)
+    assert np.isfinite(embeddings).all()

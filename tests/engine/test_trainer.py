@@ -1,0 +1,263 @@
+"""End-to-end distillation runs on real GLUE rows with real (tiny and pretrained) teachers."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import engine.trainer as trainer_module
+from engine.config import RunConfig
+from engine.embedding_cache import EmbeddingCache
+from engine.events import (
+    AttentionCaptured,
+    CancellationToken,
+    EvaluationLogged,
+    PhaseChanged,
+    RunFailed,
+    RunFinished,
+    RunPrepared,
+    RunStarted,
+    StepLogged,
+)
+from engine.run_store import RunStore
+from engine.trainer import resume_distillation, run_distillation
+
+
+def small_config(glue_dir, **sections) -> RunConfig:
+    data = {
+        "task": "sst2",
+        "data": {"glue_dir": str(glue_dir), "train_limit": 240, "dev_limit": 120},
+        "student": {"tokenizer": "minilm", "d_model": 32, "n_layers": 2, "n_heads": 4, "max_seq_len": 64},
+        "distillation": {"teachers": ["minilm"]},
+        "training": {"epochs": 2, "batch_size": 32, "evals_per_epoch": 1, "attention_probe": "A fine, funny film."},
+    }
+    for section, values in sections.items():
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:
+            data[section] = values
+    return RunConfig.from_dict(data)
+
+
+class Recorder:
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, event):
+        self.events.append(event)
+
+    def of(self, kind):
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    yield store
+    store.close()
+
+
+def test_minilm_run_records_everything(glue_dir, store):
+    recorder = Recorder()
+
+    result = run_distillation(small_config(glue_dir), store, recorder)
+
+    assert result.status == "finished", result.error
+    record = store.get_run(result.run_id)
+    assert record.status == "finished"
+    assert record.parameter_count > 0
+    assert 0.4 < record.baseline["dev/accuracy"] < 0.6
+    assert "dev/accuracy" in record.best_metrics and "heldout/accuracy" in record.best_metrics
+    assert record.best_step is not None
+
+    series = store.metric_series(result.run_id)
+    for name in ("train/loss_total", "train/loss_task", "train/loss_distillation", "train/loss_distillation/minilm", "train/weight/minilm", "dev/accuracy"):
+        assert len(series[name][0]) > 0, name
+    assert np.allclose(series["train/weight/minilm"][1], 1.0)
+    assert all(np.isfinite(values).all() for _, values in series.values())
+
+    snapshot = store.attention_snapshot(result.run_id)
+    tokens = snapshot.tokens
+    assert tokens[0] == "[CLS]" and "funny" in tokens
+    assert snapshot.maps.shape == (2, 4, len(tokens), len(tokens))
+
+    artifacts = store.artifacts(result.run_id)
+    assert artifacts["best"][0].is_file()
+    assert artifacts["last"][0].is_file()
+    assert (artifacts["best"][0].parent / "best.json").is_file()
+
+    kinds = [type(e) for e in recorder.events]
+    assert kinds[0] is RunStarted and kinds[-1] is RunFinished
+    assert RunPrepared in kinds and StepLogged in kinds and EvaluationLogged in kinds and AttentionCaptured in kinds
+    phases = {e.phase for e in recorder.of(PhaseChanged)}
+    assert {"loading data", "extracting", "probing", "training", "evaluating"} <= phases
+
+
+def test_three_tiny_teachers_and_minilm_then_cache_hit(glue_dir, tiny_teachers, gpt2_tokenizer_dir, tmp_path, monkeypatch):
+    config = small_config(
+        glue_dir,
+        task="mrpc",
+        data={"train_limit": 96, "dev_limit": 48},
+        student={"tokenizer": str(gpt2_tokenizer_dir), "max_seq_len": 96},
+        distillation={"teachers": [str(tiny_teachers["gpt2"]), str(tiny_teachers["distilbert"]), str(tiny_teachers["roberta"]), "minilm"]},
+        training={"epochs": 1},
+    )
+    cache = EmbeddingCache(tmp_path / "cache")
+    store = RunStore(tmp_path / "runs.sqlite3")
+
+    first = run_distillation(config, store, cache=cache)
+
+    assert first.status == "finished", first.error
+    assert first.teacher_cache_hits == (False, False, False, False)
+    assert first.teacher_forward_passes > 0
+    series = store.metric_series(first.run_id)
+    weight_names = sorted(name for name in series if name.startswith("train/weight/"))
+    assert weight_names == ["train/weight/minilm", "train/weight/tiny-distilbert", "train/weight/tiny-gpt2", "train/weight/tiny-roberta"]
+    weights = np.stack([series[name][1] for name in weight_names])
+    assert np.allclose(weights.sum(axis=0), 1.0, atol=1e-4)
+    assert "dev/f1" in store.get_run(first.run_id).best_metrics
+
+    def no_teacher_allowed(*args, **kwargs):
+        raise AssertionError("a teacher was loaded although its embeddings are cached")
+
+    monkeypatch.setattr("engine.teacher_targets.TeacherEncoder", no_teacher_allowed)
+    second = run_distillation(config, store, cache=cache)
+
+    assert second.status == "finished", second.error
+    assert second.teacher_forward_passes == 0
+    assert second.teacher_cache_hits == (True, True, True, True)
+
+
+def test_stsb_regression_reports_correlations(glue_dir, store):
+    config = small_config(glue_dir, task="stsb", data={"train_limit": 160, "dev_limit": 80})
+
+    result = run_distillation(config, store)
+
+    assert result.status == "finished", result.error
+    best = store.get_run(result.run_id).best_metrics
+    assert {"dev/pearson", "dev/spearman", "heldout/pearson"} <= set(best)
+    assert all(-1.0 <= best[name] <= 1.0 for name in ("dev/pearson", "dev/spearman"))
+    assert store.get_run(result.run_id).baseline == {"dev/pearson": 0.0, "dev/spearman": 0.0}
+
+
+@pytest.mark.parametrize("mixer", ["softmax", "spectral"])
+def test_other_mixers_train(glue_dir, store, mixer):
+    config = small_config(glue_dir, student={"mixer": mixer, "embedding": "prime-harmonic+learned"}, training={"epochs": 1})
+
+    result = run_distillation(config, store)
+
+    assert result.status == "finished", result.error
+    assert store.attention_snapshot(result.run_id).maps.shape[:2] == (2, 4)
+
+
+def test_cancel_keeps_logged_curves(glue_dir, store):
+    cancel = CancellationToken()
+    recorder = Recorder()
+
+    def sink(event):
+        recorder(event)
+        if isinstance(event, StepLogged) and event.step >= 3:
+            cancel.cancel()
+
+    result = run_distillation(small_config(glue_dir, training={"epochs": 3}), store, sink, cancel)
+
+    assert result.status == "cancelled"
+    record = store.get_run(result.run_id)
+    assert record.status == "cancelled"
+    assert record.error is None
+    assert len(store.metric_series(result.run_id)["train/loss_total"][0]) >= 3
+    assert recorder.events[-1] == RunFinished(result.run_id, "cancelled", result.best_metrics, result.final_metrics, result.best_step, recorder.events[-1].duration_seconds)
+
+
+def test_nan_loss_fails_with_step_and_term(glue_dir, store, monkeypatch):
+    calls = {"count": 0}
+    original = trainer_module.task_loss
+
+    def failing_task_loss(logits, labels, regression):
+        calls["count"] += 1
+        loss = original(logits, labels, regression)
+        return loss * float("nan") if calls["count"] == 4 else loss
+
+    monkeypatch.setattr(trainer_module, "task_loss", failing_task_loss)
+    recorder = Recorder()
+
+    result = run_distillation(small_config(glue_dir), store, recorder)
+
+    assert result.status == "failed"
+    assert "step 4" in result.error and "the task loss is nan" in result.error
+    assert "learning rate" in result.error
+    record = store.get_run(result.run_id)
+    assert record.status == "failed"
+    assert record.error == result.error
+    assert all(np.isfinite(values).all() for _, values in store.metric_series(result.run_id).values())
+    assert isinstance(recorder.events[-1], RunFailed)
+
+
+def test_invalid_teacher_fails_before_training(glue_dir, store, tmp_path):
+    config = small_config(glue_dir, distillation={"teachers": [str(tmp_path / "missing-model")]})
+
+    result = run_distillation(config, store)
+
+    assert result.status == "failed"
+    assert "does not exist or is not a folder" in result.error
+    assert store.get_run(result.run_id).status == "failed"
+    assert store.count_metrics(result.run_id) == 0
+
+
+def test_cuda_request_without_gpu_is_rejected(glue_dir, store):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+
+    result = run_distillation(small_config(glue_dir, training={"device": "cuda"}), store)
+
+    assert result.status == "failed"
+    assert result.run_id is None
+    assert "sees no CUDA GPU" in result.error
+
+
+def test_unlabelled_rows_are_never_trained_on(tmp_path, store):
+    folder = tmp_path / "glue" / "SST-2"
+    folder.mkdir(parents=True)
+    good = [f"a good and lovely film number {i}\t1" for i in range(30)]
+    bad = [f"a bad and dull film number {i}\t0" for i in range(30)]
+    rows = "\n".join(["sentence\tlabel", *good, *bad, "an unlabelled row\t-1", ""])
+    (folder / "train.tsv").write_text(rows)
+    (folder / "dev.tsv").write_text("sentence\tlabel\nlovely\t1\ndull\t0\n")
+    config = small_config(tmp_path / "glue", data={"train_limit": None, "dev_limit": None})
+
+    result = run_distillation(config, store)
+
+    # The label -1 row is rejected as malformed (outside 0..1): it is neither trained nor scored.
+    assert result.status == "failed"
+    assert "line 62" in result.error and "outside 0..1" in result.error
+
+
+def test_resume_reaches_the_uninterrupted_final_state(glue_dir, tmp_path):
+    config = small_config(glue_dir, training={"epochs": 2, "checkpoint_every_steps": 2, "evals_per_epoch": 1})
+    reference_store = RunStore(tmp_path / "reference.sqlite3")
+    reference = run_distillation(config, reference_store)
+    assert reference.status == "finished", reference.error
+
+    store = RunStore(tmp_path / "resumed.sqlite3")
+    cancel = CancellationToken()
+
+    def stop_midway(event):
+        if isinstance(event, StepLogged) and event.step == 5:
+            cancel.cancel()
+
+    stopped = run_distillation(config, store, stop_midway, cancel)
+    assert stopped.status == "cancelled"
+    assert store.get_run(stopped.run_id).checkpoint_step == 4
+
+    resumed = resume_distillation(stopped.run_id, store)
+
+    assert resumed.status == "finished", resumed.error
+    assert resumed.run_id == stopped.run_id
+    reference_series = reference_store.metric_series(reference.run_id)
+    resumed_series = store.metric_series(stopped.run_id)
+    assert reference_series.keys() == resumed_series.keys()
+    for name in ("train/loss_total", "dev/accuracy", "dev/loss_task"):
+        assert np.array_equal(reference_series[name][0], resumed_series[name][0]), name
+        assert np.allclose(reference_series[name][1], resumed_series[name][1], atol=1e-5), name
+    assert math.isclose(resumed.final_metrics["dev/loss_task"], reference.final_metrics["dev/loss_task"], abs_tol=1e-5)
