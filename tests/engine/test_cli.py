@@ -1,0 +1,110 @@
+"""The lampreia command line: run, runs, show, export, and one-line errors with non-zero exits."""
+
+import csv
+import json
+
+import pytest
+
+from engine.cli import main
+
+
+def _run_args(glue_dir, db, *extra):
+    return [
+        "run", "--task", "sst2", "--data-dir", str(glue_dir), "--teachers", "minilm", "--tokenizer", "minilm",
+        "--train-limit", "160", "--dev-limit", "80", "--epochs", "1", "--d-model", "32", "--layers", "1",
+        "--heads", "4", "--max-seq-len", "48", "--db", str(db), "--quiet", *extra,
+    ]
+
+
+def test_run_then_list_show_and_export(glue_dir, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+
+    assert main(_run_args(glue_dir, db, "--name", "cli smoke")) == 0
+    output = capsys.readouterr().out
+    assert "Run 1 (cli smoke) finished." in output
+    assert "dev/accuracy" in output and "majority baseline" in output
+
+    assert main(["runs", "--db", str(db)]) == 0
+    table = capsys.readouterr().out
+    assert "finished" in table and "minilm" in table and "d32×1L×4H" in table
+
+    assert main(["runs", "--json", "--db", str(db)]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed[0]["status"] == "finished"
+    assert listed[0]["config"]["student"]["d_model"] == 32
+
+    assert main(["show", "1", "--db", str(db)]) == 0
+    shown = capsys.readouterr().out
+    assert "status      finished" in shown and '"task": "sst2"' in shown
+
+    target = tmp_path / "metrics.csv"
+    assert main(["export", "1", "--csv", str(target), "--db", str(db)]) == 0
+    with open(target, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"train/loss_total", "dev/accuracy"} <= {row["name"] for row in rows}
+    assert all(row["run_id"] == "1" for row in rows)
+
+
+def test_rerun_from_stored_config(glue_dir, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    assert main(_run_args(glue_dir, db)) == 0
+
+    assert main(["run", "--from-run", "1", "--seed", "7", "--db", str(db), "--quiet"]) == 0
+
+    capsys.readouterr()
+    assert main(["runs", "--json", "--db", str(db)]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [r["config"]["training"]["seed"] for r in runs] == [7, 42]
+    assert runs[0]["config"]["student"]["d_model"] == 32
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["run", "--task", "imdb"], "'imdb' is not a GLUE task"),
+        (["run", "--heads", "7"], "7 does not divide d_model = 256"),
+        (["run", "--batch-size", "0"], "training.batch_size: 0 is out of range"),
+        (["run", "--epochs", "-1"], "training.epochs: -1 is out of range"),
+        (["run", "--lr", "0"], "training.learning_rate: 0.0 is out of range"),
+        (["run", "--alpha", "2"], "distillation.alpha: 2.0 is out of range"),
+        (["run", "--preset", "nope"], "'nope' is not a preset"),
+        (["run", "--preset", "paper", "--from-run", "1"], "cannot be combined"),
+        (["run", "--weighting", "fixed", "--teachers", "minilm,gpt2", "--fixed-weights", "1"], "1 weights given for 2 teachers"),
+        (["show", "99"], "Run 99 does not exist"),
+    ],
+)
+def test_invalid_input_gives_one_line_and_exit_2(args, fragment, tmp_path, capsys):
+    code = main([*args, "--db", str(tmp_path / "runs.sqlite3")])
+
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert error[-1].startswith("lampreia: ")
+    assert fragment in error[-1]
+
+
+def test_config_file_with_newer_schema(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"schema_version": 99, "task": "sst2"}))
+
+    code = main(["run", "--config", str(config), "--db", str(tmp_path / "runs.sqlite3")])
+
+    assert code == 2
+    assert "newer Lampreia Workbench" in capsys.readouterr().err
+
+
+def test_failed_run_exits_1_with_reason(glue_dir, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+
+    code = main(_run_args(glue_dir, db, "--teachers", "no-such-org/no-such-model"))
+
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "run 1 failed" in error
+    assert "no-such-org/no-such-model" in error
+
+
+def test_missing_task_folder(tmp_path, capsys):
+    code = main(["run", "--task", "qqp", "--data-dir", str(tmp_path), "--teachers", "minilm", "--db", str(tmp_path / "r.sqlite3"), "--quiet"])
+
+    assert code == 1
+    assert "has no QQP/ folder" in capsys.readouterr().err
