@@ -1,0 +1,70 @@
+"""Run one short blocking call (a teacher check, a tokenizer lookup) off the GUI thread."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from engine.errors import LampreiaError
+from workbench.threads import thread_registry
+
+log = logging.getLogger(__name__)
+
+
+class _CallThread(QThread):
+    """Thread that runs one function; created and owned by the GUI thread, runs the call in its own."""
+
+    completed = Signal(object, object)  # (result, error message or None)
+
+    def __init__(self, function: Callable[[], Any], description: str) -> None:
+        super().__init__()
+        self._function = function
+        self._description = description
+        self.setObjectName(f"workbench.call: {description}")
+
+    def run(self) -> None:
+        try:
+            result = self._function()
+        except LampreiaError as error:
+            log.info("%s failed: %s", self._description, error)
+            self.completed.emit(None, str(error))
+            return
+        except Exception as error:  # any failure must reach the dialog that waits for it
+            log.exception("%s failed unexpectedly", self._description)
+            self.completed.emit(None, f"{self._description} failed: {type(error).__name__}: {error}. The traceback is in the log.")
+            return
+        self.completed.emit(result, None)
+
+
+class BackgroundCall(QObject):
+    """Call ``function`` on a worker thread and report on the GUI thread.
+
+    Owned by the GUI thread. ``succeeded(result)`` or ``failed(message)`` is emitted once, where
+    ``message`` is the user-facing text of a ``LampreiaError`` (or a generic text for other
+    exceptions, whose traceback goes to the log). The call cannot be interrupted: closing the
+    caller's dialog only discards the result.
+    """
+
+    succeeded = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, function: Callable[[], Any], description: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread = _CallThread(function, description)
+        self._thread.completed.connect(self._on_completed)
+
+    def start(self) -> None:
+        thread_registry().track(self._thread)
+        self._thread.start()
+
+    def is_running(self) -> bool:
+        return self._thread.isRunning()
+
+    @Slot(object, object)
+    def _on_completed(self, result: Any, error: str | None) -> None:
+        if error is None:
+            self.succeeded.emit(result)
+        else:
+            self.failed.emit(error)
