@@ -1,0 +1,160 @@
+"""The spectral attention map: the student's token-mixing matrix for the probe sentence.
+
+Rows are query tokens (the token whose output is mixed), columns key tokens (the tokens mixed
+into it), so row i shows where token i takes its information from. Maps arrive with shape
+(layers, heads, T, T) from ``AttentionCaptured`` during a run, or from the run store for a
+stored run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+
+# At most this many token labels per axis; with more tokens, every k-th token is labelled.
+MAX_TOKEN_LABELS = 32
+MAX_LABEL_CHARS = 12
+
+
+def token_ticks(tokens: tuple[str, ...] | list[str]) -> list[list[tuple[float, str]]]:
+    """Return AxisItem ticks that put each token's text at its cell centre."""
+    every = max(1, math.ceil(len(tokens) / MAX_TOKEN_LABELS))
+    major, minor = [], []
+    for index, token in enumerate(tokens):
+        text = token if len(token) <= MAX_LABEL_CHARS else token[: MAX_LABEL_CHARS - 1] + "…"
+        (major if index % every == 0 else minor).append((index + 0.5, text))
+    return [major, [(position, "") for position, _ in minor]]
+
+
+class AttentionView(QWidget):
+    """Heat map with a colour bar, layer and head selectors and token axis labels. GUI thread."""
+
+    probe_edited = Signal(str)
+
+    def __init__(self, editable_probe: bool = True, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._maps: np.ndarray | None = None
+        self._tokens: tuple[str, ...] = ()
+        self._step = 0
+        self._source = ""
+
+        self.probe_edit = QLineEdit()
+        self.probe_edit.setToolTip("Sentence whose mixing matrices the next run records at every evaluation.")
+        self.layer_combo = QComboBox()
+        self.head_combo = QComboBox()
+        self.info_label = QLabel("No attention map yet: it is recorded at each evaluation of a run.")
+        self.info_label.setObjectName("fieldHint")
+        self.info_label.setWordWrap(True)
+
+        self.plot_widget = pg.PlotWidget()
+        self.plot_item = self.plot_widget.getPlotItem()
+        self.plot_item.invertY(True)
+        self.plot_item.setAspectLocked(True)
+        self.plot_item.setMouseEnabled(x=False, y=False)
+        self.plot_item.hideButtons()
+        self.plot_item.setLabel("bottom", "key token (mixed in)")
+        self.plot_item.setLabel("left", "query token")
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot_item.addItem(self.image)
+        self.color_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap="viridis", interactive=False, width=18, label="weight")
+        self.color_bar.setImageItem(self.image, insert_in=self.plot_item)
+
+        probe_row = QHBoxLayout()
+        if editable_probe:
+            probe_row.addWidget(QLabel("Probe sentence"))
+            probe_row.addWidget(self.probe_edit, 1)
+        else:
+            self.probe_edit.hide()
+            probe_row.addStretch(1)
+        probe_row.addWidget(QLabel("Layer"))
+        probe_row.addWidget(self.layer_combo)
+        probe_row.addWidget(QLabel("Head"))
+        probe_row.addWidget(self.head_combo)
+        layout = QVBoxLayout(self)
+        layout.addLayout(probe_row)
+        layout.addWidget(self.info_label)
+        layout.addWidget(self.plot_widget, 1)
+
+        self.probe_edit.textEdited.connect(self.probe_edited)
+        self.layer_combo.currentIndexChanged.connect(self._redraw)
+        self.head_combo.currentIndexChanged.connect(self._redraw)
+
+    def set_probe_text(self, text: str) -> None:
+        if self.probe_edit.text() != text:
+            self.probe_edit.setText(text)
+
+    def show_snapshot(self, step: int, tokens: tuple[str, ...], maps: np.ndarray, source: str = "") -> None:
+        """Show a (layers, heads, T, T) array; keeps the selected layer and head when they still exist."""
+        maps = np.asarray(maps, dtype=np.float32)
+        if maps.ndim != 4 or maps.shape[2] != maps.shape[3] or maps.shape[2] != len(tokens):
+            raise ValueError(f"expected maps of shape (layers, heads, {len(tokens)}, {len(tokens)}), got {maps.shape}")
+        self._maps = maps
+        self._tokens = tuple(tokens)
+        self._step = step
+        self._source = source
+        self._fill_combo(self.layer_combo, maps.shape[0])
+        self._fill_combo(self.head_combo, maps.shape[1])
+
+        ticks = token_ticks(self._tokens)
+        self.plot_item.getAxis("bottom").setTicks(ticks)
+        self.plot_item.getAxis("left").setTicks(ticks)
+        self._redraw()
+
+    def _fill_combo(self, combo: QComboBox, count: int) -> None:
+        if combo.count() == count:
+            return
+        selected = combo.currentIndex()
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems([str(i + 1) for i in range(count)])
+        combo.setCurrentIndex(min(max(selected, 0), count - 1))
+        combo.blockSignals(False)
+
+    @Slot()
+    def _redraw(self) -> None:
+        if self._maps is None:
+            return
+        layer = max(self.layer_combo.currentIndex(), 0)
+        head = max(self.head_combo.currentIndex(), 0)
+        matrix = self._maps[layer, head]
+        # Attention rows are probabilities in [0, 1]; the spectral mixer's Toeplitz matrix can be negative.
+        low = min(0.0, float(matrix.min()))
+        high = max(float(matrix.max()), low + 1e-6)
+        self.image.setImage(matrix, autoLevels=False)
+        self.color_bar.setLevels((low, high))
+        size = len(self._tokens)
+        self.plot_item.setRange(xRange=(0, size), yRange=(0, size), padding=0)
+        where = f" ({self._source})" if self._source else ""
+        self.info_label.setText(
+            f"Step {self._step}{where}: layer {layer + 1} of {self._maps.shape[0]}, head {head + 1} of {self._maps.shape[1]}, "
+            f"{size} tokens. Row i shows how much each token is mixed into token i."
+        )
+
+    def clear(self) -> None:
+        self._maps = None
+        self._tokens = ()
+        self.image.clear()
+        self.plot_item.getAxis("bottom").setTicks(None)
+        self.plot_item.getAxis("left").setTicks(None)
+        self.layer_combo.clear()
+        self.head_combo.clear()
+        self.info_label.setText("No attention map yet: it is recorded at each evaluation of a run.")
+
+    # Read access for tests and screenshots
+
+    def current_matrix(self) -> np.ndarray | None:
+        return self.image.image
+
+    def tokens(self) -> tuple[str, ...]:
+        return self._tokens
+
+    def select(self, layer: int, head: int) -> None:
+        self.layer_combo.setCurrentIndex(layer)
+        self.head_combo.setCurrentIndex(head)
+
+    def selection(self) -> tuple[int, int]:
+        return self.layer_combo.currentIndex(), self.head_combo.currentIndex()

@@ -1,0 +1,48 @@
+"""Text shown for numbers, durations and dates in tables and labels."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+
+def format_duration(seconds: float | None) -> str:
+    """Format seconds as ``m:ss`` or ``h:mm:ss``; empty for unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return ""
+    seconds = int(round(max(0.0, seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"
+
+
+def format_timestamp(epoch_seconds: float | None) -> str:
+    if epoch_seconds is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(epoch_seconds))
+
+
+def format_metric(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{value:.4f}"
+
+
+def format_count(value: int | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:,}"
+
+
+def format_config_value(value: Any) -> str:
+    """Format one flattened config value for the diff table (lists as comma lists, None as empty)."""
+    if value is None:
+        return "(empty)"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_config_value(item) for item in value) or "(none)"
+    if isinstance(value, str):
+        return repr(value) if value.strip() != value or "\n" in value or not value else value
+    return str(value)

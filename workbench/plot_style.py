@@ -1,0 +1,64 @@
+"""Shared look of the pyqtgraph plots: global options, curve colours, PNG export."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pyqtgraph as pg
+from pyqtgraph.exporters import ImageExporter
+from PySide6.QtCore import Qt
+
+log = logging.getLogger(__name__)
+
+# Matplotlib's "tab10" colours: distinct for up to ten curves and readable on white.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)
+
+EXPORT_WIDTH_PX = 1600
+
+
+def configure_pyqtgraph() -> None:
+    """Set pyqtgraph's global options; call before the first plot widget is created."""
+    pg.setConfigOptions(antialias=True, background="w", foreground="k", imageAxisOrder="row-major")
+
+
+def colour(index: int) -> str:
+    return PALETTE[index % len(PALETTE)]
+
+
+def curve_pen(index: int, *, dashed: bool = False, width: float = 2.0) -> pg.QtGui.QPen:
+    style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
+    return pg.mkPen(colour(index), width=width, style=style)
+
+
+def new_plot(title: str, x_label: str, y_label: str) -> pg.PlotWidget:
+    """Create a plot widget with a grid, axis labels and a legend."""
+    widget = pg.PlotWidget(title=title)
+    item = widget.getPlotItem()
+    item.showGrid(x=True, y=True, alpha=0.25)
+    item.setLabel("bottom", x_label)
+    item.setLabel("left", y_label)
+    item.addLegend(offset=(-10, 10))
+    return widget
+
+
+def export_plot_png(widget: pg.PlotWidget, path: str | Path, width: int = EXPORT_WIDTH_PX) -> Path:
+    """Write ``widget``'s plot to a PNG file ``width`` pixels wide and return its path.
+
+    A plot that has never been laid out has no size to scale from; it is rendered at the
+    widget's own size instead.
+    """
+    path = Path(path)
+    item = widget.getPlotItem()
+    if item.boundingRect().width() < 1:
+        log.info("Plot %r has no layout yet; exporting it at widget size", item.titleLabel.text)
+        widget.grab().save(str(path), "PNG")
+        return path
+
+    exporter = ImageExporter(item)
+    exporter.parameters()["width"] = width
+    exporter.export(str(path))
+    return path

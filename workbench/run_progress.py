@@ -1,0 +1,117 @@
+"""The live run's header: phase, progress bar, ETA, throughput and elapsed time."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QWidget
+
+from engine.events import Event, PhaseChanged, Progress, RunFailed, RunFinished, RunPrepared, RunStarted, StepLogged
+from workbench.formatting import format_count, format_duration
+
+
+def describe_phase(event: PhaseChanged) -> str:
+    """Return the phase as the header shows it, e.g. 'Extracting teacher 1 of 3 (gpt2)'."""
+    if event.phase == "extracting":
+        return f"Extracting teacher {event.index} of {event.total} ({event.detail})"
+    if event.phase == "training" and event.total:
+        return f"Training epoch {event.index} of {event.total}"
+    if event.phase == "evaluating":
+        return f"Evaluating ({event.detail})" if event.detail else "Evaluating"
+    if event.phase == "probing":
+        return "Fitting the teacher confidence probes"
+    if event.phase == "loading data":
+        return f"Loading data: {event.detail}" if event.detail else "Loading data"
+    return f"{event.phase.capitalize()} {event.detail}".strip()
+
+
+class RunProgress(QWidget):
+    """Shows where the active run is. Owned by the GUI thread; fed events by the live view."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title_label = QLabel("No run yet. Set up a run on the left and press Run.")
+        self.title_label.setObjectName("runTitle")
+        self.phase_label = QLabel("")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setTextVisible(False)
+        self.eta_label = QLabel("")
+        self.speed_label = QLabel("")
+        self.elapsed_label = QLabel("")
+        self.details_label = QLabel("")
+        self.details_label.setObjectName("fieldHint")
+
+        layout = QGridLayout(self)
+        layout.setContentsMargins(6, 4, 6, 4)
+        layout.addWidget(self.title_label, 0, 0, 1, 4)
+        layout.addWidget(self.phase_label, 1, 0)
+        layout.addWidget(self.progress_bar, 1, 1)
+        layout.addWidget(self.eta_label, 1, 2)
+        layout.addWidget(self.elapsed_label, 1, 3)
+        layout.addWidget(self.details_label, 2, 0, 1, 2)
+        layout.addWidget(self.speed_label, 2, 2, 1, 2)
+        layout.setColumnStretch(1, 1)
+
+        self._started_at: float | None = None
+        self._running = False
+
+    def begin(self) -> None:
+        self._started_at = time.monotonic()
+        self._running = True
+        self.title_label.setText("Starting run …")
+        self.phase_label.setText("Starting")
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.setTextVisible(True)
+        for label in (self.eta_label, self.speed_label, self.details_label):
+            label.setText("")
+        self.tick()
+
+    def tick(self) -> None:
+        """Update the elapsed clock; called by the live view's refresh timer."""
+        if self._running and self._started_at is not None:
+            self.elapsed_label.setText(f"elapsed {format_duration(time.monotonic() - self._started_at)}")
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            resumed = f", resumed at step {event.resumed_from_step}" if event.resumed_from_step is not None else ""
+            self.title_label.setText(f"Run #{event.run_id}: {event.name} on {event.device}{resumed}")
+        elif isinstance(event, RunPrepared):
+            self.details_label.setText(
+                f"{format_count(event.parameter_count)} parameters · {event.train_rows:,} training rows · "
+                f"{event.heldout_rows:,} held out · {event.total_steps:,} steps"
+            )
+        elif isinstance(event, PhaseChanged):
+            self.phase_label.setText(describe_phase(event))
+            if event.phase != "training":
+                self.progress_bar.setRange(0, 0)
+                self.eta_label.setText("")
+        elif isinstance(event, Progress):
+            self._show_progress(event)
+        elif isinstance(event, StepLogged):
+            self.speed_label.setText(f"{event.samples_per_second:,.1f} samples/s · {event.tokens_per_second:,.0f} tokens/s")
+        elif isinstance(event, RunFinished):
+            self._end(f"{event.status.capitalize()} after {format_duration(event.duration_seconds)}")
+        elif isinstance(event, RunFailed):
+            self._end("Failed")
+
+    def _show_progress(self, event: Progress) -> None:
+        if event.total <= 0:
+            return
+        self.progress_bar.setRange(0, event.total)
+        self.progress_bar.setValue(min(event.done, event.total))
+        self.progress_bar.setFormat(f"%v of %m ({event.phase})")
+        self.eta_label.setText(f"ETA {format_duration(event.eta_seconds)}" if event.eta_seconds is not None else "ETA …")
+
+    def _end(self, text: str) -> None:
+        self.tick()
+        self._running = False
+        self.phase_label.setText(text)
+        self.eta_label.setText("")
+        if self.progress_bar.maximum() == 0:
+            self.progress_bar.setRange(0, 1)
+            self.progress_bar.setValue(0)
+
+    def show_stopping(self) -> None:
+        self.phase_label.setText("Stopping at the next step …")
