@@ -1,0 +1,342 @@
+"""Compare stored runs: overlaid curves, the config keys that differ, and best/final metrics."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.config import RunConfig
+from engine.errors import ConfigError, StoreError
+from engine.paths import safe_file_name
+from engine.run_store import AttentionSnapshot, RunRecord, RunStore
+from workbench.attention_view import AttentionView
+from workbench.curve_plot import CurvePlot
+from workbench.formatting import format_config_value, format_count, format_metric
+from workbench.history_panel import primary_dev_metric
+from workbench.plot_style import curve_pen, export_plot_png
+
+log = logging.getLogger(__name__)
+
+LOSS_SERIES = "train/loss_total"
+WEIGHT_PREFIX = "train/weight/"
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class ComparedRun:
+    """A stored run and the curves read for it: {metric name: (steps, values)}."""
+
+    record: RunRecord
+    series: dict[str, tuple[np.ndarray, np.ndarray]]
+    attention: AttentionSnapshot | None = None
+
+    @property
+    def label(self) -> str:
+        return f"#{self.record.id} {self.record.name}"
+
+
+def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Flatten a stored config to {dotted path: value}, normalised through RunConfig when it still validates."""
+    try:
+        return RunConfig.from_dict(config).flatten()
+    except ConfigError:
+        # A config stored by an older schema is still shown, only without normalisation.
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, item)
+            else:
+                flat[prefix] = tuple(value) if isinstance(value, list) else value
+
+        walk("", config)
+        return flat
+
+
+def config_diff(configs: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """Return (dotted key, one value per config) for exactly the keys whose values differ.
+
+    A key missing from a config counts as different and is shown as missing.
+    """
+    flats = [flatten_config(config) for config in configs]
+    keys: list[str] = []
+    for flat in flats:
+        keys.extend(key for key in flat if key not in keys)
+    rows = []
+    for key in keys:
+        values = [flat.get(key, _MISSING) for flat in flats]
+        if any(value != values[0] for value in values[1:]):
+            rows.append((key, values))
+    return rows
+
+
+class CompareView(QWidget):
+    """Overlays the curves of the runs selected in the history. Owned by the GUI thread.
+
+    File dialogs and messages go through ``choose_save_path`` and ``show_problem`` so that tests
+    can replace them.
+    """
+
+    def __init__(self, store: RunStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self.runs: list[ComparedRun] = []
+
+        self.info_label = QLabel("Select runs in the history to compare them.")
+        self.info_label.setObjectName("fieldHint")
+        self.csv_button = QPushButton("Export curves as CSV…")
+        self.png_button = QPushButton("Export plot as PNG…")
+
+        self.loss_plot = CurvePlot("Training loss (total)", "loss")
+        self.metric_plot = CurvePlot("Primary dev metric", "score")
+        self.weight_plot = CurvePlot("Teacher weights (batch mean)", "weight")
+        self.attention_view = AttentionView(editable_probe=False)
+        self.diff_table = QTableWidget()
+        self.metrics_table = QTableWidget()
+        for table in (self.diff_table, self.metrics_table):
+            table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+            table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+            table.horizontalHeader().setStretchLastSection(True)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.loss_plot, "Loss")
+        self.tabs.addTab(self.metric_plot, "Dev metric")
+        self.tabs.addTab(self.weight_plot, "Teacher weights")
+        self.tabs.addTab(self.diff_table, "Config diff")
+        self.tabs.addTab(self.metrics_table, "Best / final metrics")
+        self.tabs.addTab(self.attention_view, "Attention map")
+
+        top = QHBoxLayout()
+        top.addWidget(self.info_label, 1)
+        top.addWidget(self.csv_button)
+        top.addWidget(self.png_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(top)
+        layout.addWidget(self.tabs, 1)
+
+        self.csv_button.clicked.connect(self.export_csv)
+        self.png_button.clicked.connect(self.export_png)
+        self.tabs.currentChanged.connect(self._update_buttons)
+        self._update_buttons()
+
+    # Loading
+
+    @Slot(list)
+    def show_run_ids(self, run_ids: list[int]) -> None:
+        """Read the runs and their curves from the store and show them, oldest run first."""
+        runs = []
+        try:
+            for position, run_id in enumerate(sorted(run_ids)):
+                # Only the first run's attention map is shown, so only that one is read.
+                attention = self._store.attention_snapshot(run_id) if position == 0 else None
+                runs.append(ComparedRun(self._store.get_run(run_id), self._store.metric_series(run_id), attention))
+        except StoreError as error:
+            log.error("Could not read runs %s for comparison: %s", run_ids, error)
+            self.show_problem("Could not read the runs", str(error))
+            return
+        self.show_runs(runs)
+
+    def show_runs(self, runs: list[ComparedRun]) -> None:
+        self.runs = list(runs)
+        self._fill_curves()
+        self._fill_diff()
+        self._fill_metrics()
+        self._fill_attention()
+        if not runs:
+            self.info_label.setText("Select runs in the history to compare them.")
+        else:
+            self.info_label.setText(f"Comparing {len(runs)} run(s): " + ", ".join(run.label for run in runs))
+        self._update_buttons()
+
+    def _fill_curves(self) -> None:
+        for plot in (self.loss_plot, self.metric_plot, self.weight_plot):
+            plot.clear()
+        for index, run in enumerate(self.runs):
+            self._draw_run(index, run)
+        for plot in (self.loss_plot, self.metric_plot, self.weight_plot):
+            plot.refresh()
+
+    def _draw_run(self, index: int, run: ComparedRun) -> None:
+        label = run.label
+        if LOSS_SERIES in run.series:
+            self._set(self.loss_plot, label, run.series[LOSS_SERIES], curve_pen(index))
+
+        metric = primary_dev_metric(run.record)
+        if metric and metric in run.series:
+            steps, values = run.series[metric]
+            self._set(self.metric_plot, f"{label}: {metric}", (steps, values), curve_pen(index))
+            baseline = run.record.baseline.get(metric)
+            if baseline is not None and len(steps):
+                end = max(float(steps.max()), 1.0)
+                self._set(self.metric_plot, f"{label}: majority baseline", ([0.0, end], [baseline, baseline]), curve_pen(index, dashed=True, width=1.5))
+
+        teachers = sorted(name.removeprefix(WEIGHT_PREFIX) for name in run.series if name.startswith(WEIGHT_PREFIX))
+        for teacher_index, teacher in enumerate(teachers):
+            pen = curve_pen(index)
+            pen.setStyle((Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)[teacher_index % 4])
+            self._set(self.weight_plot, f"{label}: {teacher}", run.series[WEIGHT_PREFIX + teacher], pen)
+
+    @staticmethod
+    def _set(plot: CurvePlot, name: str, series: tuple[Any, Any], pen) -> None:
+        plot.set_series(name, series[0], series[1], pen=pen)
+
+    def _fill_diff(self) -> None:
+        table = self.diff_table
+        table.clear()
+        if len(self.runs) < 2:
+            table.setRowCount(0)
+            table.setColumnCount(1)
+            table.setHorizontalHeaderLabels(["Select two or more runs to list the configuration keys that differ."])
+            return
+        rows = config_diff([run.record.config for run in self.runs])
+        table.setColumnCount(len(self.runs))
+        table.setHorizontalHeaderLabels([run.label for run in self.runs])
+        table.setRowCount(len(rows))
+        table.setVerticalHeaderLabels([key for key, _ in rows])
+        for row, (_key, values) in enumerate(rows):
+            for column, value in enumerate(values):
+                text = "(missing)" if value is _MISSING else format_config_value(value)
+                item = QTableWidgetItem(text)
+                item.setToolTip(text)
+                table.setItem(row, column, item)
+        if not rows:
+            table.setColumnCount(1)
+            table.setHorizontalHeaderLabels(["The selected runs have the same configuration."])
+
+    def _fill_attention(self) -> None:
+        first = self.runs[0] if self.runs else None
+        if first is None or first.attention is None:
+            self.attention_view.clear()
+            return
+        snapshot = first.attention
+        self.attention_view.show_snapshot(snapshot.step, snapshot.tokens, snapshot.maps, f"stored, {first.label}")
+
+    def diff_keys(self) -> list[str]:
+        """Keys listed in the config diff table, top to bottom."""
+        return [self.diff_table.verticalHeaderItem(row).text() for row in range(self.diff_table.rowCount())]
+
+    def _fill_metrics(self) -> None:
+        table = self.metrics_table
+        table.clear()
+        names: list[str] = []
+        for run in self.runs:
+            for metrics in (run.record.best_metrics, run.record.final_metrics):
+                names.extend(name for name in sorted(metrics) if name not in names)
+        row_labels = names + ["majority baseline (primary dev metric)", "best step", "parameters"]
+        headers = []
+        for run in self.runs:
+            headers += [f"{run.label}: best", f"{run.label}: final"]
+        table.setColumnCount(len(headers))
+        table.setRowCount(len(row_labels))
+        table.setHorizontalHeaderLabels(headers)
+        table.setVerticalHeaderLabels(row_labels)
+        for column, run in enumerate(self.runs):
+            record = run.record
+            for row, name in enumerate(names):
+                table.setItem(row, 2 * column, QTableWidgetItem(format_metric(record.best_metrics.get(name))))
+                table.setItem(row, 2 * column + 1, QTableWidgetItem(format_metric(record.final_metrics.get(name))))
+            metric = primary_dev_metric(record)
+            table.setItem(len(names), 2 * column, QTableWidgetItem(format_metric(record.baseline.get(metric) if metric else None)))
+            table.setItem(len(names) + 1, 2 * column, QTableWidgetItem("" if record.best_step is None else str(record.best_step)))
+            table.setItem(len(names) + 2, 2 * column, QTableWidgetItem(format_count(record.parameter_count)))
+        table.resizeColumnsToContents()
+
+    # Export
+
+    def current_plot(self) -> CurvePlot | AttentionView | None:
+        widget = self.tabs.currentWidget()
+        return widget if isinstance(widget, (CurvePlot, AttentionView)) else None
+
+    def _update_buttons(self) -> None:
+        self.csv_button.setEnabled(bool(self.runs))
+        self.png_button.setEnabled(bool(self.runs) and self.current_plot() is not None)
+
+    def suggested_name(self, suffix: str) -> str:
+        names = "-".join(run.record.name for run in self.runs) or "runs"
+        return safe_file_name(f"compare-{names}", fallback="compare") + suffix
+
+    def curve_rows(self) -> list[tuple[int, str, str, int, float]]:
+        """Return (run id, run name, series, step, value) for every compared curve point."""
+        rows = []
+        for run in self.runs:
+            metric = primary_dev_metric(run.record)
+            names = [LOSS_SERIES] + ([metric] if metric else []) + sorted(n for n in run.series if n.startswith(WEIGHT_PREFIX))
+            for name in names:
+                if name not in run.series:
+                    continue
+                steps, values = run.series[name]
+                rows.extend((run.record.id, run.record.name, name, int(step), float(value)) for step, value in zip(steps, values))
+        return rows
+
+    def write_csv(self, path: str | Path) -> Path:
+        path = Path(path)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["run_id", "run_name", "series", "step", "value"])
+            writer.writerows(self.curve_rows())
+        return path
+
+    @Slot()
+    def export_csv(self) -> Path | None:
+        if not self.runs:
+            self.show_problem("Nothing to export", "Select one or more runs in the history first.")
+            return None
+        path = self.choose_save_path("Export compared curves as CSV", self.suggested_name(".csv"), "CSV files (*.csv)")
+        if not path:
+            return None
+        try:
+            written = self.write_csv(path)
+        except OSError as error:
+            log.error("Could not write %s: %s", path, error)
+            self.show_problem("Export failed", f"Could not write {path}: {error.strerror or error}. Choose another folder.")
+            return None
+        log.info("Exported %d runs' curves to %s", len(self.runs), written)
+        return written
+
+    @Slot()
+    def export_png(self) -> Path | None:
+        plot = self.current_plot()
+        if plot is None or not self.runs:
+            self.show_problem("Nothing to export", "Select runs and a plot tab (Loss, Dev metric, Teacher weights or Attention map) first.")
+            return None
+        tab = self.tabs.tabText(self.tabs.currentIndex()).lower().replace(" ", "-")
+        path = self.choose_save_path("Export plot as PNG", self.suggested_name(f"-{tab}.png"), "PNG images (*.png)")
+        if not path:
+            return None
+        try:
+            return export_plot_png(plot.plot_widget, path)
+        except OSError as error:
+            log.error("Could not write %s: %s", path, error)
+            self.show_problem("Export failed", f"Could not write {path}: {error.strerror or error}. Choose another folder.")
+            return None
+
+    # Dialogs, replaceable in tests
+
+    def choose_save_path(self, caption: str, suggested_name: str, file_filter: str) -> str:
+        path, _selected_filter = QFileDialog.getSaveFileName(self, caption, str(Path.home() / suggested_name), file_filter)
+        return path
+
+    def show_problem(self, title: str, message: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
