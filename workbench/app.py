@@ -1,0 +1,75 @@
+"""Start the workbench: logging, the QApplication, the stylesheet and the main window."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from types import TracebackType
+from typing import Sequence
+
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from engine.errors import StoreError
+from engine.logs import configure_logging
+from engine.run_store import RunStore
+from resources import resource_path
+from workbench.settings import APPLICATION_NAME, ORGANIZATION_NAME, WorkbenchSettings
+
+log = logging.getLogger(__name__)
+
+
+def load_stylesheet() -> str:
+    """Return the workbench stylesheet, or an empty one (Qt's default look) when it cannot be read."""
+    try:
+        return resource_path("styles", "workbench.qss").read_text(encoding="utf-8")
+    except OSError as error:
+        log.warning("Cannot read the stylesheet: %s; using Qt's default look", error)
+        return ""
+
+
+def _parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="lampreia gui", description="Open the Lampreia Workbench window.")
+    parser.add_argument("--db", help="Run database file (default: runs.sqlite3 in the user data folder, or LAMPREIA_DATA_DIR).")
+    parser.add_argument("-v", "--verbose", action="store_true", help="Log progress details (INFO) to stderr.")
+    known, qt_arguments = parser.parse_known_args(list(argv))
+    known.qt_arguments = qt_arguments
+    return known
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+    # PySide prints exceptions raised in slots and carries on; this sends them to the log file too.
+    log.critical("Uncaught exception in the GUI:\n%s", "".join(traceback.format_exception(kind, error, trace)))
+
+
+def run_app(argv: Sequence[str]) -> int:
+    """Open the main window and run the Qt event loop; return the process exit status."""
+    arguments = _parse_arguments(argv)
+    log_path = configure_logging(verbose=arguments.verbose)
+    sys.excepthook = _log_uncaught
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *arguments.qt_arguments])
+    app.setOrganizationName(ORGANIZATION_NAME)
+    app.setApplicationName(APPLICATION_NAME)
+    app.setWindowIcon(QIcon(str(resource_path("icons", "lampreia.svg"))))
+    app.setStyleSheet(load_stylesheet())
+
+    try:
+        store = RunStore(arguments.db)
+    except StoreError as error:
+        log.error("Cannot open the run database: %s", error)
+        QMessageBox.critical(None, "Cannot open the run database", str(error))
+        return 1
+
+    # Imported here so that the pyqtgraph options are set after the QApplication exists.
+    from workbench.main_window import MainWindow
+
+    window = MainWindow(store, WorkbenchSettings())
+    app.aboutToQuit.connect(window.shutdown)
+    window.show()
+    log.info("Workbench started; database %s, log %s", store.path, log_path)
+    status = app.exec()
+    store.close()
+    return int(status)

@@ -1,0 +1,408 @@
+"""The main window: assembles the panels, menus and status bar, and routes run events between them.
+
+Each panel owns one concern; this class only wires them. Run events reach it as signals from the
+``RunController``, whose worker runs the engine on its own thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.config import RunConfig, list_presets, load_preset, preset_description
+from engine.devices import describe_device, select_device
+from engine.errors import LampreiaError, StoreError
+from engine.events import Event, RunFailed, RunFinished, RunStarted
+from engine.logs import log_file_path
+from engine.paths import safe_file_name
+from engine.run_store import RunStore
+from workbench.compare_view import CompareView
+from workbench.config_panel import ConfigPanel
+from workbench.curve_plot import CurvePlot
+from workbench.history_panel import HistoryPanel
+from workbench.live_view import LiveView
+from workbench.plot_style import configure_pyqtgraph, export_plot_png
+from workbench.run_controls import RunControls
+from workbench.run_worker import RunController
+from workbench.settings import WorkbenchSettings
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    """The workbench window. Owned by the GUI thread.
+
+    Message boxes go through ``show_message`` and ``confirm_close_during_run``, and file dialogs
+    through ``choose_save_path``, so that tests can replace them.
+    """
+
+    def __init__(self, store: RunStore, settings: WorkbenchSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        configure_pyqtgraph()
+        self.store = store
+        self.settings = settings or WorkbenchSettings()
+        self.controller = RunController(store, self)
+        self.last_message: tuple[str, str] | None = None
+        self._closing_after_run = False
+        self._config_valid = True
+        self._config_problem = ""
+        self._active_run_name = ""
+        self.setWindowTitle("Lampreia Workbench")
+
+        self._build_panels()
+        self._build_menus()
+        self._build_status_bar()
+        self._connect()
+        self._restore_state()
+        self.history.refresh()
+        self._update_run_controls()
+
+    # Construction
+
+    def _build_panels(self) -> None:
+        self.config_panel = ConfigPanel()
+        self.run_controls = RunControls()
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(4, 4, 4, 4)
+        left_layout.addWidget(self.config_panel, 1)
+        left_layout.addWidget(self.run_controls)
+
+        self.live_view = LiveView()
+        self.history = HistoryPanel(self.store)
+        self.compare_view = CompareView(self.store)
+        self.history_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.history_splitter.addWidget(self.history)
+        self.history_splitter.addWidget(self.compare_view)
+        self.history_splitter.setStretchFactor(1, 2)
+
+        self.areas = QTabWidget()
+        self.areas.addTab(self.live_view, "Live training")
+        self.areas.addTab(self.history_splitter, "History and compare")
+
+        self.main_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.main_splitter.addWidget(left)
+        self.main_splitter.addWidget(self.areas)
+        self.main_splitter.setStretchFactor(1, 1)
+        self.main_splitter.setSizes([480, 1020])
+        self.setCentralWidget(self.main_splitter)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.export_png_action = self._action(file_menu, "Export current plot as PNG…", self.export_current_plot)
+        self.export_csv_action = self._action(file_menu, "Export compared curves as CSV…", self.compare_view.export_csv)
+        file_menu.addSeparator()
+        self._action(file_menu, "Quit", self.close, QKeySequence(QKeySequence.StandardKey.Quit))
+
+        presets_menu = self.menuBar().addMenu("&Presets")
+        self.preset_actions: dict[str, QAction] = {}
+        for name in list_presets():
+            action = self._action(presets_menu, name.replace("-", " "), lambda _checked=False, n=name: self.apply_preset(n))
+            action.setStatusTip(preset_description(name))
+            action.setToolTip(preset_description(name))
+            self.preset_actions[name] = action
+        presets_menu.setToolTipsVisible(True)
+
+        run_menu = self.menuBar().addMenu("&Run")
+        self.run_action = self._action(run_menu, "Run", self.start_run, QKeySequence("Ctrl+R"))
+        self.stop_action = self._action(run_menu, "Stop", self.stop_run, QKeySequence("Ctrl+."))
+        run_menu.addSeparator()
+        run_menu.addAction(self.history.resume_action)
+        run_menu.addAction(self.history.run_again_action)
+
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addAction(self.history.refresh_action)
+        self._action(view_menu, "Live training", lambda: self.areas.setCurrentIndex(0), QKeySequence("Ctrl+1"))
+        self._action(view_menu, "History and compare", lambda: self.areas.setCurrentIndex(1), QKeySequence("Ctrl+2"))
+
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "About Lampreia Workbench", self._show_about)
+
+    def _action(self, menu, text: str, slot, shortcut: QKeySequence | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_status_bar(self) -> None:
+        try:
+            device = describe_device(select_device("auto"))
+        except LampreiaError as error:
+            device = f"unavailable ({error})"
+        self.device_label = QLabel(f"Device: {device}")
+        self.device_label.setToolTip("The device that device = auto selects: the first CUDA GPU when there is one, else the CPU.")
+        self.database_label = QLabel(f"Database: {self.store.path}")
+        self.database_label.setToolTip(f"Run database. Log file: {log_file_path()}")
+        self.database_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.statusBar().addPermanentWidget(self.device_label)
+        self.statusBar().addPermanentWidget(self.database_label)
+
+    def _connect(self) -> None:
+        self.config_panel.validity_changed.connect(self._on_validity_changed)
+        self.config_panel.values_changed.connect(self._sync_probe_to_attention)
+        self.live_view.attention_view.probe_edited.connect(lambda text: self.config_panel.set_value("training.attention_probe", text))
+        self.run_controls.run_clicked.connect(self.start_run)
+        self.run_controls.stop_clicked.connect(self.stop_run)
+
+        self.controller.event_received.connect(self.live_view.enqueue)
+        self.controller.event_received.connect(self._on_event)
+        self.controller.running_changed.connect(self._on_running_changed)
+        self.controller.run_ended.connect(self._on_run_ended)
+
+        self.history.selection_changed.connect(self.compare_view.show_run_ids)
+        self.history.run_again_requested.connect(self.load_config_from_run)
+        self.history.resume_requested.connect(self.resume_run)
+        self.history.export_requested.connect(self.compare_view.export_csv)
+
+        self._sync_probe_to_attention()
+
+    # Run control
+
+    @Slot()
+    def start_run(self) -> None:
+        if self.controller.is_running:
+            return
+        try:
+            config = self.config_panel.config()
+        except LampreiaError as error:
+            self.show_message("The configuration is not valid", str(error))
+            return
+        self._remember_config()
+        self.live_view.begin_run(config.task)
+        self.areas.setCurrentWidget(self.live_view)
+        self.controller.start(config)
+
+    @Slot()
+    def stop_run(self) -> None:
+        if self.controller.is_running:
+            self.controller.stop()
+            self.live_view.progress.show_stopping()
+            self.statusBar().showMessage("Stopping the run at its next step …")
+            self._update_run_controls()
+
+    @Slot(int)
+    def resume_run(self, run_id: int) -> None:
+        if self.controller.is_running:
+            self.show_message("A run is active", "Stop the active run or wait for it to end, then resume.")
+            return
+        try:
+            record = self.store.get_run(run_id)
+            series = self.store.metric_series(run_id)
+        except StoreError as error:
+            self.show_message(f"Cannot resume run #{run_id}", str(error))
+            return
+        self.live_view.begin_run(record.task)
+        self.live_view.load_stored_curves(series, up_to_step=record.checkpoint_step)
+        self.areas.setCurrentWidget(self.live_view)
+        self.controller.resume(run_id)
+
+    def shutdown(self) -> None:
+        """Stop an active run and wait for its thread (application exit)."""
+        self.controller.shutdown()
+
+    @Slot(object)
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._active_run_name = event.name
+            self.device_label.setText(f"Device: {event.device}")
+            self.statusBar().showMessage(f"Run #{event.run_id} ({event.name}) started")
+            self.history.refresh()
+        elif isinstance(event, RunFinished):
+            self.statusBar().showMessage(f"Run #{event.run_id} {event.status}")
+        elif isinstance(event, RunFailed):
+            self._report_failure(event)
+
+    def _report_failure(self, event: RunFailed) -> None:
+        subject = f"Run #{event.run_id}" if event.run_id is not None else "The run"
+        log.error("%s failed: %s", subject, event.message)
+        log_path = log_file_path()
+        text = f"{event.message}\n\nThe run is stored as failed with this reason. Details are in the log: {log_path}"
+        if event.run_id is None:
+            text = f"{event.message}\n\nDetails are in the log: {log_path}"
+        self.statusBar().showMessage(f"{subject} failed")
+        self.show_message(f"{subject} failed", text)
+
+    @Slot(bool)
+    def _on_running_changed(self, running: bool) -> None:
+        self.history.set_run_active(running)
+        self._update_run_controls()
+
+    @Slot(str)
+    def _on_run_ended(self, status: str) -> None:
+        self.live_view.end_run()
+        self.history.refresh()
+        self.compare_view.show_run_ids(self.history.selected_ids())
+        self._update_run_controls()
+        if self._closing_after_run:
+            self.close()
+
+    @Slot(bool, str)
+    def _on_validity_changed(self, valid: bool, reason: str) -> None:
+        self._config_valid = valid
+        self._config_problem = reason
+        self._update_run_controls()
+
+    def _update_run_controls(self) -> None:
+        running = self.controller.is_running
+        stopping = self.controller.is_stopping
+        self.run_controls.set_state(valid=self._config_valid, reason=self._config_problem, running=running, stopping=stopping)
+        self.run_action.setEnabled(self._config_valid and not running)
+        self.stop_action.setEnabled(running and not stopping)
+
+    # Configuration
+
+    def apply_preset(self, name: str) -> None:
+        """Load a preset; the data source and device stay as chosen, because presets do not set them."""
+        keep = {path: self.config_panel.value(path) for path in ("data.glue_dir", "training.device")}
+        try:
+            config = load_preset(name)
+        except LampreiaError as error:
+            self.show_message(f"Cannot load the preset {name}", str(error))
+            return
+        self.config_panel.set_config(config)
+        self.config_panel.set_values(keep)
+        self.statusBar().showMessage(f"Loaded the preset '{name}': {preset_description(name)}", 10_000)
+
+    @Slot(dict)
+    def load_config_from_run(self, config: dict) -> None:
+        try:
+            self.config_panel.set_config(RunConfig.from_dict(config))
+        except LampreiaError as error:
+            self.show_message("Cannot load this run's configuration", str(error))
+            return
+        self.statusBar().showMessage("Loaded the stored configuration; press Run to train it again.", 10_000)
+
+    def _sync_probe_to_attention(self) -> None:
+        self.live_view.attention_view.set_probe_text(str(self.config_panel.value("training.attention_probe")))
+
+    def _remember_config(self) -> None:
+        self.settings.set_config_values(self.config_panel.raw_values())
+        self.settings.set_custom_teachers(self.config_panel.teacher_list.custom_specs())
+
+    # Export
+
+    @Slot()
+    def export_current_plot(self) -> Path | None:
+        if self.areas.currentWidget() is not self.live_view:
+            return self.compare_view.export_png()
+        page = self.live_view.tabs.currentWidget()
+        plot_widget = page.plot_widget if isinstance(page, CurvePlot) else self.live_view.attention_view.plot_widget
+        tab = self.live_view.tabs.tabText(self.live_view.tabs.currentIndex())
+        suggested = safe_file_name(f"{self._active_run_name or 'run'}-{tab}", fallback="plot") + ".png"
+        path = self.choose_save_path("Export plot as PNG", suggested, "PNG images (*.png)")
+        if not path:
+            return None
+        try:
+            return export_plot_png(plot_widget, path)
+        except OSError as error:
+            self.show_message("Export failed", f"Could not write {path}: {error.strerror or error}. Choose another folder.")
+            return None
+
+    # Remembered state
+
+    def _restore_state(self) -> None:
+        teacher_list = self.config_panel.teacher_list
+        for spec in self.settings.custom_teachers():
+            teacher_list.add_custom(spec, checked=False)
+        values = self.settings.config_values()
+        if values:
+            self.config_panel.set_values(values)
+
+        geometry = self.settings.byte_array("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1500, 950)
+        for key, splitter in (("window/main_splitter", self.main_splitter), ("window/history_splitter", self.history_splitter)):
+            state = self.settings.byte_array(key)
+            if state is not None:
+                splitter.restoreState(state)
+        for key, tabs in self._tab_widgets().items():
+            index = self.settings.int_value(key, tabs.currentIndex())
+            if 0 <= index < tabs.count():
+                tabs.setCurrentIndex(index)
+
+    def _tab_widgets(self) -> dict[str, QTabWidget]:
+        return {
+            "view/area": self.areas,
+            "view/live_plot": self.live_view.tabs,
+            "view/compare_plot": self.compare_view.tabs,
+        }
+
+    def _save_state(self) -> None:
+        self._remember_config()
+        self.settings.set_byte_array("window/geometry", self.saveGeometry())
+        self.settings.set_byte_array("window/main_splitter", self.main_splitter.saveState())
+        self.settings.set_byte_array("window/history_splitter", self.history_splitter.saveState())
+        for key, tabs in self._tab_widgets().items():
+            self.settings.set_int_value(key, tabs.currentIndex())
+        self.settings.sync()
+
+    # Closing
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.controller.is_running:
+            # The window stays open (and responsive) until the worker thread has ended;
+            # _on_run_ended then closes it again.
+            event.ignore()
+            if self._closing_after_run:
+                return
+            if not self.confirm_close_during_run():
+                return
+            self._closing_after_run = True
+            self.stop_run()
+            self.statusBar().showMessage("Stopping the run; the window closes when it has stopped …")
+            return
+        self._save_state()
+        event.accept()
+
+    # Dialogs, replaceable in tests
+
+    def confirm_close_during_run(self) -> bool:
+        answer = QMessageBox.question(
+            self,
+            "Stop the run?",
+            "A run is active. Stop it and close the window? Everything logged so far is kept, and the run is stored as cancelled.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def show_message(self, title: str, text: str) -> None:
+        """Show a non-blocking warning; the latest one stays in ``last_message``."""
+        self.last_message = (title, text)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.open()
+
+    def choose_save_path(self, caption: str, suggested_name: str, file_filter: str) -> str:
+        path, _selected_filter = QFileDialog.getSaveFileName(self, caption, str(Path.home() / suggested_name), file_filter)
+        return path
+
+    def _show_about(self) -> None:
+        box = QMessageBox(
+            QMessageBox.Icon.Information,
+            "About Lampreia Workbench",
+            "Lampreia Workbench: multi-teacher knowledge distillation into spectral-attention students.\n\n"
+            f"Run database: {self.store.path}\nLog file: {log_file_path()}",
+            QMessageBox.StandardButton.Ok,
+            self,
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()

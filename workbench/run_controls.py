@@ -1,0 +1,51 @@
+"""Run and Stop buttons, with the reason when Run is blocked."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+
+class RunControls(QWidget):
+    """Run and Stop buttons. Owned by the GUI thread; the main window sets their state."""
+
+    run_clicked = Signal()
+    stop_clicked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.run_button = QPushButton("Run")
+        self.run_button.setObjectName("runButton")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stopButton")
+        self.reason_label = QLabel()
+        self.reason_label.setObjectName("fieldError")
+        self.reason_label.setWordWrap(True)
+        self.reason_label.hide()
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button, 1)
+        buttons.addWidget(self.stop_button, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addWidget(self.reason_label)
+        layout.addLayout(buttons)
+
+        self.run_button.clicked.connect(self.run_clicked)
+        self.stop_button.clicked.connect(self.stop_clicked)
+        self.set_state(valid=True, reason="", running=False, stopping=False)
+
+    def set_state(self, *, valid: bool, reason: str, running: bool, stopping: bool) -> None:
+        self.run_button.setEnabled(valid and not running)
+        self.stop_button.setEnabled(running and not stopping)
+        if not valid:
+            self.run_button.setToolTip("Fix these values first:\n" + reason)
+            first = reason.splitlines()[0] if reason else ""
+            more = len(reason.splitlines()) - 1
+            self.reason_label.setText(first + (f" (and {more} more; see the fields marked in red)" if more > 0 else ""))
+        elif running:
+            self.run_button.setToolTip("A run is active. Stop it or wait for it to end first.")
+        else:
+            self.run_button.setToolTip("Start a run with this configuration.")
+        self.reason_label.setVisible(not valid)
+        self.stop_button.setToolTip("Stopping… the run ends at its next step." if stopping else "Stop the run; everything logged so far is kept.")

@@ -1,0 +1,82 @@
+"""Remembered state: last configuration, window geometry, splitter sizes and selected plots (QSettings)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+log = logging.getLogger(__name__)
+
+ORGANIZATION_NAME = "Lampreia"
+APPLICATION_NAME = "Lampreia Workbench"
+
+# Bumped when the meaning of a stored key changes, so that old values are ignored, not misread.
+SETTINGS_VERSION = 1
+
+
+class WorkbenchSettings:
+    """Typed access to the workbench's QSettings. Used from the GUI thread only.
+
+    Without an explicit ``QSettings`` the application's organisation and application names
+    choose the platform location (set by ``workbench.app``); tests pass an INI file instead.
+    """
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        self._settings = settings if settings is not None else QSettings()
+        version = self._settings.value("version")
+        if version is not None and str(version) != str(SETTINGS_VERSION):
+            log.warning("Ignoring remembered settings of version %s (this version uses %s)", version, SETTINGS_VERSION)
+            self._settings.clear()
+        self._settings.setValue("version", SETTINGS_VERSION)
+
+    @property
+    def file_name(self) -> str:
+        return self._settings.fileName()
+
+    def _json(self, key: str) -> Any:
+        text = self._settings.value(key)
+        if not text:
+            return None
+        try:
+            return json.loads(str(text))
+        except ValueError:
+            log.warning("Ignoring the unreadable remembered value %s", key)
+            return None
+
+    def config_values(self) -> dict[str, Any] | None:
+        """Return the configuration panel's last values as {dotted path: value as typed}."""
+        values = self._json("config/values")
+        return values if isinstance(values, dict) else None
+
+    def set_config_values(self, values: dict[str, Any]) -> None:
+        self._settings.setValue("config/values", json.dumps(values, ensure_ascii=False))
+
+    def custom_teachers(self) -> list[str]:
+        specs = self._json("config/custom_teachers")
+        return [str(spec) for spec in specs] if isinstance(specs, list) else []
+
+    def set_custom_teachers(self, specs: list[str]) -> None:
+        self._settings.setValue("config/custom_teachers", json.dumps(list(specs), ensure_ascii=False))
+
+    def byte_array(self, key: str) -> QByteArray | None:
+        value = self._settings.value(key)
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    def set_byte_array(self, key: str, value: QByteArray) -> None:
+        self._settings.setValue(key, value)
+
+    def int_value(self, key: str, default: int) -> int:
+        value = self._settings.value(key)
+        try:
+            return int(value) if value is not None else default
+        except (TypeError, ValueError):
+            return default
+
+    def set_int_value(self, key: str, value: int) -> None:
+        self._settings.setValue(key, int(value))
+
+    def sync(self) -> None:
+        self._settings.sync()
