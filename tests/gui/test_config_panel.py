@@ -1,0 +1,164 @@
+"""The configuration panel: validation next to each field, presets, sizes, parameter count, memory."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings
+
+from engine.config import RunConfig, load_preset
+from engine.student import count_student_parameters
+from engine.tasks import TASKS
+from workbench.config_panel import SIZE_PRESETS
+from workbench.main_window import MainWindow
+from workbench.settings import WorkbenchSettings
+
+
+def _type(qtbot, panel, path: str, text: str) -> None:
+    line_edit = panel.editors[path].line_edit
+    line_edit.clear()
+    qtbot.keyClicks(line_edit, text)
+
+
+def test_task_list_has_nine_described_tasks(window):
+    combo = window.config_panel.editors["task"].combo
+    assert combo.count() == 9
+    for row, task in enumerate(TASKS.values()):
+        assert task.description in combo.itemText(row)
+
+
+def test_invalid_values_shown_next_to_fields(qtbot, window):
+    panel = window.config_panel
+    panel.apply_size_preset("tiny")
+    _type(qtbot, panel, "student.n_heads", "5")
+    _type(qtbot, panel, "training.epochs", "abc")
+
+    heads = panel.editors["student.n_heads"]
+    epochs = panel.editors["training.epochs"]
+    assert "5 does not divide d_model = 64" in heads.error
+    assert heads.error_label.isVisibleTo(panel)
+    assert "'abc' is not a whole number" in epochs.error
+    assert not window.run_controls.run_button.isEnabled()
+    tooltip = window.run_controls.run_button.toolTip()
+    assert "Heads: 5 does not divide" in tooltip
+    assert "Epochs: 'abc'" in tooltip
+
+    _type(qtbot, panel, "student.n_heads", "4")
+    _type(qtbot, panel, "training.epochs", "2")
+    assert panel.errors == {}
+    assert not heads.error_label.isVisibleTo(panel)
+    assert window.run_controls.run_button.isEnabled()
+
+
+def test_out_of_range_float_names_limit(qtbot, window):
+    panel = window.config_panel
+    _type(qtbot, panel, "distillation.alpha", "1.5")
+    assert "out of range" in panel.editors["distillation.alpha"].error
+    assert "<= 1.0" in panel.editors["distillation.alpha"].error
+
+
+def test_fixed_weights_need_one_per_teacher(qtbot, window):
+    panel = window.config_panel
+    panel.teacher_list.set_teachers(["gpt2", "minilm"])
+    panel.editors["distillation.weighting"].set_value("fixed")
+    assert panel.editors["distillation.fixed_weights"].widget.isEnabled()
+    assert "2 teachers" in panel.editors["distillation.fixed_weights"].error
+    assert "gpt2, minilm" in panel.weights_hint.text()
+
+    _type(qtbot, panel, "distillation.fixed_weights", "0.7, 0.3")
+    assert panel.errors == {}
+    assert panel.config().distillation.fixed_weights == (0.7, 0.3)
+
+
+def test_glue_folder_is_validated(qtbot, window, glue_dir, tmp_path):
+    panel = window.config_panel
+    source = panel.editors["data.glue_dir"]
+    source.folder_button.setChecked(True)
+    assert "Choose the glue_data folder" in source.error
+
+    source.folder_edit.setText(str(tmp_path))
+    assert "has no SST-2/ folder" in source.error
+
+    source.folder_edit.setText(str(glue_dir))
+    assert source.error == ""
+    panel.editors["task"].set_value("rte")
+    assert panel.config().data.glue_dir == str(glue_dir)
+
+    (tmp_path / "SST-2").mkdir()
+    (tmp_path / "SST-2" / "train.tsv").write_text("sentence\tlabel\n", encoding="utf-8")
+    source.folder_edit.setText(str(tmp_path))
+    panel.editors["task"].set_value("sst2")
+    assert "dev.tsv is missing" in source.error
+
+
+def test_size_presets_set_student_fields(qtbot, window):
+    panel = window.config_panel
+    for name, fields in SIZE_PRESETS.items():
+        panel.apply_size_preset(name)
+        config = panel.config().student
+        assert config.d_model == fields["d_model"]
+        assert config.n_layers == fields["n_layers"]
+        assert config.n_heads == fields["n_heads"]
+        assert config.max_seq_len == fields["max_seq_len"]
+        assert panel.size_combo.currentText() == name
+
+    _type(qtbot, panel, "student.d_model", "96")
+    assert panel.size_combo.currentText() == "custom"
+
+
+def test_parameter_count_follows_student(qtbot, window):
+    panel = window.config_panel
+    panel.apply_size_preset("tiny")
+    panel.editors["student.tokenizer"].set_value("minilm")
+    expected = count_student_parameters(panel.config().student, 30522, 2)
+    qtbot.waitUntil(lambda: panel.parameter_label.text().startswith(f"{expected:,}"), timeout=5000)
+
+    panel.editors["student.embedding"].set_value("learned")
+    expected_learned = count_student_parameters(panel.config().student, 30522, 2)
+    assert expected_learned > expected
+    qtbot.waitUntil(lambda: panel.parameter_label.text().startswith(f"{expected_learned:,}"), timeout=5000)
+
+
+def test_preset_menu_keeps_data_source(qtbot, window, glue_dir):
+    panel = window.config_panel
+    panel.editors["data.glue_dir"].set_value(str(glue_dir))
+    window.preset_actions["offline-demo"].trigger()
+
+    config = panel.config()
+    preset = load_preset("offline-demo")
+    assert config.distillation.teachers == preset.distillation.teachers
+    assert config.data.train_limit == preset.data.train_limit
+    assert config.student.tokenizer == "minilm"
+    assert config.data.glue_dir == str(glue_dir)
+
+
+def test_run_again_loads_stored_config(window):
+    stored = RunConfig().with_overrides({"task": "rte", "training.epochs": 7, "student.mixer": "spectral"})
+    window.load_config_from_run(stored.to_dict())
+    assert window.config_panel.config() == stored
+
+
+def test_state_remembered_across_windows(qtbot, store, settings_file, glue_dir, messages):
+    first = MainWindow(store, WorkbenchSettings(QSettings(str(settings_file), QSettings.Format.IniFormat)))
+    qtbot.addWidget(first)
+    panel = first.config_panel
+    panel.editors["data.glue_dir"].set_value(str(glue_dir))
+    panel.teacher_list.add_custom("/models/my-teacher", checked=False)
+    panel.editors["name"].set_value("remembered run")
+    panel.editors["student.pair_separator"].set_value(" [SEP]\n")
+    first.live_view.tabs.setCurrentIndex(3)
+    first.areas.setCurrentIndex(1)
+    first.resize(760, 520)
+    first.show()
+    size = first.size()
+    first.close()
+
+    second = MainWindow(store, WorkbenchSettings(QSettings(str(settings_file), QSettings.Format.IniFormat)))
+    qtbot.addWidget(second)
+    restored = second.config_panel
+    assert restored.value("name") == "remembered run"
+    assert restored.value("data.glue_dir") == str(glue_dir)
+    assert restored.value("student.pair_separator") == " [SEP]\n"
+    assert "/models/my-teacher" in restored.teacher_list.custom_specs()
+    assert "/models/my-teacher" not in restored.teacher_list.teachers()
+    assert second.live_view.tabs.currentIndex() == 3
+    assert second.areas.currentIndex() == 1
+    assert second.size() == size

@@ -1,0 +1,207 @@
+"""History table and compare view over runs written straight into the store."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from PySide6.QtGui import QImage
+
+from engine.config import RunConfig
+from engine.run_store import AttentionSnapshot, MetricPoint
+from workbench.compare_view import config_diff
+from workbench.config_panel import nest
+from workbench.history_panel import COLUMNS
+
+BASE = RunConfig.from_dict(
+    {
+        "task": "sst2",
+        "data": {"glue_dir": "/data/glue", "train_limit": 300, "dev_limit": 200},
+        "student": {"tokenizer": "minilm", "d_model": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 64},
+        "distillation": {"teachers": ["minilm"]},
+        "training": {"epochs": 1, "batch_size": 32},
+    }
+)
+CHANGES = {"training.epochs": 3, "distillation.alpha": 0.5, "student.mixer": "softmax"}
+
+
+def _stored_run(store, config: RunConfig, name: str, status: str = "finished", accuracy: float = 0.6) -> int:
+    run_id = store.create_run(config.to_dict(), name=name, device="CPU: test", versions={})
+    store.set_prepared(run_id, parameter_count=110_916, baseline={"dev/accuracy": 0.495})
+    points = []
+    for step in range(1, 6):
+        points += [
+            MetricPoint(step, step / 5, "train/loss_total", 1.0 / step),
+            MetricPoint(step, step / 5, "train/weight/minilm", 1.0),
+        ]
+    points += [MetricPoint(3, 0.6, "dev/accuracy", accuracy - 0.05), MetricPoint(5, 1.0, "dev/accuracy", accuracy)]
+    store.log_metrics(run_id, points)
+    store.log_attention(run_id, AttentionSnapshot(5, ("[CLS]", "a", "b", "[SEP]"), np.full((2, 4, 4, 4), 0.25, dtype=np.float32)))
+    metrics = {"dev/accuracy": accuracy, "heldout/accuracy": accuracy + 0.01}
+    store.finish_run(run_id, status, final_metrics=metrics, best_metrics=metrics, best_step=5)
+    return run_id
+
+
+@pytest.fixture
+def two_runs(store):
+    first = _stored_run(store, BASE, "base run", accuracy=0.6)
+    second = _stored_run(store, BASE.with_overrides(CHANGES), "../other/run", status="cancelled", accuracy=0.7)
+    return first, second
+
+
+def test_config_diff_lists_only_differing_keys(qtbot, window, two_runs):
+    window.history.refresh()
+    window.history.select_runs(list(two_runs))
+
+    compare = window.compare_view
+    assert [run.record.id for run in compare.runs] == sorted(two_runs)
+    assert sorted(compare.diff_keys()) == sorted(CHANGES)
+    table = compare.diff_table
+    row = compare.diff_keys().index("training.epochs")
+    assert [table.item(row, column).text() for column in range(2)] == ["1", "3"]
+
+
+def test_config_diff_of_equal_configs_is_empty():
+    assert config_diff([BASE.to_dict(), BASE.to_dict()]) == []
+    missing = BASE.to_dict()
+    del missing["training"]["seed"]
+    assert config_diff([BASE.to_dict(), missing]) == []  # a missing key takes its default
+
+
+def test_compare_overlays_curves_and_metrics(qtbot, window, two_runs):
+    window.history.refresh()
+    window.history.select_runs(list(two_runs))
+    compare = window.compare_view
+
+    loss_series = compare.loss_plot.series_names()
+    assert len(loss_series) == 2
+    for name in loss_series:
+        assert len(compare.loss_plot.points(name)[0]) == 5
+    metric_series = compare.metric_plot.series_names()
+    assert sum(name.endswith("dev/accuracy") for name in metric_series) == 2
+    assert sum(name.endswith("majority baseline") for name in metric_series) == 2
+    assert len(compare.weight_plot.series_names()) == 2
+
+    metrics = compare.metrics_table
+    rows = [metrics.verticalHeaderItem(row).text() for row in range(metrics.rowCount())]
+    dev_row = rows.index("dev/accuracy")
+    assert metrics.item(dev_row, 0).text() == "0.6000"
+    assert metrics.item(dev_row, 2).text() == "0.7000"
+    assert compare.attention_view.current_matrix().shape == (4, 4)
+
+
+def test_compare_exports_csv_and_png(qtbot, window, two_runs, tmp_path, monkeypatch):
+    window.history.refresh()
+    window.history.select_runs(list(two_runs))
+    compare = window.compare_view
+    suggested: list[str] = []
+
+    def choose(caption, name, file_filter):
+        suggested.append(name)
+        return str(tmp_path / name)
+
+    monkeypatch.setattr(compare, "choose_save_path", choose)
+    written = compare.export_csv()
+    with written.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["series"] for row in rows} == {"train/loss_total", "dev/accuracy", "train/weight/minilm"}
+    assert len(rows) == 2 * (5 + 2 + 5)
+    assert "/" not in suggested[0]
+    assert not suggested[0].startswith(".")
+    assert written.parent == tmp_path
+
+    compare.tabs.setCurrentWidget(compare.loss_plot)
+    png = compare.export_png()
+    image = QImage(str(png))
+    assert png.parent == tmp_path
+    assert image.width() == 1600
+
+
+def test_history_columns_filter_and_sort(qtbot, window, two_runs):
+    history = window.history
+    history.refresh()
+    model = history.model
+    first, second = two_runs
+    row = model.row_of(first)
+    texts = {column: model.data(model.index(row, COLUMNS.index(column))) for column in COLUMNS}
+    assert texts["Status"] == "finished"
+    assert texts["Task"] == "SST-2"
+    assert texts["Teachers"] == "minilm"
+    assert texts["Parameters"] == "110,916"
+    assert texts["Best dev"] == "0.6000 accuracy"
+    assert texts["Baseline"] == "0.4950"
+
+    history.filter_edit.setText("other")
+    assert history.visible_ids() == [second]
+    history.filter_edit.setText("")
+    history.status_combo.setCurrentIndex(history.status_combo.findData("cancelled"))
+    assert history.visible_ids() == [second]
+    history.status_combo.setCurrentIndex(0)
+
+    history.table.sortByColumn(COLUMNS.index("Best dev"), history.table.horizontalHeader().sortIndicatorOrder().AscendingOrder)
+    assert history.visible_ids() == [first, second]
+
+
+def test_history_rename_notes_tags_delete(qtbot, window, two_runs, store, monkeypatch):
+    history = window.history
+    history.refresh()
+    first, second = two_runs
+    history.select_runs([first])
+
+    monkeypatch.setattr(history, "ask_text", lambda title, label, text: "renamed run" if title == "Rename run" else "baseline, keep ")
+    monkeypatch.setattr(history, "ask_multiline_text", lambda title, label, text: "Compared with the paper preset.")
+    history.rename_action.trigger()
+    history.notes_action.trigger()
+    history.tags_action.trigger()
+    record = store.get_run(first)
+    assert record.name == "renamed run"
+    assert record.notes == "Compared with the paper preset."
+    assert record.tags == ("baseline", "keep")
+    history.filter_edit.setText("keep")
+    assert history.visible_ids() == [first]
+    history.filter_edit.setText("")
+
+    answers = iter([False, True])
+    monkeypatch.setattr(history, "confirm", lambda title, question: next(answers))
+    history.select_runs([first])
+    history.delete_action.trigger()
+    assert store.get_run(first).name == "renamed run"
+    history.delete_action.trigger()
+    assert [r.id for r in store.list_runs()] == [second]
+    assert history.visible_ids() == [second]
+
+
+def test_history_run_again_loads_config(qtbot, window, two_runs):
+    window.history.refresh()
+    window.history.select_runs([two_runs[1]])
+    window.history.run_again_action.trigger()
+
+    panel = window.config_panel
+    assert RunConfig.from_dict(nest(panel.raw_values())) == BASE.with_overrides(CHANGES)
+    # The stored glue_data folder does not exist on this machine, which the panel reports.
+    assert "does not exist" in panel.editors["data.glue_dir"].error
+
+
+def test_resume_without_checkpoint_reports(qtbot, window, two_runs, store, messages):
+    cancelled = two_runs[1]
+    window.history.refresh()
+    window.history.select_runs([cancelled])
+    assert window.history.resume_action.isEnabled()
+
+    with qtbot.waitSignal(window.controller.run_ended, timeout=30_000) as ended:
+        window.history.resume_action.trigger()
+    assert ended.args == ["failed"]
+    assert "no resumable checkpoint" in messages[-1][1]
+    assert store.get_run(cancelled).status == "cancelled"
+
+
+def test_running_run_cannot_be_deleted(qtbot, window, store, monkeypatch):
+    run_id = store.create_run(BASE.to_dict(), name="active", device="CPU", versions={})
+    problems: list[str] = []
+    monkeypatch.setattr(window.history, "show_problem", lambda title, message: problems.append(message))
+    window.history.refresh()
+    window.history.select_runs([run_id])
+    window.history.delete_action.trigger()
+    assert "still running" in problems[0]
+    assert store.get_run(run_id).status == "running"

@@ -1,0 +1,78 @@
+"""The teacher list and its "Add model…" dialog, which checks a model off the GUI thread."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from engine.model_sources import packaged_minilm_folder
+
+
+def _open(qtbot, window, spec: str):
+    dialog = window.config_panel.teacher_list.open_add_dialog()
+    qtbot.keyClicks(dialog.spec_edit, spec)
+    return dialog
+
+
+def _add(qtbot, window, spec: str):
+    dialog = _open(qtbot, window, spec)
+    qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    return dialog
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("no-such-org/no-such-model", "not in the local Hugging Face cache"),
+        ("not a valid id!!", "was not found on the Hugging Face Hub"),
+        ("/nonexistent/teacher-folder", "does not exist or is not a folder"),
+    ],
+)
+def test_invalid_teacher_shows_message(qtbot, window, spec, expected):
+    teacher_list = window.config_panel.teacher_list
+    before = teacher_list.teachers()
+    dialog = _add(qtbot, window, spec)
+
+    qtbot.waitUntil(lambda: expected in dialog.message, timeout=30_000)
+    assert dialog.isVisible()
+    assert dialog.add_button.isEnabled()
+    assert spec not in teacher_list.custom_specs()
+    assert teacher_list.teachers() == before
+    dialog.reject()
+
+
+def test_empty_teacher_id_is_rejected_at_once(qtbot, window):
+    dialog = _add(qtbot, window, "")
+    assert "Type a Hugging Face id" in dialog.message
+    dialog.reject()
+
+
+def test_local_teacher_folder_is_added_checked(qtbot, window):
+    folder = str(packaged_minilm_folder())
+    teacher_list = window.config_panel.teacher_list
+    dialog = _open(qtbot, window, folder)
+    with qtbot.waitSignal(dialog.accepted, timeout=30_000):
+        qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+
+    assert folder in teacher_list.custom_specs()
+    assert folder in teacher_list.teachers()
+    assert window.config_panel.value("distillation.teachers")[-1] == folder
+
+
+def test_no_teacher_checked_blocks_run(qtbot, window):
+    panel = window.config_panel
+    panel.teacher_list.set_teachers([])
+
+    assert "distillation.teachers" in panel.errors
+    assert not window.run_controls.run_button.isEnabled()
+    assert "at least one" in window.run_controls.run_button.toolTip()
+
+
+def test_custom_teacher_can_be_removed(qtbot, window):
+    teacher_list = window.config_panel.teacher_list
+    teacher_list.add_custom("/some/folder", checked=True)
+    assert teacher_list.remove_button.isEnabled()
+
+    qtbot.mouseClick(teacher_list.remove_button, Qt.MouseButton.LeftButton)
+    assert "/some/folder" not in teacher_list.custom_specs()
+    assert "/some/folder" not in teacher_list.teachers()
