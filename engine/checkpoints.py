@@ -57,15 +57,16 @@ def write_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict[s
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(temporary), metadata=metadata)
         os.replace(temporary, path)
-    except OSError as error:
+    except (OSError, SafetensorError) as error:
         temporary.unlink(missing_ok=True)
-        if error.errno == errno.ENOSPC:
+        # safetensors reports I/O failures as SafetensorError with the OS message inside.
+        if getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error):
             raise LampreiaError(
                 f"The disk is full: the checkpoint {path} could not be written.",
                 "Free disk space on that drive (or move the run database with --db) and resume the run.",
             ) from error
         raise LampreiaError(
-            f"The checkpoint {path} could not be written: {error.strerror or error}.",
+            f"The checkpoint {path} could not be written: {getattr(error, 'strerror', None) or error}.",
             "Check that the folder is writable and the disk has space, then resume the run.",
         ) from error
     return path.stat().st_size

@@ -210,7 +210,7 @@ def _run(args: argparse.Namespace) -> int:
     def on_interrupt(_signum: int, _frame: Any) -> None:
         if cancel.cancelled:
             raise KeyboardInterrupt
-        bar.message("Cancelling after the current step (press Ctrl-C again to abort at once)...")
+        bar.notice("Cancelling after the current step (press Ctrl-C again to abort at once)...")
         cancel.cancel()
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
@@ -226,8 +226,12 @@ def _run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
         bar.close()
 
+    if result.status == "failed" and result.run_id is None:
+        # Nothing was recorded: the settings or the database were unusable before the run began.
+        print(f"lampreia: {result.error}", file=sys.stderr)
+        return EXIT_INVALID
     if result.status == "failed":
-        print(f"lampreia: run {result.run_id if result.run_id is not None else '(not created)'} failed: {result.error}", file=sys.stderr)
+        print(f"lampreia: run {result.run_id} failed: {result.error}", file=sys.stderr)
         return EXIT_FAILED
 
     record = store.get_run(result.run_id)
@@ -399,8 +403,11 @@ class ProgressBar:
             self.message(f"Failed: {event.message}")
 
     def message(self, text: str) -> None:
-        if not self.enabled:
-            return
+        if self.enabled:
+            self.notice(text)
+
+    def notice(self, text: str) -> None:
+        """Print ``text`` on its own line even with --quiet: it answers something the user did."""
         self._end_line()
         print(text, file=self.stream, flush=True)
 

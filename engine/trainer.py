@@ -207,15 +207,18 @@ class Trainer:
 
     def _describe_failure(self, error: Exception) -> str:
         if isinstance(error, LampreiaError):
-            log.error("Run %s failed: %s", self.run_id, error)
+            # An expected, user-fixable failure: it is stored with the run and returned, so the
+            # log keeps it at INFO instead of printing it twice on the console.
+            log.info("Run %s failed: %s", self.run_id, error)
             log.debug("Traceback of the failure:\n%s", traceback.format_exc())
             return str(error)
         if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
             log.exception("Run %s ran out of memory", self.run_id)
             return str(self._out_of_memory())
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error):
             log.exception("Run %s: disk full", self.run_id)
-            return f"The disk is full ({error.filename or 'while writing'}). Free disk space and resume the run."
+            where = getattr(error, "filename", None) or "while writing run files"
+            return f"The disk is full ({where}). Free disk space, then resume the run (CLI: lampreia run --resume {self.run_id})."
         log.exception("Run %s failed with an unexpected error", self.run_id)
         return f"Unexpected error: {type(error).__name__}: {error}. The full traceback is in the log; please report it."
 

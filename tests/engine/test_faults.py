@@ -1,0 +1,237 @@
+"""Faults that must leave the run store whole: interrupts, out of memory, bad checkpoints, full or read-only disks."""
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.cli import main
+from engine.config import RunConfig
+from engine.run_store import RunStore
+from engine.student import Student
+from engine.trainer import resume_distillation, run_distillation
+
+
+def _config(glue_dir, **training) -> RunConfig:
+    return RunConfig.from_dict(
+        {
+            "task": "sst2",
+            "data": {"glue_dir": str(glue_dir), "train_limit": 240, "dev_limit": 80},
+            "student": {"tokenizer": "minilm", "d_model": 32, "n_layers": 1, "n_heads": 4, "max_seq_len": 48},
+            "distillation": {"teachers": ["minilm"]},
+            "training": {"epochs": 2, "batch_size": 32, "evals_per_epoch": 1, "checkpoint_every_steps": 2, **training},
+        }
+    )
+
+
+def _cli_args(glue_dir, db, epochs=2):
+    return [
+        "run", "--task", "sst2", "--data-dir", str(glue_dir), "--teachers", "minilm", "--tokenizer", "minilm",
+        "--train-limit", "240", "--dev-limit", "80", "--epochs", str(epochs), "--d-model", "32", "--layers", "1",
+        "--heads", "4", "--max-seq-len", "48", "--evals-per-epoch", "1", "--db", str(db), "--quiet",
+    ]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        MemoryError(),
+    ],
+    ids=["device", "host"],
+)
+def test_out_of_memory_fails_with_smaller_batch_hint(glue_dir, tmp_path, monkeypatch, error):
+    calls = {"count": 0}
+    original = Student.forward
+
+    def forward(self, *args, **kwargs):
+        calls["count"] += 1
+        if calls["count"] == 3:
+            raise error
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Student, "forward", forward)
+    store = RunStore(tmp_path / "runs.sqlite3")
+
+    result = run_distillation(_config(glue_dir), store)
+
+    assert result.status == "failed"
+    assert "Out of memory" in result.error
+    assert "batch size 32" in result.error
+    assert "Lower training.batch_size (e.g. to 16)" in result.error
+    record = store.get_run(result.run_id)
+    assert record.status == "failed" and record.error == result.error
+    assert store.count_metrics(result.run_id) > 0
+
+
+def test_ctrl_c_cancels_and_keeps_curves(glue_dir, tmp_path):
+    db = tmp_path / "runs.sqlite3"
+    script = f"import sys; from engine.cli import main; sys.exit(main({_cli_args(glue_dir, db, epochs=40)!r}))"
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while _metric_count(db) < 10:
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    assert process.returncode == 130
+    assert "Cancelling after the current step" in stderr
+    store = RunStore(db)
+    record = store.get_run(1)
+    assert record.status == "cancelled"
+    assert store.count_metrics(1) >= 10
+    assert "last" in store.artifacts(1)
+
+
+def _metric_count(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=1) as connection:
+            return connection.execute("SELECT count(*) FROM metrics").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _cancelled_run(glue_dir, tmp_path) -> tuple[RunStore, int, Path]:
+    from engine.events import CancellationToken, StepLogged
+
+    store = RunStore(tmp_path / "runs.sqlite3")
+    cancel = CancellationToken()
+
+    def stop(event):
+        if isinstance(event, StepLogged) and event.step >= 5:
+            cancel.cancel()
+
+    result = run_distillation(_config(glue_dir), store, stop, cancel)
+    assert result.status == "cancelled"
+    return store, result.run_id, store.artifacts(result.run_id)["last"][0]
+
+
+def test_truncated_checkpoint_is_rejected_on_resume(glue_dir, tmp_path, capsys):
+    store, run_id, checkpoint = _cancelled_run(glue_dir, tmp_path)
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    metrics_before = store.count_metrics(run_id)
+
+    code = main(["run", "--resume", str(run_id), "--db", str(store.path), "--quiet"])
+
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "is truncated or corrupted" in error
+    assert f"--from-run ID" in error
+    assert store.get_run(run_id).status == "cancelled"
+    assert store.count_metrics(run_id) == metrics_before
+
+
+def test_corrupted_checkpoint_fails_its_checksum(glue_dir, tmp_path):
+    store, run_id, checkpoint = _cancelled_run(glue_dir, tmp_path)
+    data = bytearray(checkpoint.read_bytes())
+    data[-100] ^= 0xFF
+    checkpoint.write_bytes(bytes(data))
+
+    from engine.errors import CheckpointError
+
+    with pytest.raises(CheckpointError, match="do not match the checksum"):
+        resume_distillation(run_id, store)
+
+
+def test_finished_run_cannot_be_resumed(glue_dir, tmp_path):
+    from engine.errors import CheckpointError
+
+    store = RunStore(tmp_path / "runs.sqlite3")
+    result = run_distillation(_config(glue_dir, epochs=1), store)
+
+    with pytest.raises(CheckpointError, match="already finished"):
+        resume_distillation(result.run_id, store)
+
+
+def _namespace_available() -> bool:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return False
+    probe = subprocess.run([unshare, "-r", "-m", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+needs_namespace = pytest.mark.skipif(
+    not _namespace_available(),
+    reason="needs `unshare -r -m` (util-linux with user namespaces) to mount a small or read-only filesystem",
+)
+
+
+def _run_in_namespace(setup: str, python: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``python`` in a private mount namespace after the shell ``setup`` has mounted its folders."""
+    script = f"{setup}\nexec {sys.executable} -c {_quote(python)}\n"
+    return subprocess.run(["unshare", "-r", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+@needs_namespace
+@pytest.mark.slow
+def test_read_only_database_fails_before_training(glue_dir, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    assert main(_cli_args(glue_dir, folder / "runs.sqlite3", epochs=1)) == 0
+    runs_before = [(r.id, r.status) for r in RunStore(folder / "runs.sqlite3").list_runs()]
+    python = textwrap.dedent(
+        f"""
+        import sys
+        from engine.cli import main
+        sys.exit(main({_cli_args(glue_dir, folder / 'runs.sqlite3', epochs=1)!r}))
+        """
+    )
+
+    result = _run_in_namespace(f"mount --bind {folder} {folder} && mount -o remount,bind,ro {folder}", python)
+
+    assert result.returncode == 2, result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("lampreia: ")
+    assert "read-only" in last_line or "Cannot open" in last_line
+    assert "--db" in last_line
+    assert [(r.id, r.status) for r in RunStore(folder / "runs.sqlite3").list_runs()] == runs_before
+
+
+@needs_namespace
+@pytest.mark.slow
+def test_disk_full_during_run_stops_cleanly(glue_dir, tmp_path):
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    # The database lives on the small disk, which disappears with the namespace, so the
+    # program reports the store's state itself after the CLI returns.
+    python = textwrap.dedent(
+        f"""
+        import sys
+        from engine.cli import main
+        from engine.run_store import RunStore
+        code = main({_cli_args(glue_dir, folder / 'runs.sqlite3', epochs=30)!r})
+        store = RunStore({str(folder / 'runs.sqlite3')!r})
+        record = store.get_run(1)
+        print("STATE", record.status, store.count_metrics(1), store.integrity_check(), file=sys.stderr)
+        sys.exit(code)
+        """
+    )
+
+    result = _run_in_namespace(f"mount -t tmpfs -o size=640k tmpfs {folder}", python)
+
+    assert result.returncode == 1, result.stderr
+    assert "run 1 failed: The disk is full" in result.stderr
+    assert "resume the run" in result.stderr
+    status, metric_rows, integrity = result.stderr.split("STATE ")[1].split()
+    assert status == "failed"
+    assert int(metric_rows) > 0
+    assert integrity == "ok"
