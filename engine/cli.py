@@ -12,6 +12,7 @@ import csv
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -205,7 +206,9 @@ def _run(args: argparse.Namespace) -> int:
 
     store = _open_store(args.db)
     cancel = CancellationToken()
-    bar = ProgressBar(sys.stderr, enabled=not args.quiet)
+    # In a torchrun job only rank 0 reports; the other ranks would repeat every line.
+    follower = int(os.environ.get("RANK", "0")) > 0
+    bar = ProgressBar(sys.stderr, enabled=not (args.quiet or follower))
 
     def on_interrupt(_signum: int, _frame: Any) -> None:
         if cancel.cancelled:
@@ -234,6 +237,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"lampreia: run {result.run_id} failed: {result.error}", file=sys.stderr)
         return EXIT_FAILED
 
+    if follower:
+        return EXIT_CANCELLED if result.status == "cancelled" else 0
     record = store.get_run(result.run_id)
     print(f"Run {record.id} ({record.name}) {record.status}.")
     print(format_metrics_summary(record))
@@ -440,3 +445,7 @@ class ProgressBar:
         if self.enabled:
             self._end_line()
             self.stream.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,6 +23,7 @@ from engine.augmentation import augment_tokens
 from engine.checkpoints import LoadedCheckpoint, load_optimizer_tensors, optimizer_tensors, read_checkpoint, write_checkpoint
 from engine.config import RunConfig
 from engine.devices import autocast, autocast_dtype, describe_device, select_device, software_versions
+from engine import distributed
 from engine.distillation import combine_losses, probe_confidences, task_loss, teacher_distances, teacher_weights
 from engine.embedding_cache import EmbeddingCache
 from engine.errors import CheckpointError, LampreiaError, OutOfMemoryError, RunCancelled, StoreError, TrainingDivergedError
@@ -153,6 +154,12 @@ class Trainer:
         self._last_flush = time.monotonic()
         self._last_heartbeat = time.monotonic()
         self._extractions: list[TeacherEmbeddings] = []
+        self.group: distributed.ProcessGroup | None = None
+
+    @property
+    def is_main(self) -> bool:
+        """True in a single-process run and on rank 0 of a torchrun job, which alone writes."""
+        return self.group is None or self.group.is_main
 
     # Events
 
@@ -171,6 +178,11 @@ class Trainer:
         started = time.perf_counter()
         try:
             self.device = select_device(self.config.training.device)
+            self._join_process_group()
+        except (RuntimeError, ValueError) as error:
+            message = f"Could not join the torchrun job: {error}. Check the torchrun options and that every process can reach the others."
+            self._emit(RunFailed(None, message, type(error).__name__))
+            return RunResult(None, "failed", error=message)
         except LampreiaError as error:
             self._emit(RunFailed(None, str(error), type(error).__name__))
             return RunResult(None, "failed", error=str(error))
@@ -188,13 +200,31 @@ class Trainer:
         except RunCancelled:
             status = "cancelled"
             log.info("Run %d cancelled at step %d", self.run_id, self.step)
+            self._save_on_cancel()
         except Exception as error:  # every failure is recorded with the run, then reported
             status, message = "failed", self._describe_failure(error)
 
         return self._close_run(status, message, time.perf_counter() - started)
 
+    def _join_process_group(self) -> None:
+        self.group = distributed.process_group_from_environment(self.device.type == "cuda")
+        if self.group is None:
+            return
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.group.local_rank)
+            torch.cuda.set_device(self.device)
+        if not self.group.is_main:
+            # Only rank 0 records the run and reports events; the others train their shard.
+            self._sink = discard_events
+
     def _open_run(self) -> None:
         device_name = describe_device(self.device)
+        if self.group is not None:
+            device_name += f" × {self.group.world_size} processes"
+        if not self.is_main:
+            self.run_id = distributed.broadcast_from_main(None)
+            self.store = distributed.FollowerStore(self.run_id)
+            return
         if self.resume_run_id is None:
             name = self.config.name or default_run_name(self.config)
             self.run_id = self.store.create_run(self.config.to_dict(), name=name, device=device_name, versions=software_versions())
@@ -202,8 +232,22 @@ class Trainer:
             name = self.store.get_run(self.resume_run_id).name
             self.store.claim_run(self.resume_run_id, device_name)
         resumed_from = self.checkpoint.state["step"] if self.checkpoint is not None else None
+        if self.group is not None:
+            distributed.broadcast_from_main(self.run_id)
         self._emit(RunStarted(self.run_id, name, self.config.to_dict(), device_name, resumed_from))
         log.info("Run %d (%s) started on %s", self.run_id, name, device_name)
+
+    def _save_on_cancel(self) -> None:
+        """Save a resume checkpoint at the step where the user stopped, so Resume continues from there.
+
+        Cancellation is only raised between optimizer steps, so the state is consistent.
+        """
+        if not self.is_main or self.step == 0 or not hasattr(self, "optimizer"):
+            return
+        try:
+            self._save_resume_checkpoint()
+        except (LampreiaError, OSError) as error:
+            log.warning("Run %d: no resume checkpoint at cancel: %s", self.run_id, error)
 
     def _describe_failure(self, error: Exception) -> str:
         if isinstance(error, LampreiaError):
@@ -233,6 +277,8 @@ class Trainer:
         )
 
     def _close_run(self, status: str, message: str | None, seconds: float) -> RunResult:
+        if self.group is not None:
+            distributed.shutdown()
         try:
             self._flush_metrics(force=True)
             self.store.finish_run(
@@ -280,6 +326,8 @@ class Trainer:
         self._split_heldout(train_split)
         self._encode(train_split, dev_splits)
 
+        if not self.is_main:
+            distributed.barrier()  # wait until rank 0 has filled the teacher cache
         self._extractions = extract_teacher_embeddings(
             teachers,
             train_split,
@@ -291,6 +339,8 @@ class Trainer:
             sink=self._emit,
             cancel=self.cancel,
         )
+        if self.group is not None and self.is_main:
+            distributed.barrier()
         self._build_targets()
         self._build_student()
 
@@ -360,6 +410,13 @@ class Trainer:
         self.probe_tokens = tuple(self.tokenizer.tokens(probe.ids[0]))
 
         self.steps_per_epoch = math.ceil(len(self.train_index) / self.config.training.batch_size)
+        if self.group is not None:
+            self.steps_per_epoch //= self.group.world_size
+            if self.steps_per_epoch == 0:
+                raise LampreiaError(
+                    f"{len(self.train_index)} training rows make fewer batches than the {self.group.world_size} processes.",
+                    "Use more training rows, a smaller batch size or fewer processes.",
+                )
         self.total_steps = self.steps_per_epoch * self.config.training.epochs
 
     def _build_targets(self) -> None:
@@ -402,7 +459,14 @@ class Trainer:
         dims = [e.info.hidden_size for e in self._extractions]
         self.model = Student(config.student, self.tokenizer.vocab_size, self.task.num_labels, dims).to(self.device)
         self.parameter_count = self.model.count_parameters()
-        self.forward_model = torch.compile(self.model) if config.training.compile else self.model
+        self.forward_model = self.model
+        if self.group is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward_model = DistributedDataParallel(self.model, device_ids=device_ids)
+        if config.training.compile:
+            self.forward_model = torch.compile(self.forward_model)
 
         self.optimizer = self._make_optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._learning_rate_factor)
@@ -456,8 +520,10 @@ class Trainer:
             self.epoch = epoch
             self._emit(PhaseChanged("training", f"epoch {epoch + 1} of {training.epochs}", epoch + 1, training.epochs))
             batches = epoch_batches(self.train_lengths, training.batch_size, training.seed, epoch, training.padding)
+            if self.group is not None:
+                batches = distributed.shard_batches(batches, self.group)
             for batch_index in range(self.batch_in_epoch, len(batches)):
-                self.cancel.raise_if_cancelled()
+                self._check_cancelled()
                 self._train_step(batches[batch_index], epoch + (batch_index + 1) / len(batches))
                 self.batch_in_epoch = batch_index + 1
                 self._after_step(epoch, batch_index, len(batches))
@@ -495,6 +561,8 @@ class Trainer:
         values = summary.detach().float().cpu().tolist()
         teacher_count = len(self.teacher_labels)
         losses, mean_weights = values[: 3 + teacher_count], values[3 + teacher_count :]
+        if self.group is not None:
+            self._agree_to_continue(losses)
         self._check_finite(losses)
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -510,6 +578,24 @@ class Trainer:
         tokens = int(self.train_lengths[indices].sum())
         self._window.add(losses, mean_weights, len(indices), tokens, epoch_position)
 
+    def _check_cancelled(self) -> None:
+        # In a torchrun job the ranks agree on cancellation inside the step instead.
+        if self.group is None:
+            self.cancel.raise_if_cancelled()
+
+    def _agree_to_continue(self, losses: list[float]) -> None:
+        """Stop every rank at the same step when rank 0 is cancelled or any rank's loss is not finite.
+
+        One all-reduce per step; without it the other ranks would wait forever in the next
+        gradient all-reduce.
+        """
+        locally_finite = all(map(math.isfinite, losses))
+        cancelled, diverged = distributed.any_rank([self.cancel.cancelled, not locally_finite], self.device)
+        if diverged and locally_finite:
+            raise TrainingDivergedError(self.step + 1, "loss of another process", float("nan"))
+        if cancelled and locally_finite:
+            raise RunCancelled()
+
     def _check_finite(self, values: list[float]) -> None:
         """Raise on the first non-finite term, components before the sums they feed."""
         total, task, distill, *per_teacher = values
@@ -521,6 +607,8 @@ class Trainer:
                 raise TrainingDivergedError(self.step + 1, name, value)
 
     def _after_step(self, epoch: int, batch_index: int, batches_in_epoch: int) -> None:
+        if not self.is_main:
+            return
         if self.step % self.log_interval == 0 or self.step in self.eval_steps:
             self._log_window()
         if self.step in self.eval_steps:
