@@ -1,6 +1,6 @@
 """Checkpoints as safetensors files: no pickle is written or read.
 
-``best.safetensors`` holds the student weights of the best evaluation, with ``best.json`` beside it
+``best.safetensors`` contains the student weights of the best evaluation, with ``best.json`` beside it
 (the run config and the metrics), enough to rebuild the model. ``last.safetensors`` is the resume
 state: weights, AdamW moments, RNG states and the trainer's counters (JSON in the safetensors
 metadata). Each file carries a SHA-256 of its tensor bytes, so a truncated or corrupted file is

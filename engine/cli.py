@@ -412,7 +412,7 @@ class ProgressBar:
             self.notice(text)
 
     def notice(self, text: str) -> None:
-        """Print ``text`` on its own line even with --quiet: it answers something the user did."""
+        """Print ``text`` on its own line even with --quiet, because it responds to a user action."""
         self._end_line()
         print(text, file=self.stream, flush=True)
 

@@ -146,7 +146,7 @@ class _Section:
 
 @dataclass(frozen=True)
 class DataConfig(_Section):
-    """Where the GLUE rows come from and how many of them are used."""
+    """Source of the GLUE rows and the number of rows used."""
 
     SECTION: ClassVar[str] = "data"
 

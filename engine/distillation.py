@@ -60,8 +60,8 @@ def _probe_one(embeddings: np.ndarray, labels: np.ndarray, regression: bool, fol
     if usable_folds >= 2:
         splitter = StratifiedKFold(n_splits=usable_folds, shuffle=True, random_state=seed)
     else:
-        # TODO: with a class of one row no stratified split exists; plain K-fold then leaves that
-        # class out of some training folds, which makes its rows look hard for every teacher.
+        # TODO: no stratified split exists when a class has a single row. Plain K-fold then leaves
+        # that class out of some training folds, so its rows look hard for every teacher.
         splitter = KFold(n_splits=min(folds, len(labels)), shuffle=True, random_state=seed)
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0))
     probabilities = cross_val_predict(probe, embeddings, labels, cv=splitter, method="predict_proba")

@@ -1,8 +1,8 @@
 """Resolve a model name (alias, Hugging Face id or local folder) to a local folder, and fingerprint it.
 
 Aliases name the method's default teachers. A Hub id is fetched with ``snapshot_download``, which
-uses the local Hugging Face cache when the Hub cannot be reached; only configs, tokenizer files
-and safetensors weights are fetched, so no pickled weights are ever read.
+falls back to the local Hugging Face cache when the Hub cannot be reached. Only configs, tokenizer
+files and safetensors weights are fetched, so no pickled weights are ever read.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ _SKIPPED_FILES = {"README.md", ".gitattributes"}
 
 @dataclass(frozen=True)
 class ModelSource:
-    """Where a model's files are: the name the user gave, a display label and the local folder."""
+    """Location of a model's files: the name the user gave, a display label and the local folder."""
 
     spec: str
     label: str

@@ -1,7 +1,7 @@
 """The run store: every run, its metrics, attention snapshots and checkpoints, in one SQLite file.
 
-SQLite runs in WAL mode so that readers (the GUI's history panel) never block the writer (the
-trainer) and the writer blocks readers only for the instant of a commit. Write transactions start
+SQLite runs in WAL mode, in which readers (the GUI's history panel) do not block the writer (the
+trainer) and the writer does not block readers. Write transactions start
 with ``BEGIN IMMEDIATE``: a deferred transaction that upgrades to a write lock can fail at once with
 "database is locked" instead of waiting, which loses rows when two processes write at the same
 time. Each write unit is retried until ``write_timeout_s`` has passed, then raises ``StoreError``.
@@ -403,7 +403,7 @@ class RunStore:
         return self._read(fetch)
 
     def list_runs(self, statuses: Iterable[str] | None = None) -> list[RunRecord]:
-        """All runs, newest first, optionally only those with the given statuses."""
+        """Return all runs, newest first, optionally only those with the given statuses."""
 
         def fetch(session: Session) -> list[RunRecord]:
             query = select(SqlRun).order_by(SqlRun.id.desc())
@@ -572,7 +572,7 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A killed child that its parent has not reaped yet still answers signal 0 on Linux.
+    # On Linux, signal 0 to a killed child that its parent has not reaped yet still succeeds.
     status = Path(f"/proc/{pid}/status")
     try:
         return "\nState:\tZ" not in status.read_text()
