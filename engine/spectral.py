@@ -37,10 +37,27 @@ def logphase_response(n_fft: int, alpha: torch.Tensor) -> torch.Tensor:
     return torch.polar(torch.ones_like(phase), phase)
 
 
-# Below this sequence length the filter is applied as a (T, T) Toeplitz matrix product instead of
-# an n_fft-point FFT. Both compute the same linear convolution; the matrix product wins while T is
-# small against n_fft (see bench/mixer_scaling.py for the measurement).
-TOEPLITZ_MAX_LENGTH = 96
+# Cost model of the two filter paths, per sequence and channel: the Toeplitz product costs T²
+# multiply-adds, the FFT path about n_fft·log2(n_fft) operations plus copies of n_fft-long complex
+# buffers, whatever T is. The Toeplitz product is used while T² <= factor · n_fft · log2(n_fft).
+# NOTE: the factors were fitted to bench/mixer_scaling.py timings on one thread of a 2-core AMD EPYC
+# (Zen 5, fp32, torch 2.13 CPU build). There, one shared filter costs the same on both paths at
+# about T = 450 for n_fft 1024 and T = 1,024 for n_fft 4096. No GPU crossover has been measured yet,
+# and the bench prints it for the device it runs on.
+TOEPLITZ_FACTOR_SHARED = 20.0
+# One (T, T) matrix per channel is a batch of narrow products, so the FFT wins earlier.
+TOEPLITZ_FACTOR_PER_CHANNEL = 4.0
+# Upper bound on the elements of the per-channel Toeplitz matrices (C·T²), so that a wide model
+# cannot allocate gigabytes for them; 2**25 float32 values are 128 MiB.
+TOEPLITZ_MAX_ELEMENTS = 2**25
+
+
+def uses_toeplitz(length: int, n_fft: int, channels: int, per_channel: bool) -> bool:
+    """Return whether ``filter_sequence`` takes the (T, T) matrix path for this shape (cost model above)."""
+    factor = TOEPLITZ_FACTOR_PER_CHANNEL if per_channel else TOEPLITZ_FACTOR_SHARED
+    if length * length > factor * n_fft * math.log2(n_fft):
+        return False
+    return not per_channel or channels * length * length <= TOEPLITZ_MAX_ELEMENTS
 
 
 def filter_sequence(x: torch.Tensor, response: torch.Tensor, n_fft: int) -> torch.Tensor:
@@ -48,20 +65,23 @@ def filter_sequence(x: torch.Tensor, response: torch.Tensor, n_fft: int) -> torc
 
     ``response`` is (bins, 1) for one filter shared by all channels or (bins, C) per channel.
     The output has the input's length: the first T samples of the linear convolution of the
-    zero-padded input with the filter's n_fft-long impulse response.
+    zero-padded input with the filter's n_fft-long impulse response. Both paths compute the same
+    convolution; the cheaper one for the shape is chosen by ``uses_toeplitz``.
     """
-    length = x.shape[-2]
-    if length <= TOEPLITZ_MAX_LENGTH:
+    length, channels = x.shape[-2], x.shape[-1]
+    if uses_toeplitz(length, n_fft, channels, per_channel=response.shape[1] > 1):
         return _filter_toeplitz(x, response, n_fft)
     return _filter_fft(x, response, n_fft)
 
 
 def _filter_fft(x: torch.Tensor, response: torch.Tensor, n_fft: int) -> torch.Tensor:
     length = x.shape[-2]
-    # torch.fft has no bfloat16 kernels, and half precision loses too much in long sums.
-    spectrum = torch.fft.rfft(x.float(), n=n_fft, dim=-2)
-    filtered = torch.fft.irfft(spectrum * response, n=n_fft, dim=-2)
-    return filtered[..., :length, :].to(x.dtype)
+    # torch.fft has no bfloat16 kernels, and half precision loses too much in long sums. The
+    # transform runs along the last axis, where it is about a third faster than along a strided one.
+    signal = x.float().transpose(-1, -2)  # (..., C, T)
+    spectrum = torch.fft.rfft(signal, n=n_fft, dim=-1)
+    filtered = torch.fft.irfft(spectrum * response.transpose(0, 1), n=n_fft, dim=-1)
+    return filtered[..., :length].transpose(-1, -2).to(x.dtype)
 
 
 def _filter_toeplitz(x: torch.Tensor, response: torch.Tensor, n_fft: int) -> torch.Tensor:
@@ -69,7 +89,7 @@ def _filter_toeplitz(x: torch.Tensor, response: torch.Tensor, n_fft: int) -> tor
     h = impulse_response(response, n_fft)  # (n_fft, 1) or (n_fft, C)
     if h.shape[1] == 1:
         matrix = toeplitz_from_impulse(h[:, 0], length).to(x.dtype)  # (T, T)
-        return matrix @ x
+        return torch.einsum("ts,...sc->...tc", matrix, x)
     matrices = toeplitz_from_impulse(h, length).to(x.dtype)  # (C, T, T)
     return torch.einsum("cts,...sc->...tc", matrices, x)
 
@@ -114,10 +134,7 @@ class SoftmaxMixer(nn.Module):
         batch, length, _ = x.shape
         qkv = self.qkv(x).view(batch, length, 3, self.n_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, T, dh)
-        return self._prepare_scores(q, k, mask) + (v,)
-
-    def _prepare_scores(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return q, k
+        return q, k, v
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, length, d_model = x.shape
@@ -143,12 +160,27 @@ class LogPhaseMixer(SoftmaxMixer):
         self.n_fft = n_fft
         self.alpha = _PhaseStrength(alpha_init)
 
-    def _prepare_scores(self, q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        real = mask[:, None, :, None].to(q.dtype)  # (B, 1, T, 1)
+    def _heads(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Q and K filtered along T after zeroing the padding, V unfiltered; each (B, H, T, dh).
+
+        The filter acts along T with one response for all channels, so it commutes with the Q/K
+        projection: filter(m ⊙ (x W + b)) = filter(m ⊙ x) W + filter(m) b for the mask m. Filtering
+        the d_model channels of x instead of the 2·d_model of Q and K halves the filter's cost.
+        """
+        batch, length, d_model = x.shape
+        real = mask[:, :, None].to(x.dtype)  # (B, T, 1)
         response = logphase_response(self.n_fft, self.alpha())[:, None]  # (bins, 1) for the T axis
-        q = filter_sequence(q * real, response, self.n_fft)
-        k = filter_sequence(k * real, response, self.n_fft)
-        return q, k
+        filtered_x = filter_sequence(x * real, response, self.n_fft)
+        filtered_mask = filter_sequence(real, response, self.n_fft)
+
+        weight_qk, weight_v = self.qkv.weight.split([2 * d_model, d_model])
+        bias_qk, bias_v = self.qkv.bias.split([2 * d_model, d_model])
+        qk = F.linear(filtered_x, weight_qk) + filtered_mask * bias_qk  # (B, T, 2·d_model)
+        v = F.linear(x, weight_v, bias_v)
+
+        q, k = qk.view(batch, length, 2, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        v = v.view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
+        return q, k, v
 
 
 class QuaternionRotation(nn.Module):
