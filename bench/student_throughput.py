@@ -1,0 +1,277 @@
+"""Training throughput of the default student against a BERT of the same shape, and its FLOP rate.
+
+Both models train on the same batches with the same optimizer (AdamW, fused where torch has it,
+gradient clipping 1.0), both in training mode with dropout 0.1:
+- the default student (d_model 256, 4 layers, 8 heads, FFN 1024, log-phase mixer, prime-harmonic
+  embedding of the GPT-2 vocabulary) with three 768-wide teacher projection heads and the
+  trainer's loss α·CE + (1 − α)·distillation MSE (α 0.7, random teacher targets);
+- ``transformers.BertForSequenceClassification`` from a BertConfig of the same width, depth,
+  heads and FFN size, the same vocabulary and dropout, SDPA attention, cross-entropy loss.
+
+Two batch sets are timed: real SST-2 training rows batched the way the trainer batches them
+(length-bucketed, batch 32, GPT-2 tokens), and batches of 32 × 128 tokens, every token real.
+
+FLOP count of one training step (stated in the output): 3 × forward, forward = 2·N·B·T +
+4·L·B·T²·d, where N is the weight count of the linear layers applied to every token (the student's
+embedding projection and each block's Q/K/V, output and FFN weights; BERT's encoder weights), L the
+layers, d the width, T the padded length and B the batch. The log-phase filter, the projection
+heads and BERT's pooler are extra work that the count leaves out. The machine's fp32 matmul
+throughput is measured in the same process, interleaved with the models, as repeated products of
+two 2048 × 2048 matrices.
+
+    python bench/student_throughput.py [--quick] [--data DIR] [--threads N] [--profile] [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    add_common_arguments,
+    add_data_argument,
+    apply_threads,
+    data_folder,
+    describe_environment,
+    detail,
+    gpt2_tokenizer_folder,
+    interleaved_medians,
+    matmul_peak_call,
+    median,
+    summary,
+)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from engine.config import StudentConfig  # noqa: E402
+from engine.glue_data import load_split  # noqa: E402
+from engine.student import Student  # noqa: E402
+from engine.tasks import TASKS  # noqa: E402
+from engine.tokenization import StudentTokenizer, collate, epoch_batches  # noqa: E402
+
+BATCH_SIZE = 32
+TEACHER_DIM = 768
+TEACHERS = 3
+ALPHA = 0.7
+LEARNING_RATE = 5e-4
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T)
+    labels: torch.Tensor  # (B,)
+    targets: list[torch.Tensor]  # one (B, 768) per teacher
+
+    @property
+    def real_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+
+def real_batches(data: Path, count: int, rows: int) -> tuple[list[Batch], int]:
+    """Return ``count`` length-bucketed batches of SST-2 training rows, and the vocabulary size."""
+    with tempfile.TemporaryDirectory(prefix="lampreia-bench-") as scratch:
+        tokenizer = StudentTokenizer(str(gpt2_tokenizer_folder(data, Path(scratch))), 128, "\n")
+    split = load_split(TASKS["sst2"], "train", data / "glue", rows)
+    encoded = tokenizer.encode(split.texts_a)
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for indices in epoch_batches(encoded.lengths, BATCH_SIZE, seed=0, epoch=0, padding="bucketed")[:count]:
+        tokens = collate(encoded, indices, tokenizer.pad_id)
+        labels = torch.from_numpy(split.labels[indices].astype("int64"))
+        targets = [torch.randn(len(indices), TEACHER_DIM, generator=generator) for _ in range(TEACHERS)]
+        batches.append(Batch(tokens.input_ids, tokens.attention_mask, labels, targets))
+    return batches, tokenizer.vocab_size
+
+
+def full_batches(vocab_size: int, count: int, length: int) -> list[Batch]:
+    generator = torch.Generator().manual_seed(1)
+    batches = []
+    for _ in range(count):
+        ids = torch.randint(0, vocab_size, (BATCH_SIZE, length), generator=generator)
+        labels = torch.randint(0, 2, (BATCH_SIZE,), generator=generator)
+        targets = [torch.randn(BATCH_SIZE, TEACHER_DIM, generator=generator) for _ in range(TEACHERS)]
+        batches.append(Batch(ids, torch.ones_like(ids), labels, targets))
+    return batches
+
+
+def make_optimizer(model: torch.nn.Module) -> torch.optim.Optimizer:
+    try:
+        return torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
+
+
+def autocast_context(bf16: bool) -> contextlib.AbstractContextManager:
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+class StudentTrainer:
+    """The default student and the trainer's loss; ``compiled`` wraps the forward in torch.compile."""
+
+    def __init__(self, vocab_size: int, compiled: bool = False, bf16: bool = False) -> None:
+        torch.manual_seed(0)
+        self.model = Student(StudentConfig(), vocab_size, num_labels=2, teacher_dims=[TEACHER_DIM] * TEACHERS).train()
+        self.forward = torch.compile(self.model) if compiled else self.model
+        self.optimizer = make_optimizer(self.model)
+        self.bf16 = bf16
+
+    def step(self, batch: Batch) -> None:
+        with autocast_context(self.bf16):
+            output = self.forward(batch.input_ids, batch.attention_mask)
+        task = F.cross_entropy(output.logits.float(), batch.labels)
+        distances = [((projected.float() - target) ** 2).mean() for projected, target in zip(output.projections, batch.targets)]
+        loss = ALPHA * task + (1.0 - ALPHA) * torch.stack(distances).mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+
+    def per_token_weights(self) -> int:
+        layers = [self.model.token_embedding, *self.model.blocks]
+        return sum(m.weight.numel() for layer in layers for m in layer.modules() if isinstance(m, torch.nn.Linear))
+
+
+class BertTrainer:
+    """BertForSequenceClassification of the student's width, depth, heads and FFN size."""
+
+    def __init__(self, vocab_size: int, bf16: bool = False) -> None:
+        from transformers import BertConfig, BertForSequenceClassification
+
+        student = StudentConfig()
+        config = BertConfig(
+            vocab_size=vocab_size,
+            hidden_size=student.d_model,
+            num_hidden_layers=student.n_layers,
+            num_attention_heads=student.n_heads,
+            intermediate_size=student.ffn_size,
+            max_position_embeddings=512,
+            hidden_dropout_prob=student.dropout,
+            attention_probs_dropout_prob=student.dropout,
+            num_labels=2,
+        )
+        torch.manual_seed(0)
+        self.model = BertForSequenceClassification(config).train()
+        self.optimizer = make_optimizer(self.model)
+        self.bf16 = bf16
+
+    def step(self, batch: Batch) -> None:
+        with autocast_context(self.bf16):
+            logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        loss = F.cross_entropy(logits.float(), batch.labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+
+    def per_token_weights(self) -> int:
+        return sum(m.weight.numel() for m in self.model.bert.encoder.modules() if isinstance(m, torch.nn.Linear))
+
+
+def training_flops(per_token_weights: int, batches: list[Batch]) -> float:
+    """FLOPs of one training step per batch, summed: 3 × (2·N·B·T + 4·L·B·T²·d)."""
+    config = StudentConfig()
+    total = 0.0
+    for batch in batches:
+        rows, length = batch.input_ids.shape
+        forward = 2 * per_token_weights * rows * length + 4 * config.n_layers * rows * length * length * config.d_model
+        total += 3 * forward
+    return total
+
+
+def passes(trainer, batches: list[Batch]):
+    def run() -> None:
+        for batch in batches:
+            trainer.step(batch)
+
+    return run
+
+
+def compare(label: str, batches: list[Batch], vocab_size: int, repeats: int, bf16: bool, compiled: bool) -> None:
+    """Time student, BERT and the matmul reference on ``batches`` and print the summary lines."""
+    student, bert = StudentTrainer(vocab_size), BertTrainer(vocab_size)
+    matmul, matmul_flops = matmul_peak_call()
+    variants = {"student": passes(student, batches), "bert": passes(bert, batches), "matmul": matmul}
+    if bf16:
+        variants["student bf16"] = passes(StudentTrainer(vocab_size, bf16=True), batches)
+        variants["bert bf16"] = passes(BertTrainer(vocab_size, bf16=True), batches)
+    if compiled:
+        variants["student compiled"] = passes(StudentTrainer(vocab_size, compiled=True), batches)
+    seconds = {name: median(times) for name, times in interleaved_medians(variants, repeats=repeats).items()}
+
+    tokens = sum(batch.real_tokens for batch in batches)
+    rate = {name: tokens / value for name, value in seconds.items() if name != "matmul"}
+    peak = matmul_flops / seconds["matmul"]
+    for name, value in rate.items():
+        detail(f"  {label}: {name} {value:,.0f} tokens/s ({seconds[name]:.2f} s per pass of {len(batches)} batches)")
+
+    summary(
+        f"student throughput, {label}: student {rate['student']:,.0f} tokens/s, BERT {rate['bert']:,.0f} tokens/s; "
+        f"student/BERT = {rate['student'] / rate['bert']:.2f}x (goal >= 1.0x)"
+    )
+    for name, trainer in (("student", student), ("bert", bert)):
+        weights = trainer.per_token_weights()
+        step_flops = training_flops(weights, batches) / len(batches)
+        achieved = step_flops * len(batches) / seconds[name]
+        goal = " (goal >= 0.60)" if name == "student" else ""
+        summary(
+            f"FLOP rate, {label}, {name}: {achieved / 1e9:.1f} GFLOP/s, counting 3·(2·N·B·T + 4·L·B·T²·d) = {step_flops / 1e9:.2f} GFLOP "
+            f"per step with N = {weights / 1e6:.2f}M, of {peak / 1e9:.1f} GFLOP/s fp32 matmul; fraction = {achieved / peak:.2f}{goal}"
+        )
+    if bf16:
+        summary(
+            f"bf16 autocast on this CPU (the trainer autocasts only on CUDA), {label}: student bf16/fp32 tokens/s = "
+            f"{rate['student bf16'] / rate['student']:.2f}x, BERT bf16/fp32 = {rate['bert bf16'] / rate['bert']:.2f}x"
+        )
+    if compiled:
+        summary(f"torch.compile, {label}: compiled/eager student tokens/s = {rate['student compiled'] / rate['student']:.2f}x")
+
+
+def profile_student(batches: list[Batch], vocab_size: int) -> None:
+    """Print the torch profiler's top operators of the student's training step to stderr."""
+    from torch.profiler import ProfilerActivity, profile
+
+    trainer = StudentTrainer(vocab_size)
+    passes(trainer, batches)()
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        passes(trainer, batches)()
+    detail(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
+    add_data_argument(parser)
+    parser.add_argument("--batches", type=int, default=None, help="real SST-2 batches per timed pass (default 24; quick: 2)")
+    parser.add_argument("--profile", action="store_true", help="print the torch profiler's top operators of the student step to stderr")
+    parser.add_argument("--compile", action="store_true", help="also time the student under torch.compile (minutes of compilation)")
+    args = parser.parse_args()
+    apply_threads(args.threads)
+    data = data_folder(args.data)
+    detail(describe_environment())
+
+    count = args.batches or (2 if args.quick else 24)
+    repeats = args.repeats or (1 if args.quick else 5)
+    bf16 = not args.quick and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    batches, vocab_size = real_batches(data, count, rows=2000)
+    lengths = [batch.input_ids.shape[1] for batch in batches]
+    detail(f"SST-2 batches: {len(batches)} length-bucketed batches of {BATCH_SIZE}, padded lengths {min(lengths)}-{max(lengths)}, mean {sum(lengths) / len(lengths):.1f}")
+    label = "SST-2 bucketed"
+    if args.profile:
+        profile_student(batches, vocab_size)
+    compare(label, batches, vocab_size, repeats, bf16, args.compile)
+
+    full_length = 32 if args.quick else 128
+    full = full_batches(vocab_size, 1 if args.quick else 3, full_length)
+    compare(f"{BATCH_SIZE}x{full_length} full", full, vocab_size, repeats, bf16, args.compile)
+
+
+if __name__ == "__main__":
+    main()
