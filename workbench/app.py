@@ -17,8 +17,12 @@ from engine.logs import configure_logging
 from engine.run_store import RunStore
 from resources import resource_path
 from workbench.settings import APPLICATION_NAME, ORGANIZATION_NAME, WorkbenchSettings
+from workbench.threads import thread_registry
 
 log = logging.getLogger(__name__)
+
+# How long the exit waits for worker threads after the window has closed, per thread.
+EXIT_WAIT_MS = 300_000
 
 
 def load_stylesheet() -> str:
@@ -44,6 +48,11 @@ def _log_uncaught(kind: type[BaseException], error: BaseException, trace: Traceb
     log.critical("Uncaught exception in the GUI:\n%s", "".join(traceback.format_exception(kind, error, trace)))
 
 
+def show_startup_error(title: str, text: str) -> None:
+    """Show an error that prevents the window from opening (blocking, as nothing else is on screen)."""
+    QMessageBox.critical(None, title, text)
+
+
 def run_app(argv: Sequence[str]) -> int:
     """Open the main window and run the Qt event loop; return the process exit status."""
     arguments = _parse_arguments(argv)
@@ -60,7 +69,7 @@ def run_app(argv: Sequence[str]) -> int:
         store = RunStore(arguments.db)
     except StoreError as error:
         log.error("Cannot open the run database: %s", error)
-        QMessageBox.critical(None, "Cannot open the run database", str(error))
+        show_startup_error("Cannot open the run database", str(error))
         return 1
 
     # Imported here so that the pyqtgraph options are set after the QApplication exists.
@@ -71,5 +80,11 @@ def run_app(argv: Sequence[str]) -> int:
     window.show()
     log.info("Workbench started; database %s, log %s", store.path, log_path)
     status = app.exec()
+
+    # TODO: a teacher check or tokenizer lookup cannot be interrupted, so a large model that is
+    # still downloading from the Hub delays the exit until it is done (or EXIT_WAIT_MS has passed).
+    stuck = thread_registry().stop_all(timeout_ms=EXIT_WAIT_MS)
+    if stuck:
+        log.error("%d worker threads are still running at exit: %s", len(stuck), [thread.objectName() for thread in stuck])
     store.close()
     return int(status)

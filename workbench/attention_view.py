@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal, Slot
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 # At most this many token labels per axis; with more tokens, every k-th token is labelled.
@@ -100,8 +101,13 @@ class AttentionView(QWidget):
         self._fill_combo(self.head_combo, maps.shape[1])
 
         ticks = token_ticks(self._tokens)
+        left = self.plot_item.getAxis("left")
         self.plot_item.getAxis("bottom").setTicks(ticks)
-        self.plot_item.getAxis("left").setTicks(ticks)
+        left.setTicks(ticks)
+        # pyqtgraph sizes the left axis for numbers; token labels need room for the widest token.
+        metrics = QFontMetrics(left.style.get("tickFont") or self.font())
+        widest = max((metrics.horizontalAdvance(text) for _position, text in ticks[0]), default=0)
+        left.setWidth(widest + 40)
         self._redraw()
 
     def _fill_combo(self, combo: QComboBox, count: int) -> None:
@@ -140,6 +146,7 @@ class AttentionView(QWidget):
         self.image.clear()
         self.plot_item.getAxis("bottom").setTicks(None)
         self.plot_item.getAxis("left").setTicks(None)
+        self.plot_item.getAxis("left").setWidth(None)
         self.layer_combo.clear()
         self.head_combo.clear()
         self.info_label.setText("No attention map yet: it is recorded at each evaluation of a run.")

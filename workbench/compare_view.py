@@ -115,6 +115,7 @@ class CompareView(QWidget):
         self.metrics_table = QTableWidget()
         for table in (self.diff_table, self.metrics_table):
             table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+            table.setWordWrap(False)
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
             table.horizontalHeader().setStretchLastSection(True)
         self.tabs = QTabWidget()
@@ -222,6 +223,7 @@ class CompareView(QWidget):
         if not rows:
             table.setColumnCount(1)
             table.setHorizontalHeaderLabels(["The selected runs have the same configuration."])
+        table.resizeColumnsToContents()
 
     def _fill_attention(self) -> None:
         first = self.runs[0] if self.runs else None

@@ -187,6 +187,7 @@ class ConfigPanel(QWidget):
         if section == "student":
             self.parameter_label = QLabel()
             self.parameter_label.setObjectName("fieldHint")
+            self.parameter_label.setWordWrap(True)
             form.addRow("Parameters", self.parameter_label)
         if section == "distillation":
             self.weights_hint = QLabel()
@@ -380,7 +381,7 @@ class ConfigPanel(QWidget):
         key = (tuple(sorted(nested["student"].items())), vocab_size, task.num_labels)
         if key not in self._parameter_cache:
             self._parameter_cache[key] = count_student_parameters(student, vocab_size, task.num_labels)
-        self.parameter_label.setText(f"{self._parameter_cache[key]:,} (without the projection heads, which are used only in training)")
+        self.parameter_label.setText(f"{self._parameter_cache[key]:,} (projection heads, used only in training, excluded)")
 
     def _vocab_size(self, spec: str) -> int | None:
         """Return the tokenizer's vocabulary size, or None while it is being looked up off the GUI thread."""

@@ -36,9 +36,18 @@ from workbench.formatting import format_count, format_duration, format_metric, f
 log = logging.getLogger(__name__)
 
 COLUMNS = ("Name", "Status", "Task", "Teachers", "Student", "Parameters", "Best dev", "Baseline", "Duration", "Date")
+MAX_COLUMN_WIDTH = 260
 SORT_ROLE = Qt.ItemDataRole.UserRole
 RESUMABLE_STATUSES = ("interrupted", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
+
+
+def teacher_label(spec: str) -> str:
+    """Return a teacher's short name: the alias or Hub id as given, or a local folder's name."""
+    is_folder = spec.startswith(("/", ".", "~")) or "\\" in spec
+    if not is_folder:
+        return spec
+    return spec.replace("\\", "/").rstrip("/").split("/")[-1]
 
 
 def primary_dev_metric(record: RunRecord) -> str | None:
@@ -112,7 +121,7 @@ class RunTableModel(QAbstractTableModel):
             task = TASKS.get(record.task)
             return task.title if task else record.task
         if column == "Teachers":
-            return ", ".join(record.teachers)
+            return ", ".join(teacher_label(spec) for spec in record.teachers)
         if column == "Student":
             return record.student_size
         if column == "Parameters":
@@ -156,6 +165,8 @@ class RunTableModel(QAbstractTableModel):
             return "\n".join(lines)
         if column == "Best dev":
             return primary_dev_metric(record)
+        if column == "Teachers":
+            return "\n".join(record.teachers)
         return None
 
 
@@ -232,6 +243,7 @@ class HistoryPanel(QWidget):
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.verticalHeader().hide()
         self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
@@ -292,9 +304,16 @@ class HistoryPanel(QWidget):
             return
         self.table.selectionModel().blockSignals(True)
         self.model.set_records(records)
+        self._fit_columns()
         self._select_ids(selected)
         self.table.selectionModel().blockSignals(False)
         self._on_selection_changed()
+
+    def _fit_columns(self) -> None:
+        self.table.resizeColumnsToContents()
+        header = self.table.horizontalHeader()
+        for column in range(len(COLUMNS)):
+            header.resizeSection(column, min(header.sectionSize(column), MAX_COLUMN_WIDTH))
 
     def _select_ids(self, run_ids: list[int]) -> None:
         selection = QItemSelection()

@@ -365,6 +365,8 @@ class MainWindow(QMainWindow):
             if not self.confirm_close_during_run():
                 return
             self._closing_after_run = True
+            # TODO: loading data from the Hub, downloading a teacher and fitting the confidence
+            # probes do not poll the cancellation token, so a close during them waits until they end.
             self.stop_run()
             self.statusBar().showMessage("Stopping the run; the window closes when it has stopped …")
             return

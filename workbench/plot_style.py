@@ -41,6 +41,9 @@ def new_plot(title: str, x_label: str, y_label: str) -> pg.PlotWidget:
     item.showGrid(x=True, y=True, alpha=0.25)
     item.setLabel("bottom", x_label)
     item.setLabel("left", y_label)
+    # Scores and losses have no unit, so an SI prefix ("x0.001") would only confuse.
+    item.getAxis("left").enableAutoSIPrefix(False)
+    item.getAxis("bottom").enableAutoSIPrefix(False)
     item.addLegend(offset=(-10, 10))
     return widget
 

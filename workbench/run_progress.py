@@ -94,6 +94,8 @@ class RunProgress(QWidget):
         elif isinstance(event, RunFinished):
             self._end(f"{event.status.capitalize()} after {format_duration(event.duration_seconds)}")
         elif isinstance(event, RunFailed):
+            if event.run_id is None:
+                self.title_label.setText("The run could not start.")
             self._end("Failed")
 
     def _show_progress(self, event: Progress) -> None:
