@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSettings
 
 from engine.config import RunConfig, load_preset
+from engine.model_sources import packaged_minilm_folder
 from engine.student import count_student_parameters
 from engine.tasks import TASKS
 from workbench.config_panel import SIZE_PRESETS
@@ -115,6 +116,23 @@ def test_parameter_count_follows_student(qtbot, window):
     expected_learned = count_student_parameters(panel.config().student, 30522, 2)
     assert expected_learned > expected
     qtbot.waitUntil(lambda: panel.parameter_label.text().startswith(f"{expected_learned:,}"), timeout=5000)
+
+
+def test_parameter_count_reads_tokenizer_folder(qtbot, window):
+    panel = window.config_panel
+    panel.apply_size_preset("tiny")
+    panel.editors["student.tokenizer"].set_value(str(packaged_minilm_folder()))
+    expected = count_student_parameters(panel.config().student, 30522, 2)
+
+    qtbot.waitUntil(lambda: panel.parameter_label.text().startswith(f"{expected:,}"), timeout=30_000)
+
+
+def test_parameter_count_reports_bad_tokenizer(qtbot, window, tmp_path):
+    panel = window.config_panel
+    panel.editors["student.tokenizer"].set_value(str(tmp_path / "missing-tokenizer"))
+
+    qtbot.waitUntil(lambda: "does not exist" in panel.parameter_label.text(), timeout=30_000)
+    assert panel.parameter_label.text().startswith("unknown")
 
 
 def test_preset_menu_keeps_data_source(qtbot, window, glue_dir):

@@ -1,0 +1,51 @@
+"""The ``lampreia gui`` command: it opens the window, and reports a database it cannot open."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+
+from workbench import launcher
+from workbench.main_window import MainWindow
+
+
+def _use_temporary_settings(tmp_path: Path, monkeypatch) -> None:
+    # run_app installs its own excepthook; pytest-qt's must be back after the test.
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+
+
+def test_gui_command_opens_window(qtbot, tmp_path, monkeypatch):
+    _use_temporary_settings(tmp_path, monkeypatch)
+    database = tmp_path / "runs.sqlite3"
+    seen: dict[str, str] = {}
+
+    def inspect_and_quit() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        seen["title"] = windows[0].windowTitle()
+        seen["database"] = windows[0].database_label.text()
+        seen["device"] = windows[0].device_label.text()
+        windows[0].close()
+        QApplication.quit()
+
+    QTimer.singleShot(0, inspect_and_quit)
+    assert launcher.main(["gui", "--db", str(database)]) == 0
+    assert seen["title"] == "Lampreia Workbench"
+    assert seen["database"] == f"Database: {database}"
+    assert seen["device"].startswith("Device: ")
+    assert database.is_file()
+
+
+def test_unopenable_database_reported(qtbot, tmp_path, monkeypatch):
+    _use_temporary_settings(tmp_path, monkeypatch)
+    errors: list[tuple[str, str]] = []
+    monkeypatch.setattr("workbench.app.show_startup_error", lambda title, text: errors.append((title, text)))
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("", encoding="utf-8")
+
+    assert launcher.main(["gui", "--db", str(not_a_folder / "runs.sqlite3")]) == 1
+    assert errors[0][0] == "Cannot open the run database"
+    assert str(not_a_folder) in errors[0][1]
