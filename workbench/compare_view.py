@@ -37,6 +37,8 @@ from workbench.plot_style import curve_pen, export_plot_png
 log = logging.getLogger(__name__)
 
 LOSS_SERIES = "train/loss_total"
+# More overlaid runs would repeat the palette's colours and make each selection change slow to read.
+MAX_COMPARED_RUNS = 10
 WEIGHT_PREFIX = "train/weight/"
 _MISSING = object()
 
@@ -146,8 +148,9 @@ class CompareView(QWidget):
     def show_run_ids(self, run_ids: list[int]) -> None:
         """Read the runs and their curves from the store and show them, oldest run first."""
         runs = []
+        shown_ids = sorted(run_ids)[:MAX_COMPARED_RUNS]
         try:
-            for position, run_id in enumerate(sorted(run_ids)):
+            for position, run_id in enumerate(shown_ids):
                 # Only the first run's attention map is shown, so only that one is read.
                 attention = self._store.attention_snapshot(run_id) if position == 0 else None
                 runs.append(ComparedRun(self._store.get_run(run_id), self._store.metric_series(run_id), attention))
@@ -156,6 +159,8 @@ class CompareView(QWidget):
             self.show_problem("Could not read the runs", str(error))
             return
         self.show_runs(runs)
+        if len(run_ids) > MAX_COMPARED_RUNS:
+            self.info_label.setText(f"Comparing the {MAX_COMPARED_RUNS} oldest of {len(run_ids)} selected runs: " + ", ".join(run.label for run in runs))
 
     def show_runs(self, runs: list[ComparedRun]) -> None:
         self.runs = list(runs)

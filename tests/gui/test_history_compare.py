@@ -10,7 +10,7 @@ from PySide6.QtGui import QImage
 
 from engine.config import RunConfig
 from engine.run_store import AttentionSnapshot, MetricPoint
-from workbench.compare_view import config_diff
+from workbench.compare_view import MAX_COMPARED_RUNS, config_diff
 from workbench.config_panel import nest
 from workbench.history_panel import COLUMNS
 
@@ -205,3 +205,14 @@ def test_running_run_cannot_be_deleted(qtbot, window, store, monkeypatch):
     window.history.delete_action.trigger()
     assert "still running" in problems[0]
     assert store.get_run(run_id).status == "running"
+
+
+def test_compare_caps_overlaid_runs(qtbot, window, store):
+    run_ids = [_stored_run(store, BASE, f"run {index}") for index in range(MAX_COMPARED_RUNS + 2)]
+    window.history.refresh()
+    window.history.select_runs(run_ids)
+
+    compare = window.compare_view
+    assert [run.record.id for run in compare.runs] == run_ids[:MAX_COMPARED_RUNS]
+    assert f"{MAX_COMPARED_RUNS} oldest of {len(run_ids)}" in compare.info_label.text()
+    assert len(compare.loss_plot.series_names()) == MAX_COMPARED_RUNS
