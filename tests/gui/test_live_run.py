@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from engine.events import AttentionCaptured, EvaluationLogged, RunPrepared, StepLogged
+from engine.events import AttentionCaptured, EvaluationLogged, RunPrepared, RunStarted, StepLogged
 from tests.gui.conftest import RUN_TIMEOUT_MS, fill_small_run
 from workbench.history_panel import COLUMNS
 from workbench.threads import thread_registry
@@ -127,3 +127,34 @@ def test_close_mid_run_can_be_refused(qtbot, window, glue_dir, monkeypatch):
 
     with qtbot.waitSignal(window.controller.run_ended, timeout=RUN_TIMEOUT_MS):
         window.stop_run()
+
+
+def test_resume_continues_cancelled_run(qtbot, window, glue_dir, monkeypatch, messages, store):
+    fill_small_run(qtbot, window, glue_dir, monkeypatch, epochs="3", name="gui-resumed-run")
+    events = _record_events(window)
+    qtbot.mouseClick(window.run_controls.run_button, Qt.MouseButton.LeftButton)
+    # The first evaluation also writes the resume checkpoint.
+    qtbot.waitUntil(lambda: any(isinstance(e, AttentionCaptured) for e in events), timeout=RUN_TIMEOUT_MS)
+    with qtbot.waitSignal(window.controller.run_ended, timeout=RUN_TIMEOUT_MS):
+        window.stop_run()
+    run_id = next(e for e in events if isinstance(e, RunPrepared)).run_id
+    checkpoint_step = store.get_run(run_id).checkpoint_step
+    assert store.get_run(run_id).status == "cancelled"
+    assert checkpoint_step is not None
+
+    window.history.refresh()
+    window.history.select_runs([run_id])
+    assert window.history.resume_action.isEnabled()
+    events.clear()
+    with qtbot.waitSignal(window.controller.run_ended, timeout=RUN_TIMEOUT_MS) as ended:
+        window.history.resume_action.trigger()
+    assert ended.args == ["finished"], messages
+
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert started.run_id == run_id
+    assert started.resumed_from_step == checkpoint_step
+    stored_steps, _values = store.metric_series(run_id, ["train/loss_total"])["train/loss_total"]
+    drawn_steps = window.live_view.loss_plot.points("total")[0]
+    assert list(drawn_steps) == list(stored_steps)
+    assert len(set(stored_steps)) == len(stored_steps)
+    assert _history_status(window, run_id) == "finished"
