@@ -162,6 +162,3 @@ class AttentionView(QWidget):
     def select(self, layer: int, head: int) -> None:
         self.layer_combo.setCurrentIndex(layer)
         self.head_combo.setCurrentIndex(head)
-
-    def selection(self) -> tuple[int, int]:
-        return self.layer_combo.currentIndex(), self.head_combo.currentIndex()

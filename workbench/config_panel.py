@@ -53,7 +53,7 @@ MAIN_FIELDS = {
 }
 SECTION_TITLES = {"data": "Data", "student": "Student", "distillation": "Distillation", "training": "Training"}
 
-# Student sizes: tiny trains in seconds on a CPU, paper is the method's d_model 256 × 4-layer student.
+# Student sizes: tiny is for quick checks on a CPU, paper is the method's d_model 256 × 4-layer student.
 SIZE_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_ff": None, "max_seq_len": 64},
     "small": {"d_model": 128, "n_layers": 2, "n_heads": 4, "d_ff": None, "max_seq_len": 128},
@@ -252,7 +252,7 @@ class ConfigPanel(QWidget):
         return self.editors[path].raw()
 
     def config(self) -> RunConfig:
-        """Return the validated config; raises ConfigError (or DataError) for the first invalid value."""
+        """Return the validated config; raises ConfigError naming the first invalid field."""
         errors = self.validate()
         if errors:
             path, message = next(iter(errors.items()))

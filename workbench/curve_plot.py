@@ -98,7 +98,3 @@ class CurvePlot(QWidget):
         if x is None:
             return np.array([]), np.array([])
         return np.asarray(x), np.asarray(y)
-
-    def series(self) -> dict[str, tuple[list[float], list[float]]]:
-        """Return every buffered series as {name: (steps, values)}, for CSV export."""
-        return {name: (list(self._steps[name]), list(self._values[name])) for name in self._curves}

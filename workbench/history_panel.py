@@ -340,10 +340,6 @@ class HistoryPanel(QWidget):
     def visible_ids(self) -> list[int]:
         return [self.model.record(self.proxy.mapToSource(self.proxy.index(row, 0)).row()).id for row in range(self.proxy.rowCount())]
 
-    def record_for(self, run_id: int) -> RunRecord | None:
-        row = self.model.row_of(run_id)
-        return self.model.record(row) if row is not None else None
-
     def set_run_active(self, active: bool) -> None:
         """While a run is active, Resume is disabled (one run at a time)."""
         self._run_active = active

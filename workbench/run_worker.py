@@ -1,10 +1,12 @@
-"""Runs the engine's blocking trainer on a worker thread and re-emits its events as Qt signals.
+"""Run the engine's blocking trainer on a worker thread and re-emit its events as Qt signals.
 
-The trainer calls its event sink on the worker thread, and the sink emits ``RunWorker.event_emitted``.
-The receiver lives on the GUI thread, so Qt queues the event there. Events are the
-engine's frozen dataclasses (built-in types and NumPy arrays), so no torch object or engine state
-crosses threads. Stop sets the engine's ``CancellationToken``, which the trainer polls between
-steps; the run then ends as ``cancelled`` with everything logged so far kept in the store.
+The trainer calls its event sink on the worker thread, and the sink emits
+``RunWorker.event_emitted``. The receiver lives on the GUI thread, so Qt queues the event there.
+Events are the engine's frozen dataclasses (built-in types and NumPy arrays), so no torch object
+or engine state crosses threads.
+
+Stop sets the engine's ``CancellationToken``, which the trainer polls between steps. The run then
+ends as ``cancelled``, and everything it logged so far stays in the store.
 """
 
 from __future__ import annotations

@@ -32,10 +32,6 @@ class WorkbenchSettings:
             self._settings.clear()
         self._settings.setValue("version", SETTINGS_VERSION)
 
-    @property
-    def file_name(self) -> str:
-        return self._settings.fileName()
-
     def _json(self, key: str) -> Any:
         text = self._settings.value(key)
         if not text:
