@@ -78,8 +78,9 @@ class _Section:
 
     SECTION: ClassVar[str] = ""
 
-    def _path(self, name: str) -> str:
-        return f"{self.SECTION}.{name}" if self.SECTION else name
+    @classmethod
+    def _path(cls, name: str) -> str:
+        return f"{cls.SECTION}.{name}" if cls.SECTION else name
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -91,9 +92,11 @@ class _Section:
             value = getattr(self, spec.name)
             self._set(spec.name, self._check_value(spec, value))
 
-    def _check_value(self, spec: dataclasses.Field, value: Any) -> Any:
+    @classmethod
+    def _check_value(cls, spec: dataclasses.Field, value: Any) -> Any:
+        """Check one value against its field's type, choices and bounds; return it normalised."""
         meta = spec.metadata
-        path = self._path(spec.name)
+        path = cls._path(spec.name)
         kind = str(spec.type).split("|")[0].strip()
 
         if value is None:
@@ -112,7 +115,7 @@ class _Section:
             return tuple(value)
 
         if kind in ("int", "float"):
-            return self._check_number(path, meta, value, integer=kind == "int")
+            return cls._check_number(path, meta, value, integer=kind == "int")
 
         if not isinstance(value, str):
             raise ConfigError(path, f"{value!r} is not text.", "Give a string.")
@@ -120,7 +123,8 @@ class _Section:
             raise ConfigError(path, f"{value!r} is not allowed.", f"Use {_describe_allowed(meta)}.")
         return value
 
-    def _check_number(self, path: str, meta: dict[str, Any], value: Any, *, integer: bool) -> float | int:
+    @staticmethod
+    def _check_number(path: str, meta: dict[str, Any], value: Any, *, integer: bool) -> float | int:
         if isinstance(value, bool):
             raise ConfigError(path, f"{value!r} is not a number.", f"Use {_describe_allowed(meta)}.")
         if not isinstance(value, (int, float)):
@@ -510,6 +514,45 @@ def _section_from_dict(cls: type, data: Any) -> Any:
         raise ConfigError(cls.SECTION, f"expected an object, got {type(data).__name__}.")
     _reject_unknown_keys(cls.SECTION, data, {f.name for f in fields(cls)})
     return cls(**data)
+
+
+def config_errors(data: dict[str, Any]) -> list[ConfigError]:
+    """Return every invalid field of a config dict, not only the first one.
+
+    Each field is first checked on its own (type, allowed values, bounds). The rules that relate
+    several fields (heads dividing d_model, one weight per teacher) run on a section only once
+    its fields are valid one by one, so one mistake is not reported twice.
+    """
+    errors: list[ConfigError] = []
+    try:
+        normalize_task_name(data.get("task", "sst2"))
+    except ConfigError as error:
+        errors.append(error)
+    for section, cls in _SECTIONS.items():
+        values = data.get(section, {})
+        specs = {spec.name: spec for spec in fields(cls) if spec.metadata}
+        section_errors = []
+        for name, value in values.items():
+            if name not in specs:
+                section_errors.append(ConfigError(cls._path(name), f"is not a field of section '{section}'."))
+                continue
+            try:
+                cls._check_value(specs[name], value)
+            except ConfigError as error:
+                section_errors.append(error)
+        if not section_errors:
+            try:
+                cls(**values)
+            except ConfigError as error:
+                section_errors.append(error)
+        errors.extend(section_errors)
+
+    if not errors:
+        try:
+            RunConfig.from_dict(data)
+        except ConfigError as error:
+            errors.append(error)
+    return errors
 
 
 def iter_field_specs(cls: type) -> Iterator[tuple[str, dataclasses.Field]]:

@@ -28,6 +28,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from engine.config import DistillationConfig
+from engine.events import CancellationToken
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,17 @@ def probe_confidences(
     regression: bool,
     folds: int,
     seed: int,
+    cancel: CancellationToken | None = None,
 ) -> np.ndarray:
-    """Return c (N, K): each teacher's out-of-fold confidence in each row's gold label."""
-    columns = [_probe_one(embeddings, labels, regression, folds, seed) for embeddings in teacher_embeddings]
+    """Return c (N, K): each teacher's out-of-fold confidence in each row's gold label.
+
+    ``cancel`` is checked before each teacher's probe, the unit of work that cannot be interrupted.
+    """
+    columns = []
+    for embeddings in teacher_embeddings:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        columns.append(_probe_one(embeddings, labels, regression, folds, seed))
     return np.stack(columns, axis=1).astype(np.float32)
 
 

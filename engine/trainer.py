@@ -193,7 +193,7 @@ class Trainer:
             self._emit(RunFailed(None, str(error), type(error).__name__))
             return RunResult(None, "failed", error=str(error))
 
-        status, message = "finished", None
+        status, message, self._error_type = "finished", None, ""
         try:
             self._prepare()
             self._train()
@@ -203,6 +203,7 @@ class Trainer:
             self._save_on_cancel()
         except Exception as error:  # every failure is recorded with the run, then reported
             status, message = "failed", self._describe_failure(error)
+            self._error_type = type(error).__name__
 
         return self._close_run(status, message, time.perf_counter() - started)
 
@@ -295,7 +296,7 @@ class Trainer:
                 status, message = "failed", str(error)
 
         if status == "failed":
-            self._emit(RunFailed(self.run_id, message or "", "error"))
+            self._emit(RunFailed(self.run_id, message or "", self._error_type or "StoreError"))
         else:
             self._emit(RunFinished(self.run_id, status, self.best_metrics, self.last_metrics, self.best_step, seconds))
         return RunResult(
@@ -319,7 +320,9 @@ class Trainer:
         self._emit(PhaseChanged("loading data", f"GLUE {self.task.title}"))
         train_split, dev_splits = self._load_splits()
 
+        self.cancel.raise_if_cancelled()
         self.tokenizer = StudentTokenizer(config.student.tokenizer, config.student.max_seq_len, config.student.pair_separator)
+        self.cancel.raise_if_cancelled()
         teachers = self._inspect_teachers()
         self.cancel.raise_if_cancelled()
 
@@ -364,6 +367,7 @@ class Trainer:
     def _load_splits(self) -> tuple[GlueSplit, dict[str, GlueSplit]]:
         data = self.config.data
         train = load_split(self.task, "train", data.glue_dir, data.train_limit, data.skip_malformed_rows)
+        self.cancel.raise_if_cancelled()
         dev = {
             dev_split.prefix: load_split(self.task, dev_split.hub_split, data.glue_dir, data.dev_limit, data.skip_malformed_rows)
             for dev_split in self.task.dev_splits
@@ -374,6 +378,7 @@ class Trainer:
     def _inspect_teachers(self) -> list[TeacherInfo]:
         infos = []
         for spec in self.config.distillation.teachers:
+            self.cancel.raise_if_cancelled()
             info = inspect_teacher(spec, trust_remote_code=self.config.distillation.trust_remote_code)
             check_sequence_length(info, self.config.student.max_seq_len)
             infos.append(info)
@@ -435,6 +440,7 @@ class Trainer:
                 regression=self.task.is_regression,
                 folds=distillation.probe_folds,
                 seed=self.config.training.seed,
+                cancel=self.cancel,
             )
         weights = teacher_weights(distillation, len(self.train_index), confidences)
 

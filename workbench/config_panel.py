@@ -1,8 +1,7 @@
 """The configuration panel: a form over ``RunConfig`` built from the engine's field metadata.
 
-Validation is the engine's own: the panel builds each config section from the typed values, and a
-``ConfigError`` is shown under the field its dotted ``field`` path names. Sections are checked
-one by one so that an error in the student does not hide one in the training section. Fields
+Validation is the engine's own: ``config_errors`` checks the typed values and every
+``ConfigError`` is shown under the field its dotted ``field`` path names, all of them at once. Fields
 that the panel does not place explicitly go to each section's "More options", so a field added to
 the engine appears here without a GUI change.
 """
@@ -25,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.config import DataConfig, DistillationConfig, RunConfig, StudentConfig, TrainingConfig, iter_field_specs
+from engine.config import DataConfig, DistillationConfig, RunConfig, StudentConfig, TrainingConfig, config_errors, iter_field_specs
 from engine.errors import ConfigError, DataError, LampreiaError
 from engine.glue_data import validate_glue_dir
 from engine.student import count_student_parameters
@@ -265,19 +264,9 @@ class ConfigPanel(QWidget):
         """Check every section, show each error under its field and return {path: message}."""
         nested = nest(self.raw_values())
         errors: dict[str, str] = {}
-        # TODO: a section raises on its first invalid field, so a second invalid field in the same
-        # section is marked only once the first one is fixed.
-        for section, cls in SECTIONS.items():
-            try:
-                cls(**nested[section])
-            except ConfigError as error:
-                errors.setdefault(error.field, _reason(error))
+        for error in config_errors(nested):
+            errors.setdefault(error.field, _reason(error))
         self._check_data_folder(nested, errors)
-        if not errors:
-            try:
-                RunConfig.from_dict(nested)
-            except ConfigError as error:
-                errors.setdefault(error.field, _reason(error))
 
         self._errors = errors
         self._show_errors(errors)

@@ -365,8 +365,8 @@ class MainWindow(QMainWindow):
             if not self.confirm_close_during_run():
                 return
             self._closing_after_run = True
-            # TODO: loading data from the Hub, downloading a teacher and fitting the confidence
-            # probes do not poll the cancellation token, so a close during them waits until they end.
+            # TODO: the trainer polls the cancellation token between steps, but a Hub download of
+            # the data or of one teacher, and one teacher's probe fit, run to their end first.
             self.stop_run()
             self.statusBar().showMessage("Stopping the run; the window closes when it has stopped …")
             return

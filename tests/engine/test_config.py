@@ -144,3 +144,26 @@ def test_quaternion_rotation_needs_multiple_of_four():
     with pytest.raises(ConfigError, match="multiple of 4"):
         StudentConfig(mixer="spectral", d_model=18, n_heads=2)
     assert StudentConfig(mixer="spectral", d_model=18, n_heads=2, quaternion_rotation=False).d_model == 18
+
+
+def test_config_errors_lists_every_invalid_field():
+    from engine.config import config_errors
+
+    data = RunConfig().to_dict()
+    data["student"].update(n_layers=0, dropout=2.0, mixer="fourier")
+    data["training"].update(batch_size=-1)
+
+    errors = config_errors(data)
+
+    assert sorted(error.field for error in errors) == ["student.dropout", "student.mixer", "student.n_layers", "training.batch_size"]
+
+
+def test_config_errors_checks_cross_field_rules_once_fields_are_valid():
+    from engine.config import config_errors
+
+    data = RunConfig().to_dict()
+    data["student"].update(d_model=96, n_heads=5)
+
+    assert [error.field for error in config_errors(data)] == ["student.n_heads"]
+    data["student"]["n_heads"] = 3
+    assert config_errors(data) == []

@@ -216,7 +216,7 @@ def test_cuda_request_without_gpu_is_rejected(glue_dir, store):
     assert "sees no CUDA GPU" in result.error
 
 
-def test_unlabelled_rows_are_never_trained_on(tmp_path, store):
+def test_minus_one_label_in_tsv_is_rejected(tmp_path, store):
     folder = tmp_path / "glue" / "SST-2"
     folder.mkdir(parents=True)
     good = [f"a good and lovely film number {i}\t1" for i in range(30)]
@@ -228,7 +228,7 @@ def test_unlabelled_rows_are_never_trained_on(tmp_path, store):
 
     result = run_distillation(config, store)
 
-    # The label -1 row is rejected as malformed (outside 0..1): it is neither trained nor scored.
+    # A training file must carry labels; -1 there is reported as a malformed row, with its line.
     assert result.status == "failed"
     assert "line 62" in result.error and "outside 0..1" in result.error
 
@@ -262,3 +262,49 @@ def test_resume_reaches_the_uninterrupted_final_state(glue_dir, tmp_path):
         assert np.array_equal(reference_series[name][0], resumed_series[name][0]), name
         assert np.allclose(reference_series[name][1], resumed_series[name][1], atol=1e-5), name
     assert math.isclose(resumed.final_metrics["dev/loss_task"], reference.final_metrics["dev/loss_task"], abs_tol=1e-5)
+
+
+def test_unlabelled_hub_rows_are_never_trained_or_scored(store, monkeypatch):
+    import datasets
+
+    rng = np.random.default_rng(0)
+    sentences = [f"{'good fine lovely' if i % 2 else 'bad dull awful'} film {i}" for i in range(120)]
+    train_labels = [i % 2 for i in range(120)]
+    for index in range(0, 120, 10):
+        train_labels[index] = -1
+    dev_sentences = [f"{'lovely' if i % 2 else 'dull'} movie {i}" for i in range(40)]
+    dev_labels = [i % 2 if i >= 10 else -1 for i in range(40)]
+    rng.shuffle(dev_sentences)
+
+    def fake_load_dataset(name, task, split):
+        if split.startswith("train"):
+            return datasets.Dataset.from_dict({"sentence": sentences, "label": train_labels, "idx": list(range(120))})
+        return datasets.Dataset.from_dict({"sentence": dev_sentences, "label": dev_labels, "idx": list(range(40))})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    config = small_config("unused", data={"glue_dir": None, "train_limit": None, "dev_limit": None}, training={"epochs": 1})
+    recorder = Recorder()
+
+    result = run_distillation(config, store, recorder)
+
+    assert result.status == "finished", result.error
+    prepared = recorder.of(RunPrepared)[0]
+    # 108 labelled training rows: 5% (5 rows) held out, 103 trained on; the 12 rows labelled -1 are in neither.
+    assert prepared.train_rows + prepared.heldout_rows == 108
+    assert prepared.dev_rows == {"dev": 40}
+    assert store.get_run(result.run_id).baseline["dev/accuracy"] == pytest.approx(0.5)
+
+
+def test_empty_and_unusual_sentences_train(tmp_path, store):
+    folder = tmp_path / "glue" / "SST-2"
+    folder.mkdir(parents=True)
+    texts = ["", "😀🎬 great!!", "שלום עולם", "مرحبا بالعالم", "naïve café", "word " * 400]
+    rows = [f"{texts[i % len(texts)]}\t{i % 2}" for i in range(96)]
+    (folder / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    (folder / "dev.tsv").write_text("sentence\tlabel\n\t1\n😀\t0\n", encoding="utf-8")
+    config = small_config(tmp_path / "glue", data={"train_limit": None, "dev_limit": None}, training={"epochs": 1})
+
+    result = run_distillation(config, store)
+
+    assert result.status == "finished", result.error
+    assert all(np.isfinite(values).all() for _, values in store.metric_series(result.run_id).values())

@@ -180,3 +180,14 @@ def test_state_remembered_across_windows(qtbot, store, settings_file, glue_dir, 
     assert second.live_view.tabs.currentIndex() == 3
     assert second.areas.currentIndex() == 1
     assert second.size() == size
+
+
+def test_every_invalid_field_is_marked_at_once(qtbot, window):
+    panel = window.config_panel
+    panel.editors["student.n_layers"].set_value(0)
+    panel.editors["student.dropout"].set_value(2.0)
+
+    errors = panel.validate()
+
+    assert "student.n_layers" in errors
+    assert "student.dropout" in errors
