@@ -109,9 +109,9 @@ class CompareView(QWidget):
         self.csv_button = QPushButton("Export curves as CSV…")
         self.png_button = QPushButton("Export plot as PNG…")
 
-        self.loss_plot = CurvePlot("Training loss (total)", "loss")
+        self.loss_plot = CurvePlot("Training loss (total)", "loss", smoothing_control=True)
         self.metric_plot = CurvePlot("Primary dev metric", "score")
-        self.weight_plot = CurvePlot("Teacher weights (batch mean)", "weight")
+        self.weight_plot = CurvePlot("Teacher weights (batch mean)", "weight", smoothing_control=True)
         self.attention_view = AttentionView(editable_probe=False)
         self.diff_table = QTableWidget()
         self.metrics_table = QTableWidget()

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QPen
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from workbench.plot_style import curve_pen, new_plot
 
@@ -19,6 +19,18 @@ def default_style(name: str, index: int) -> tuple[str, QPen]:
     return name, curve_pen(index)
 
 
+def exponential_moving_average(values: np.ndarray, smoothing: float) -> np.ndarray:
+    """Debiased EMA (as TensorBoard draws it): weight ``smoothing`` on the past, 0 leaves values as they are."""
+    if smoothing <= 0 or len(values) == 0:
+        return values
+    smoothed = np.empty_like(values, dtype=np.float64)
+    average = 0.0
+    for index, value in enumerate(values):
+        average = smoothing * average + (1.0 - smoothing) * value
+        smoothed[index] = average / (1.0 - smoothing ** (index + 1))
+    return smoothed
+
+
 class CurvePlot(QWidget):
     """Named curves against the optimiser step. Owned by the GUI thread.
 
@@ -27,8 +39,16 @@ class CurvePlot(QWidget):
     kept until ``clear``.
     """
 
-    def __init__(self, title: str, y_label: str, style: CurveStyle | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        y_label: str,
+        style: CurveStyle | None = None,
+        parent: QWidget | None = None,
+        smoothing_control: bool = False,
+    ) -> None:
         super().__init__(parent)
+        self.smoothing = 0.0
         self.plot_widget = new_plot(title, "step", y_label)
         self.plot_item = self.plot_widget.getPlotItem()
         self._style = style
@@ -39,7 +59,32 @@ class CurvePlot(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        self.smoothing_box: QDoubleSpinBox | None = None
+        if smoothing_control:
+            layout.addLayout(self._smoothing_row())
         layout.addWidget(self.plot_widget)
+
+    def _smoothing_row(self) -> QHBoxLayout:
+        # Per-step losses jump between length buckets; an EMA shows the trend without hiding the data.
+        self.smoothing_box = QDoubleSpinBox()
+        self.smoothing_box.setRange(0.0, 0.99)
+        self.smoothing_box.setSingleStep(0.1)
+        self.smoothing_box.setDecimals(2)
+        self.smoothing_box.setToolTip("Exponential moving average of each curve; 0 draws the logged values.")
+        self.smoothing_box.valueChanged.connect(self.set_smoothing)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(QLabel("Smoothing"))
+        row.addWidget(self.smoothing_box)
+        return row
+
+    def set_smoothing(self, smoothing: float) -> None:
+        """Redraw every curve with EMA weight ``smoothing`` (0 to 0.99)."""
+        self.smoothing = float(smoothing)
+        if self.smoothing_box is not None and self.smoothing_box.value() != self.smoothing:
+            self.smoothing_box.setValue(self.smoothing)
+        self._dirty.update(self._curves)
+        self.refresh()
 
     def _curve(self, name: str, pen: QPen | None = None) -> pg.PlotDataItem:
         curve = self._curves.get(name)
@@ -71,7 +116,8 @@ class CurvePlot(QWidget):
 
     def refresh(self) -> None:
         for name in self._dirty:
-            self._curves[name].setData(np.asarray(self._steps[name]), np.asarray(self._values[name]))
+            values = np.asarray(self._values[name], dtype=np.float64)
+            self._curves[name].setData(np.asarray(self._steps[name]), exponential_moving_average(values, self.smoothing))
         self._dirty.clear()
 
     def clear(self) -> None:

@@ -50,9 +50,9 @@ class LiveView(QWidget):
         self._regression = False
 
         self.progress = RunProgress()
-        self.loss_plot = CurvePlot("Training losses", "loss", style=self._loss_style)
+        self.loss_plot = CurvePlot("Training losses", "loss", style=self._loss_style, smoothing_control=True)
         self.metric_plot = CurvePlot("Dev metrics", "score", style=self._metric_style)
-        self.weight_plot = CurvePlot("Teacher weights (batch mean)", "weight", style=self._weight_style)
+        self.weight_plot = CurvePlot("Teacher weights (batch mean)", "weight", style=self._weight_style, smoothing_control=True)
         self.attention_view = AttentionView()
         self.tabs = QTabWidget()
         self.tabs.addTab(self.loss_plot, "Losses")
