@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.dropout import dropout
+
 EPSILON = 1e-10
 ALPHA_RANGE = (0.1, 3.0)
 
@@ -140,9 +142,24 @@ class SoftmaxMixer(nn.Module):
         batch, length, d_model = x.shape
         q, k, v = self._heads(x, mask)
         key_mask = mask[:, None, None, :]  # (B, 1, 1, T), True = attend
-        dropout = self.dropout if self.training else 0.0
-        mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout)
+        if self.training and self.dropout > 0 and x.device.type == "cpu":
+            mixed = self._attention_with_dropout(q, k, v, key_mask)
+        else:
+            dropout = self.dropout if self.training else 0.0
+            mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=dropout)
         return self.out(mixed.transpose(1, 2).reshape(batch, length, d_model))
+
+    def _attention_with_dropout(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """Attention with dropout on the probabilities, written out for the CPU.
+
+        torch 2.13's CPU flash-attention kernel has no dropout, so scaled_dot_product_attention
+        falls back to its generic path there; this is the same computation with the faster dropout
+        mask of engine.dropout. Every row has at least one real key, so no softmax row is empty.
+        """
+        scores = torch.matmul(q * (1.0 / math.sqrt(self.head_dim)), k.transpose(-1, -2))  # (B, H, T, T)
+        scores = scores.masked_fill_(~key_mask, float("-inf"))
+        probabilities = dropout(scores.softmax(dim=-1), self.dropout, training=True)
+        return probabilities @ v
 
     def mixing_matrix(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Attention probabilities (B, H, T, T); every row sums to 1 over the real keys."""

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from engine.config import StudentConfig
+from engine.dropout import Dropout
 from engine.embeddings import TokenEmbedding
 from engine.spectral import LogPhaseMixer, SoftmaxMixer, SpectralMixer
 
@@ -52,9 +53,9 @@ class StudentBlock(nn.Module):
             nn.Linear(config.d_model, config.ffn_size),
             nn.GELU(),
             nn.Linear(config.ffn_size, config.d_model),
-            nn.Dropout(config.dropout),
+            Dropout(config.dropout),
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x + self.dropout(self.mixer(self.mixer_norm(x), mask))
@@ -70,7 +71,7 @@ class Student(nn.Module):
         self.vocab_size = vocab_size
         self.token_embedding = TokenEmbedding(config.embedding, vocab_size, config.d_model, config.n_primes)
         self.position_embedding = nn.Embedding(config.max_seq_len, config.d_model)
-        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.embedding_dropout = Dropout(config.dropout)
         self.blocks = nn.ModuleList(StudentBlock(config) for _ in range(config.n_layers))
         self.final_norm = nn.LayerNorm(config.d_model)
         self.classifier = nn.Linear(config.d_model, num_labels)

@@ -1,0 +1,48 @@
+"""The student's CPU dropout: same distribution as torch's, correct gradients, off in eval mode."""
+
+import torch
+import torch.nn.functional as F
+
+from engine.dropout import Dropout, dropout
+from engine.spectral import SoftmaxMixer
+
+
+def test_dropout_keeps_one_minus_p_and_rescales():
+    torch.manual_seed(0)
+    x = torch.ones(2000, 500)
+
+    y = dropout(x, 0.1, training=True)
+
+    assert abs((y > 0).float().mean().item() - 0.9) < 0.002
+    assert torch.equal(y.unique(), torch.tensor([0.0, 1.0 / 0.9]))
+
+
+def test_dropout_gradient_uses_the_same_mask():
+    torch.manual_seed(0)
+    x = torch.randn(50, 40, requires_grad=True)
+
+    y = dropout(x, 0.3, training=True)
+    y.sum().backward()
+
+    assert torch.allclose(x.grad, (y != 0).float() / 0.7)
+
+
+def test_dropout_module_is_identity_in_eval_mode():
+    module = Dropout(0.5).eval()
+    x = torch.randn(4, 7)
+
+    assert module(x) is x
+
+
+def test_attention_without_dropout_matches_sdpa():
+    torch.manual_seed(0)
+    mixer = SoftmaxMixer(32, 4, dropout=0.0).train()
+    x = torch.randn(3, 10, 32)
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[1, 6:] = False
+    q, k, v = mixer._heads(x, mask)
+
+    written_out = mixer._attention_with_dropout(q, k, v, mask[:, None, None, :])
+    reference = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+
+    assert torch.allclose(written_out, reference, atol=1e-6)
