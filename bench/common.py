@@ -229,7 +229,7 @@ QUICK_STUDENT = {"d_model": 64, "n_layers": 2, "n_heads": 4, "max_seq_len": 64}
 def trainer_config(
     data: Path,
     tokenizer_folder: Path,
-    teachers: list[Path],
+    teachers: list[Path | str],
     *,
     quick: bool,
     train_limit: int,
@@ -237,6 +237,7 @@ def trainer_config(
     epochs: int,
     padding: str = "bucketed",
     device: str = "cpu",
+    seed: int = 42,
     name: str = "",
 ):
     """Return a RunConfig for a benchmark run on SST-2 with the given teachers.
@@ -254,7 +255,7 @@ def trainer_config(
             "data": {"glue_dir": str(data / "glue"), "train_limit": train_limit, "dev_limit": dev_limit},
             "student": student,
             "distillation": {"teachers": [str(t) for t in teachers], "weighting": "uniform"},
-            "training": {"epochs": epochs, "batch_size": 32, "evals_per_epoch": 1, "padding": padding, "device": device},
+            "training": {"epochs": epochs, "batch_size": 32, "evals_per_epoch": 1, "padding": padding, "device": device, "seed": seed},
         }
     )
 

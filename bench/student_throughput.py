@@ -114,11 +114,15 @@ def autocast_context(bf16: bool) -> contextlib.AbstractContextManager:
 
 
 class StudentTrainer:
-    """The default student and the trainer's loss; ``compiled`` wraps the forward in torch.compile."""
+    """The default student (or another ``mixer`` or ``model_class``) and the trainer's loss.
 
-    def __init__(self, vocab_size: int, compiled: bool = False, bf16: bool = False) -> None:
+    ``compiled`` wraps the forward in torch.compile and ``bf16`` runs it under CPU autocast.
+    """
+
+    def __init__(self, vocab_size: int, compiled: bool = False, bf16: bool = False, mixer: str = "logphase", model_class: type = Student) -> None:
         torch.manual_seed(0)
-        self.model = Student(StudentConfig(), vocab_size, num_labels=2, teacher_dims=[TEACHER_DIM] * TEACHERS).train()
+        config = StudentConfig(mixer=mixer)
+        self.model = model_class(config, vocab_size, num_labels=2, teacher_dims=[TEACHER_DIM] * TEACHERS).train()
         self.forward = torch.compile(self.model) if compiled else self.model
         self.optimizer = make_optimizer(self.model)
         self.bf16 = bf16
