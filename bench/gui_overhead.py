@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""The GUI costs nothing: training throughput with the workbench attached over the same run headless.
+
+Each repetition runs the same SST-2 distillation twice, interleaved: once through the workbench's
+main window (offscreen Qt, live plots on, the run on its QThread) and once headless through
+``run_distillation`` on the main thread. Throughput is training samples per second of the
+training phase. While the windowed run trains, a 10 ms QTimer records every gap between its
+ticks; the largest gap minus the interval is the worst stall of the GUI event loop.
+
+    python bench/gui_overhead.py [--quick] [--data DIR] [--threads N] [--repeats N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    PhaseClock,
+    add_common_arguments,
+    add_data_argument,
+    apply_threads,
+    data_folder,
+    describe_environment,
+    detail,
+    isolated_user_folders,
+    median,
+    summary,
+)
+
+TICK_MS = 10
+
+
+def make_config(data: Path, quick: bool, seed: int):
+    from engine.config import RunConfig
+
+    student = {"tokenizer": "minilm", "d_model": 64 if quick else 128, "n_layers": 2, "n_heads": 4, "max_seq_len": 64}
+    return RunConfig.from_dict(
+        {
+            "task": "sst2",
+            "data": {"glue_dir": str(data / "glue"), "train_limit": 256 if quick else 2000, "dev_limit": 100 if quick else 400},
+            "student": student,
+            "distillation": {"teachers": ["minilm"]},
+            "training": {"epochs": 1 if quick else 2, "batch_size": 32, "evals_per_epoch": 2, "device": "cpu", "seed": seed},
+        }
+    )
+
+
+def training_samples(config) -> int:
+    """Samples trained in one run: the training rows (held-out slice excluded) times the epochs."""
+    rows = config.data.train_limit - max(1, round(config.data.heldout_fraction * config.data.train_limit))
+    return rows * config.training.epochs
+
+
+def headless_run(config, scratch: Path) -> float:
+    """Return training samples/s of a run on this thread, without Qt."""
+    from engine.run_store import RunStore
+    from engine.trainer import run_distillation
+
+    clock = PhaseClock()
+    store = RunStore(scratch / "headless.sqlite3")
+    try:
+        result = run_distillation(config, store, clock)
+    finally:
+        store.close()
+    if result.status != "finished":
+        raise SystemExit(f"The headless run failed: {result.error}")
+    return training_samples(config) / clock.seconds["training"]
+
+
+def windowed_run(config, scratch: Path, app) -> tuple[float, float]:
+    """Return (training samples/s, largest event-loop stall in ms) of a run started from the main window."""
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+
+    from engine.run_store import RunStore
+    from workbench.main_window import MainWindow
+    from workbench.settings import WorkbenchSettings
+
+    store = RunStore(scratch / "windowed.sqlite3")
+    settings = WorkbenchSettings(QSettings(str(scratch / "settings.ini"), QSettings.Format.IniFormat))
+    window = MainWindow(store, settings)
+    window.resize(1600, 1000)
+    window.show()
+    window.config_panel.set_config(config)
+
+    clock = PhaseClock()
+    window.controller.event_received.connect(clock)
+    gaps: list[float] = []
+    last_tick = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        if clock._phase == "training":
+            gaps.append(now - last_tick[0])
+        last_tick[0] = now
+
+    timer = QTimer()
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(tick)
+    loop = QEventLoop()
+    statuses: list[str] = []
+    window.controller.run_ended.connect(lambda status: (statuses.append(status), loop.quit()))
+
+    timer.start()
+    window.start_run()
+    loop.exec()
+    timer.stop()
+
+    window.close()
+    window.deleteLater()
+    app.processEvents()
+    store.close()
+    if statuses != ["finished"]:
+        raise SystemExit(f"The windowed run ended as {statuses}")
+    stall_ms = max(0.0, (max(gaps) if gaps else 0.0) * 1000 - TICK_MS)
+    return training_samples(config) / clock.seconds["training"], stall_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
+    add_data_argument(parser)
+    args = parser.parse_args()
+    data = data_folder(args.data)
+    apply_threads(args.threads)
+    repeats = args.repeats or (1 if args.quick else 3)
+
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(["gui_overhead"])
+    detail(describe_environment())
+
+    with isolated_user_folders():
+        config = make_config(data, args.quick, seed=42)
+        with tempfile.TemporaryDirectory() as warm:
+            # Fill the teacher-embedding cache first, so that both variants time training alone.
+            headless_run(config, Path(warm))
+
+        headless, windowed, stalls = [], [], []
+        for repeat in range(repeats):
+            with tempfile.TemporaryDirectory() as scratch:
+                order = ["windowed", "headless"] if repeat % 2 else ["headless", "windowed"]
+                for variant in order:
+                    if variant == "headless":
+                        headless.append(headless_run(config, Path(scratch)))
+                    else:
+                        speed, stall = windowed_run(config, Path(scratch), app)
+                        windowed.append(speed)
+                        stalls.append(stall)
+                detail(f"repeat {repeat + 1}: headless {headless[-1]:.1f} samples/s, windowed {windowed[-1]:.1f} samples/s, stall {stalls[-1]:.0f} ms")
+
+    student = config.student
+    ratio = median(windowed) / median(headless)
+    summary(
+        f"gui overhead (SST-2 {config.data.train_limit} rows, d{student.d_model}x{student.n_layers}, live plots on, {repeats} runs each): "
+        f"{median(windowed):.1f} vs {median(headless):.1f} samples/s; throughput windowed/headless = {ratio:.2f} (goal >= 0.95)"
+    )
+    summary(f"gui event loop: largest stall during training {max(stalls):.0f} ms over {repeats} runs; stall/limit = {max(stalls) / 100:.2f} (goal <= 1, i.e. <= 100 ms)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+def test_gui_overhead_quick_prints_ratio_and_stall(run_bench, shared_data):
+    completed = run_bench("gui_overhead.py", "--quick", "--threads", "1", "--data", str(shared_data))
+
+    assert completed.returncode == 0, completed.stderr
+    assert "throughput windowed/headless = " in completed.stdout
+    assert "gui event loop: largest stall during training " in completed.stdout
