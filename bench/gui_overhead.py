@@ -4,8 +4,9 @@
 Each repetition runs the same SST-2 distillation twice, interleaved: once through the workbench's
 main window (offscreen Qt, live plots on, the run on its QThread) and once headless through
 ``run_distillation`` on the main thread. Throughput is training samples per second of the
-training phase. While the windowed run trains, a 10 ms QTimer records every gap between its
+training phase. While the windowed run is active, a 10 ms QTimer records every gap between its
 ticks; the largest gap minus the interval is the worst stall of the GUI event loop.
+Speeds are the trainer's own step timings (evaluations excluded) in both variants.
 
     python bench/gui_overhead.py [--quick] [--data DIR] [--threads N] [--repeats N]
 """
@@ -23,7 +24,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    PhaseClock,
     add_common_arguments,
     add_data_argument,
     apply_threads,
@@ -53,10 +53,27 @@ def make_config(data: Path, quick: bool, seed: int):
     )
 
 
-def training_samples(config) -> int:
-    """Samples trained in one run: the training rows (held-out slice excluded) times the epochs."""
-    rows = config.data.train_limit - max(1, round(config.data.heldout_fraction * config.data.train_limit))
-    return rows * config.training.epochs
+class StepSpeed:
+    """Event sink that adds up the trainer's own step timings, measured on its thread.
+
+    Speeds come from ``StepLogged`` (samples per second over ``window_seconds`` of training), so
+    the queued delivery of events to the GUI thread does not shift the measurement.
+    """
+
+    def __init__(self) -> None:
+        self.samples = 0.0
+        self.seconds = 0.0
+
+    def __call__(self, event: object) -> None:
+        from engine.events import StepLogged
+
+        if isinstance(event, StepLogged):
+            self.samples += event.samples_per_second * event.window_seconds
+            self.seconds += event.window_seconds
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples / self.seconds if self.seconds else 0.0
 
 
 def headless_run(config, scratch: Path) -> float:
@@ -64,15 +81,15 @@ def headless_run(config, scratch: Path) -> float:
     from engine.run_store import RunStore
     from engine.trainer import run_distillation
 
-    clock = PhaseClock()
+    speed = StepSpeed()
     store = RunStore(scratch / "headless.sqlite3")
     try:
-        result = run_distillation(config, store, clock)
+        result = run_distillation(config, store, speed)
     finally:
         store.close()
     if result.status != "finished":
         raise SystemExit(f"The headless run failed: {result.error}")
-    return training_samples(config) / clock.seconds["training"]
+    return speed.samples_per_second
 
 
 def windowed_run(config, scratch: Path, app) -> tuple[float, float]:
@@ -90,14 +107,14 @@ def windowed_run(config, scratch: Path, app) -> tuple[float, float]:
     window.show()
     window.config_panel.set_config(config)
 
-    clock = PhaseClock()
-    window.controller.event_received.connect(clock)
+    speed = StepSpeed()
+    window.controller.event_received.connect(speed)
     gaps: list[float] = []
     last_tick = [time.perf_counter()]
 
     def tick() -> None:
         now = time.perf_counter()
-        if clock._phase == "training":
+        if window.controller.is_running:
             gaps.append(now - last_tick[0])
         last_tick[0] = now
 
@@ -120,7 +137,7 @@ def windowed_run(config, scratch: Path, app) -> tuple[float, float]:
     if statuses != ["finished"]:
         raise SystemExit(f"The windowed run ended as {statuses}")
     stall_ms = max(0.0, (max(gaps) if gaps else 0.0) * 1000 - TICK_MS)
-    return training_samples(config) / clock.seconds["training"], stall_ms
+    return speed.samples_per_second, stall_ms
 
 
 def main() -> None:

@@ -80,6 +80,7 @@ class StepLogged:
     samples_per_second: float
     tokens_per_second: float
     elapsed_seconds: float
+    window_seconds: float = 0.0  # training time covered by this event's speeds (evaluations excluded)
 
 
 @dataclass(frozen=True)

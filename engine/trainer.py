@@ -622,6 +622,9 @@ class Trainer:
         elif self.step % self.config.training.checkpoint_every_steps == 0:
             self._save_resume_checkpoint()
         self._flush_metrics()
+        if self._window.steps == 0:
+            # Evaluations, checkpoints and metric writes are not training: speeds exclude them.
+            self._window.started = time.perf_counter()
 
     def _log_window(self) -> None:
         window = self._window
@@ -643,6 +646,7 @@ class Trainer:
             samples_per_second=window.samples / seconds,
             tokens_per_second=window.tokens / seconds,
             elapsed_seconds=elapsed,
+            window_seconds=seconds,
         )
         self._emit(event)
 

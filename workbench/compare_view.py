@@ -194,7 +194,7 @@ class CompareView(QWidget):
             baseline = run.record.baseline.get(metric)
             if baseline is not None and len(steps):
                 end = max(float(steps.max()), 1.0)
-                self._set(self.metric_plot, f"{label}: majority baseline", ([0.0, end], [baseline, baseline]), curve_pen(index, dashed=True, width=1.5))
+                self._set(self.metric_plot, f"{label}: majority baseline", ([0.0, end], [baseline, baseline]), curve_pen(index, dashed=True))
 
         teachers = sorted(name.removeprefix(WEIGHT_PREFIX) for name in run.series if name.startswith(WEIGHT_PREFIX))
         for teacher_index, teacher in enumerate(teachers):

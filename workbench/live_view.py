@@ -79,7 +79,7 @@ class LiveView(QWidget):
 
     def _loss_style(self, name: str):
         if name == "total":
-            return "total", curve_pen(0, width=2.5)
+            return "total", curve_pen(0)
         if name == "task":
             return ("task (MSE)" if self._regression else "task (cross-entropy)"), curve_pen(1)
         if name == "distillation":
@@ -96,7 +96,7 @@ class LiveView(QWidget):
             self._metric_order.append(metric)
         index = self._metric_order.index(metric)
         if name.startswith(BASELINE_PREFIX):
-            return f"majority baseline ({metric_label(metric)})", curve_pen(index, dashed=True, width=1.5)
+            return f"majority baseline ({metric_label(metric)})", curve_pen(index, dashed=True)
         return metric_label(metric), curve_pen(index)
 
     # Run lifecycle
