@@ -34,6 +34,7 @@ from bench.common import (  # noqa: E402
     interleaved_medians,
     median,
     summary,
+    warn_if_busy,
 )
 from bench.student_throughput import StudentTrainer, full_batches, passes, real_batches  # noqa: E402
 
@@ -130,6 +131,7 @@ def main() -> None:
     apply_threads(args.threads)
     data = data_folder(args.data)
     detail(describe_environment())
+    warn_if_busy()
 
     earlier = earlier_engine(args.revision)
     repeats = args.repeats or (1 if args.quick else 5)

@@ -136,6 +136,47 @@ def apply_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def busy_cpus(seconds: float = 0.5) -> float | None:
+    """Return how many CPUs other processes keep busy, measured from /proc/stat while this one sleeps.
+
+    Returns None where /proc/stat cannot be read (not Linux).
+    """
+
+    def busy_and_total() -> tuple[int, int]:
+        fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    try:
+        busy_before, total_before = busy_and_total()
+        time.sleep(seconds)
+        busy_after, total_after = busy_and_total()
+    except (OSError, ValueError, IndexError):
+        return None
+    elapsed = max(total_after - total_before, 1)
+    return (os.cpu_count() or 1) * (busy_after - busy_before) / elapsed
+
+
+def warn_if_busy() -> None:
+    """Warn on stderr when other processes already use a CPU, which distorts multi-threaded timings.
+
+    torch's OpenMP threads wait for each other at the end of every parallel operation, so when
+    another process takes a core, small operations can become ten times slower or more.
+    """
+    busy = busy_cpus()
+    if busy is not None and busy >= 0.5:
+        detail(
+            f"WARNING: other processes keep {busy:.1f} CPUs busy; timings with {_torch_threads()} torch threads are distorted. "
+            "Rerun on an idle machine, or pass --threads 1 (or set OMP_WAIT_POLICY=PASSIVE) to limit the damage."
+        )
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def describe_environment() -> str:
     """Return one line with the CPU, core count, memory, load, thread count, versions and date."""
     import torch

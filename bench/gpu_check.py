@@ -34,6 +34,7 @@ from bench.common import (  # noqa: E402
     isolated_user_folders,
     summary,
     timed_run,
+    warn_if_busy,
 )
 
 import torch  # noqa: E402
@@ -90,6 +91,7 @@ def main() -> None:
     device = require_cuda()
     data = data_folder(args.data)
     detail(describe_environment())
+    warn_if_busy()
 
     from tests.tiny_models import build_tiny_teacher
 

@@ -21,7 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import add_common_arguments, apply_threads, describe_environment, detail, interleaved_medians, median, summary  # noqa: E402
+from bench.common import (  # noqa: E402
+    add_common_arguments,
+    apply_threads,
+    describe_environment,
+    detail,
+    interleaved_medians,
+    median,
+    summary,
+    warn_if_busy,
+)
 
 import torch  # noqa: E402
 
@@ -68,6 +77,7 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda was given, but torch sees no CUDA device.")
     detail(describe_environment())
+    warn_if_busy()
 
     batch, length = (4, 32) if args.quick else (32, 128)
     repeats = args.repeats or (2 if args.quick else 10)

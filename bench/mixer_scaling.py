@@ -29,6 +29,7 @@ from bench.common import (  # noqa: E402
     interleaved_medians,
     median,
     summary,
+    warn_if_busy,
 )
 
 import torch  # noqa: E402
@@ -176,6 +177,7 @@ def main() -> None:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda was given, but torch sees no CUDA device.")
     detail(describe_environment())
+    warn_if_busy()
 
     if args.quick:
         lengths, tokens, repeats = [32, 64], args.tokens or 256, args.repeats or 1

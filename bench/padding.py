@@ -36,6 +36,7 @@ from bench.common import (  # noqa: E402
     summary,
     timed_run,
     trainer_config,
+    warn_if_busy,
 )
 
 MODES = ("max_length", "longest", "bucketed")
@@ -53,6 +54,7 @@ def main() -> None:
     apply_threads(args.threads)
     data = data_folder(args.data)
     detail(describe_environment())
+    warn_if_busy()
 
     rows = args.rows or (160 if args.quick else 2000)
     epochs = args.epochs or (1 if args.quick else 3)

@@ -45,6 +45,7 @@ from bench.common import (  # noqa: E402
     matmul_peak_call,
     median,
     summary,
+    warn_if_busy,
 )
 
 import torch  # noqa: E402
@@ -260,6 +261,7 @@ def main() -> None:
     apply_threads(args.threads)
     data = data_folder(args.data)
     detail(describe_environment())
+    warn_if_busy()
 
     count = args.batches or (2 if args.quick else 24)
     repeats = args.repeats or (1 if args.quick else 5)

@@ -37,6 +37,7 @@ from bench.common import (  # noqa: E402
     summary,
     timed_run,
     trainer_config,
+    warn_if_busy,
 )
 
 KINDS = ("gpt2", "distilbert", "roberta")
@@ -80,6 +81,7 @@ def main() -> None:
     apply_threads(args.threads)
     data = data_folder(args.data)
     detail(describe_environment())
+    warn_if_busy()
 
     rows = args.rows or (160 if args.quick else 2000)
     repeats = args.repeats or (1 if args.quick else 3)
