@@ -186,10 +186,11 @@ class LogPhaseMixer(SoftmaxMixer):
         """
         batch, length, d_model = x.shape
         real = mask[:, :, None].to(x.dtype)  # (B, T, 1)
-        # TODO: on short batches (T ≈ 12, batch 32, CPU) this mixer costs about 1.1 ms per layer
-        # more than plain softmax attention (forward and backward). The two dozen small operators
-        # that rebuild the response and the Toeplitz matrix from α on every call are the likely
-        # cause, so caching their α-independent parts per (T, n_fft) should help; not yet measured.
+        # TODO: on short batches (T ≈ 12, batch 32, 2 CPU threads) this mixer took about 1.1 ms per
+        # layer more than plain softmax attention, forward and backward, in a one-off timing of the
+        # two classes. The likely cause is the two dozen small operators that rebuild the response
+        # and the Toeplitz matrix from α on every call. Caching their α-independent parts per
+        # (T, n_fft) should help; that is not yet tried.
         response = logphase_response(self.n_fft, self.alpha())[:, None]  # (bins, 1) for the T axis
         filtered_x = filter_sequence(x * real, response, self.n_fft)
         filtered_mask = filter_sequence(real, response, self.n_fft)
