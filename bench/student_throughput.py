@@ -59,6 +59,10 @@ from engine.tasks import TASKS  # noqa: E402
 from engine.tokenization import StudentTokenizer, collate, epoch_batches  # noqa: E402
 
 BATCH_SIZE = 32
+# TODO: the goal of 0.60 of the fp32 matmul throughput is met on 32 × 128 batches (0.61) but not on
+# SST-2 batches (0.52, 2026-12-04, 2-core AMD EPYC), where ~350-token steps make the products small
+# and the fixed cost per step (operators, optimizer, Python) large.
+FLOP_RATE_GOAL = 0.60
 TEACHER_DIM = 768
 TEACHERS = 3
 ALPHA = 0.7
@@ -240,7 +244,7 @@ def compare(label: str, batches: list[Batch], vocab_size: int, repeats: int, bf1
         weights = trainer.per_token_weights()
         step_flops = training_flops(weights, batches) / len(batches)
         achieved = step_flops * len(batches) / seconds[name]
-        goal = " (goal >= 0.60)" if name == "student" else ""
+        goal = f" (goal >= {FLOP_RATE_GOAL:.2f})" if name == "student" else ""
         summary(
             f"FLOP rate, {label}, {name}: {achieved / 1e9:.1f} GFLOP/s, counting 3·(2·N·B·T + 4·L·B·T²·d) = {step_flops / 1e9:.2f} GFLOP "
             f"per step with N = {weights / 1e6:.2f}M, of {peak / 1e9:.1f} GFLOP/s fp32 matmul; fraction = {achieved / peak:.2f}{goal}"
