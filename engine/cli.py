@@ -159,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lampreia: interrupted", file=sys.stderr)
         return EXIT_CANCELLED
+    except BrokenPipeError:
+        # The reader of our output went away (`lampreia runs | head`); like other Unix tools, stop
+        # quietly. Point stdout at /dev/null so that the interpreter's final flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:  # last resort: one line for the user, the traceback in the log
         log.exception("Unexpected error")
         print(f"lampreia: unexpected error: {type(error).__name__}: {error} (traceback in {log_file})", file=sys.stderr)

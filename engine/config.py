@@ -370,7 +370,11 @@ class TrainingConfig(_Section):
         help="bucketed: batches of similar-length rows padded to their longest row; longest: random batches padded "
         "to their longest row; max_length: every batch padded to max_seq_len.",
     )
-    amp: bool = option(True, label="Mixed precision", help="bf16 (or fp16 with a scaler) autocast on CUDA; ignored on the CPU.")
+    amp: bool = option(
+        True, label="Mixed precision",
+        help="Autocast: bf16 on CUDA (fp16 with a gradient scaler where bf16 is missing) and on CPUs with native bf16; "
+        "other CPUs train in fp32.",
+    )
     compile: bool = option(False, label="torch.compile", help="Compile the student with torch.compile (slow start, faster steps on large runs).")
     checkpoint_every_steps: int = option(
         200, minimum=1, maximum=10**9, label="Checkpoint interval", help="Save a resumable checkpoint at every evaluation and at least every N steps.", unit="steps",

@@ -41,11 +41,33 @@ def describe_device(device: torch.device) -> str:
     return f"CPU: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 matrix products natively on this CPU (AVX-512 BF16 or AMX)."""
+    try:
+        # NOTE: a private torch function (present in torch 2.4 to 2.13); without it, no CPU autocast.
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def autocast_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
-    """bf16 on GPUs that support it, else fp16 (which needs a gradient scaler); None: no autocast."""
-    if not enabled or device.type != "cuda":
+    """Return the autocast dtype, or None for plain fp32.
+
+    CUDA: bf16 where supported, else fp16 (which needs a gradient scaler). CPU: bf16 where the CPU
+    has native bf16 instructions; bench/student_throughput.py measured training steps 1.7 to 2.2
+    times faster there, and bench/padding.py the same dev accuracy.
+    """
+    if not enabled:
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
+
+
+def describe_precision(dtype: torch.dtype | None) -> str:
+    return {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[dtype]
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

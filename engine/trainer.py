@@ -22,8 +22,9 @@ import torch
 from engine.augmentation import augment_tokens
 from engine.checkpoints import LoadedCheckpoint, load_optimizer_tensors, optimizer_tensors, read_checkpoint, write_checkpoint
 from engine.config import RunConfig
-from engine.devices import autocast, autocast_dtype, describe_device, select_device, software_versions
+from engine.devices import autocast, autocast_dtype, describe_device, describe_precision, select_device, software_versions
 from engine import distributed
+from engine.disk_reserve import DiskReserve
 from engine.distillation import combine_losses, probe_confidences, task_loss, teacher_distances, teacher_weights
 from engine.embedding_cache import EmbeddingCache
 from engine.errors import CheckpointError, LampreiaError, OutOfMemoryError, RunCancelled, StoreError, TrainingDivergedError
@@ -219,7 +220,8 @@ class Trainer:
             self._sink = discard_events
 
     def _open_run(self) -> None:
-        device_name = describe_device(self.device)
+        self.amp_dtype = autocast_dtype(self.device, self.config.training.amp)
+        device_name = f"{describe_device(self.device)}, {describe_precision(self.amp_dtype)}"
         if self.group is not None:
             device_name += f" × {self.group.world_size} processes"
         if not self.is_main:
@@ -232,6 +234,8 @@ class Trainer:
         else:
             name = self.store.get_run(self.resume_run_id).name
             self.store.claim_run(self.resume_run_id, device_name)
+        self._disk_reserve = DiskReserve(self.store.artifact_dir(self.run_id))
+        self._disk_reserve.acquire()
         resumed_from = self.checkpoint.state["step"] if self.checkpoint is not None else None
         if self.group is not None:
             distributed.broadcast_from_main(self.run_id)
@@ -280,8 +284,15 @@ class Trainer:
     def _close_run(self, status: str, message: str | None, seconds: float) -> RunResult:
         if self.group is not None:
             distributed.shutdown()
+        if self.is_main:
+            self._disk_reserve.release()
         try:
             self._flush_metrics(force=True)
+        except StoreError as error:
+            log.error("Could not write the last metrics of run %s: %s", self.run_id, error)
+            if message is None:
+                status, message = "failed", str(error)
+        try:
             self.store.finish_run(
                 self.run_id,
                 status,
@@ -476,7 +487,6 @@ class Trainer:
 
         self.optimizer = self._make_optimizer()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._learning_rate_factor)
-        self.amp_dtype = autocast_dtype(self.device, config.training.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.augment_generator = torch.Generator().manual_seed(config.training.seed)
         self.replacement_ids = self.tokenizer.replacement_ids()
