@@ -57,3 +57,24 @@ def test_mixing_matrices_restore_training_mode():
     model.mixing_matrices(torch.randint(0, 500, (1, 5)), torch.ones(1, 5, dtype=torch.long))
 
     assert model.training
+
+
+STUDENT_VARIANTS = [
+    {},
+    {"mixer": "softmax"},
+    {"mixer": "spectral"},
+    {"mixer": "spectral", "spectral_filter": "learned"},
+    {"mixer": "spectral", "quaternion_rotation": False},
+    {"embedding": "learned"},
+    {"embedding": "prime-harmonic+learned", "n_primes": 37},
+    {"d_model": 96, "n_heads": 3, "d_ff": 200, "n_layers": 3, "max_seq_len": 40, "n_fft": 100},
+]
+
+
+@pytest.mark.parametrize("overrides", STUDENT_VARIANTS)
+@pytest.mark.parametrize("num_labels", [1, 3])
+def test_parameter_formula_matches_the_model(overrides, num_labels):
+    config = StudentConfig(**overrides)
+    model = Student(config, vocab_size=1000, num_labels=num_labels, teacher_dims=[64])
+
+    assert count_student_parameters(config, vocab_size=1000, num_labels=num_labels) == model.count_parameters()
