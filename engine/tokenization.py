@@ -48,6 +48,8 @@ class TokenBatch:
         )
 
 
+ENCODE_CHUNK_ROWS = 256
+
 # Vocabulary sizes of the alias tokenizers, so that the GUI can show a parameter count without
 # loading (or downloading) the tokenizer.
 KNOWN_VOCAB_SIZES = {"gpt2": 50257, "distilbert": 30522, "roberta": 50265, "minilm": 30522}
@@ -98,9 +100,23 @@ class StudentTokenizer:
         return torch.from_numpy(np.flatnonzero(allowed))
 
     def encode(self, texts_a: tuple[str, ...] | list[str], texts_b: tuple[str, ...] | list[str] | None = None) -> EncodedRows:
-        if texts_b is None or self.native_pairs:
-            return self._encode_native(list(texts_a), list(texts_b) if texts_b is not None else None)
-        return self._encode_with_separator(list(texts_a), list(texts_b))
+        """Encode rows in chunks of ``ENCODE_CHUNK_ROWS``.
+
+        One tokenizer call converts its whole batch to Python lists while holding the GIL; with
+        chunks, a GUI thread gets the GIL between them instead of freezing for the whole split.
+        """
+        ids: list[np.ndarray] = []
+        special: list[np.ndarray] = []
+        for start in range(0, len(texts_a), ENCODE_CHUNK_ROWS):
+            chunk_a = list(texts_a[start : start + ENCODE_CHUNK_ROWS])
+            chunk_b = list(texts_b[start : start + ENCODE_CHUNK_ROWS]) if texts_b is not None else None
+            if chunk_b is None or self.native_pairs:
+                rows = self._encode_native(chunk_a, chunk_b)
+            else:
+                rows = self._encode_with_separator(chunk_a, chunk_b)
+            ids.extend(rows.ids)
+            special.extend(rows.special)
+        return EncodedRows(ids, special)
 
     def _encode_native(self, texts_a: list[str], texts_b: list[str] | None) -> EncodedRows:
         encoded = self.tokenizer(
