@@ -1,7 +1,10 @@
 """Run the engine's blocking trainer on a worker thread and re-emit its events as Qt signals.
 
 The trainer calls its event sink on the worker thread, and the sink emits
-``RunWorker.event_emitted``. The receiver lives on the GUI thread, so Qt queues the event there.
+``RunWorker.events_emitted`` with a list of events. The receiver lives on the GUI thread, so Qt
+queues the list there. Step and progress events, which come many times a second, are sent at most
+every 100 ms: each queued signal wakes the GUI thread, and on a machine with few cores every
+wake-up takes a core from torch's worker threads in the middle of a step.
 Events are the engine's frozen dataclasses (built-in types and NumPy arrays), so no torch object
 or engine state crosses threads.
 
@@ -12,23 +15,27 @@ ends as ``cancelled``, and everything it logged so far stays in the store.
 from __future__ import annotations
 
 import logging
+import time
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from engine.config import RunConfig
 from engine.errors import LampreiaError, StoreError
-from engine.events import CancellationToken, Event, RunFailed, RunStarted
+from engine.events import CancellationToken, Event, Progress, RunFailed, RunStarted, StepLogged
 from engine.run_store import RunStore
 from engine.trainer import resume_distillation, run_distillation
 from workbench.threads import thread_registry
 
 log = logging.getLogger(__name__)
 
+# Maximum delay of a step or progress event on its way to the GUI thread.
+BATCH_INTERVAL_S = 0.1
+
 
 class RunWorker(QObject):
     """One distillation run. Created on the GUI thread, then moved to its own QThread, where ``run`` executes."""
 
-    event_emitted = Signal(object)
+    events_emitted = Signal(object)  # list of engine events, in order
     done = Signal(str)  # final status: finished, cancelled or failed
 
     def __init__(self, store: RunStore, cancel: CancellationToken, config: RunConfig | None = None, resume_run_id: int | None = None) -> None:
@@ -40,6 +47,8 @@ class RunWorker(QObject):
         self._config = config
         self._resume_run_id = resume_run_id
         self._run_id: int | None = resume_run_id
+        self._pending: list[Event] = []
+        self._last_sent = 0.0
 
     @Slot()
     def run(self) -> None:
@@ -60,13 +69,23 @@ class RunWorker(QObject):
             self._record_failure(message)
             self._send(RunFailed(self._run_id, message, type(error).__name__))
         finally:
+            self._flush()
             self.done.emit(status)
 
     def _send(self, event: Event) -> None:
         """Event sink handed to the trainer; runs on the worker thread."""
         if isinstance(event, RunStarted):
             self._run_id = event.run_id
-        self.event_emitted.emit(event)
+        self._pending.append(event)
+        frequent = isinstance(event, (StepLogged, Progress))
+        if not frequent or time.monotonic() - self._last_sent >= BATCH_INTERVAL_S:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            events, self._pending = self._pending, []
+            self._last_sent = time.monotonic()
+            self.events_emitted.emit(events)
 
     def _record_failure(self, message: str) -> None:
         """Mark the run failed if the trainer left it running (it records its own failures otherwise)."""
@@ -137,7 +156,7 @@ class RunController(QObject):
         thread.setObjectName(f"workbench.run: {description}")
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        worker.event_emitted.connect(self.event_received)
+        worker.events_emitted.connect(self._relay)
         worker.done.connect(self._on_worker_done)
         thread_registry().track(thread, stop=cancel.cancel)
 
@@ -145,6 +164,11 @@ class RunController(QObject):
         log.info("Starting %s", description)
         thread.start()
         self.running_changed.emit(True)
+
+    @Slot(object)
+    def _relay(self, events: list[Event]) -> None:
+        for event in events:
+            self.event_received.emit(event)
 
     @Slot(str)
     def _on_worker_done(self, status: str) -> None:
