@@ -16,6 +16,8 @@ from engine.errors import StoreError
 from engine.logs import configure_logging
 from engine.run_store import RunStore
 from resources import resource_path
+from workbench.compute_threads import keep_openmp_threads_for_runs
+from workbench.import_warmup import warm_run_imports
 from workbench.settings import APPLICATION_NAME, ORGANIZATION_NAME, WorkbenchSettings
 from workbench.threads import thread_registry
 
@@ -58,6 +60,7 @@ def run_app(argv: Sequence[str]) -> int:
     arguments = _parse_arguments(argv)
     log_path = configure_logging(verbose=arguments.verbose)
     sys.excepthook = _log_uncaught
+    keep_openmp_threads_for_runs()
 
     app = QApplication.instance() or QApplication([sys.argv[0], *arguments.qt_arguments])
     app.setOrganizationName(ORGANIZATION_NAME)
@@ -78,6 +81,7 @@ def run_app(argv: Sequence[str]) -> int:
     window = MainWindow(store, WorkbenchSettings())
     app.aboutToQuit.connect(window.shutdown)
     window.show()
+    warm_run_imports()
     log.info("Workbench started; database %s, log %s", store.path, log_path)
     status = app.exec()
 

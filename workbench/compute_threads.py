@@ -1,0 +1,32 @@
+"""Keep torch's OpenMP threads for the run: the GUI thread computes single-threaded.
+
+torch's CPU operators run in OpenMP thread teams, one team per thread that calls them. Once the
+GUI thread has run a parallel operator, its idle team member stays alive beside the run thread's
+team. With more OpenMP threads than cores, GNU OpenMP (the runtime of torch's Linux wheels) stops
+busy-waiting between parallel regions, and each small operator of a training step then pays a
+sleep and wake-up: on a 2-core machine a run on its QThread trained at 0.4 times the speed of the
+same run on a main thread (bench/gui_overhead.py). Limiting the GUI thread to one OpenMP thread
+before it runs any operator means it never starts a team.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def keep_openmp_threads_for_runs() -> None:
+    """Limit the calling (GUI) thread to one OpenMP thread; threads started later keep torch's default.
+
+    Call it on the GUI thread before it runs any torch operator.
+    """
+    from threadpoolctl import threadpool_limits
+
+    # torch sets each thread's OpenMP thread count when that thread first asks for it. Asking here
+    # fixes the GUI thread's count, so that the limit below is not overwritten later.
+    torch.get_num_threads()
+    threadpool_limits(limits=1, user_api="openmp")
+    log.debug("GUI thread limited to one OpenMP thread")

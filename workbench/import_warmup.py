@@ -1,0 +1,58 @@
+"""Pay the run's one-off Python costs while the window is idle, not while a run is live.
+
+Two costs held the GIL for up to 300 ms at a time during a run and froze the live plots by that
+much (bench/gui_overhead.py):
+
+- Lazy imports. The first run of a session imports ``torch._dynamo`` (with sympy and mpmath) when
+  it builds its first optimizer, and transformers imports a tokenizer's module when the tokenizer
+  is first loaded.
+- Full garbage collections. torch, transformers and Qt leave about half a million objects that
+  the cyclic collector walks at every generation-2 collection (about 0.2 s here), triggered by any
+  thread that allocates many objects, such as the run reading a GLUE file.
+
+Right after start-up a background thread imports those modules, then collects once and moves
+every object that exists by then into the collector's permanent generation (``gc.freeze``), so
+later collections walk only what the session creates.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import logging
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+# The modules a run imports on first use, in the order a run needs them.
+LAZY_RUN_MODULES = (
+    "transformers.models.auto.tokenization_auto",
+    "transformers.models.auto.modeling_auto",
+    "transformers.models.bert.tokenization_bert",
+    "torch._dynamo",
+)
+
+
+def warm_run_imports() -> threading.Thread:
+    """Start importing ``LAZY_RUN_MODULES`` and freezing the start-up objects; return the thread.
+
+    A run that starts before the thread is done loses nothing: Python's import lock makes it wait
+    for a module that is half imported.
+    """
+    thread = threading.Thread(target=_import_all, name="import-warmup", daemon=True)
+    thread.start()
+    return thread
+
+
+def _import_all() -> None:
+    started = time.perf_counter()
+    for name in LAZY_RUN_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a module that fails here fails again, with context, in the run
+            log.warning("Could not import %s ahead of the first run", name, exc_info=True)
+
+    gc.collect()
+    gc.freeze()
+    log.debug("Warmed the run's lazy imports and froze %d start-up objects in %.1f s", gc.get_freeze_count(), time.perf_counter() - started)
