@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """The GUI costs nothing: training throughput with the workbench attached over the same run headless.
 
-Each repetition runs the same SST-2 distillation twice, interleaved: once through the workbench's
-main window (offscreen Qt, live plots on, the run on its QThread) and once headless through
-``run_distillation`` on the main thread. Throughput is training samples per second of the
+Each repetition runs the same SST-2 distillation twice, interleaved, each in a fresh process: once
+through the workbench's main window (offscreen Qt, live plots on, the run on its QThread, set up
+as `lampreia gui` sets it up) and once headless through ``run_distillation`` on the main thread. Throughput is training samples per second of the
 training phase. While the windowed run is active, a 10 ms QTimer records every gap between its
 ticks; the largest gap minus the interval is the worst stall of the GUI event loop.
 Speeds are the trainer's own step timings (evaluations excluded) in both variants.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -92,8 +93,8 @@ def headless_run(config, scratch: Path) -> float:
     return speed.samples_per_second
 
 
-def windowed_run(config, scratch: Path, app) -> tuple[float, float]:
-    """Return (training samples/s, largest event-loop stall in ms) of a run started from the main window."""
+def windowed_run(config, scratch: Path, app) -> tuple[float, float, str]:
+    """Return (training samples/s, largest stall in ms, the phase it fell in) of a run from the main window."""
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
     from engine.run_store import RunStore
@@ -109,13 +110,15 @@ def windowed_run(config, scratch: Path, app) -> tuple[float, float]:
 
     speed = StepSpeed()
     window.controller.event_received.connect(speed)
-    gaps: list[float] = []
+    phase = ["starting"]
+    window.controller.event_received.connect(lambda event: phase.__setitem__(0, getattr(event, "phase", phase[0])))
+    gaps: list[tuple[float, str]] = []
     last_tick = [time.perf_counter()]
 
     def tick() -> None:
         now = time.perf_counter()
         if window.controller.is_running:
-            gaps.append(now - last_tick[0])
+            gaps.append((now - last_tick[0], phase[0]))
         last_tick[0] = now
 
     timer = QTimer()
@@ -136,50 +139,90 @@ def windowed_run(config, scratch: Path, app) -> tuple[float, float]:
     store.close()
     if statuses != ["finished"]:
         raise SystemExit(f"The windowed run ended as {statuses}")
-    stall_ms = max(0.0, (max(gaps) if gaps else 0.0) * 1000 - TICK_MS)
-    return speed.samples_per_second, stall_ms
+    gap, stall_phase = max(gaps, default=(0.0, "none"))
+    return speed.samples_per_second, max(0.0, gap * 1000 - TICK_MS), stall_phase
+
+
+def run_variant(variant: str, data: Path, quick: bool, scratch: Path) -> None:
+    """Run one variant in this process and print its result as one ``RESULT`` line."""
+    config = make_config(data, quick, seed=42)
+    if variant == "headless":
+        print(f"RESULT {headless_run(config, scratch)} 0 none", flush=True)
+        return
+
+    from PySide6.QtWidgets import QApplication
+
+    from workbench.compute_threads import keep_openmp_threads_for_runs
+    from workbench.import_warmup import warm_run_imports
+
+    # As `lampreia gui` does at start, before the window runs any torch operator; the run then
+    # starts after the import warm-up, as it does when a user sets up a run before pressing Run.
+    keep_openmp_threads_for_runs()
+    app = QApplication.instance() or QApplication(["gui_overhead"])
+    warm_run_imports().join()
+    speed, stall, stall_phase = windowed_run(config, scratch, app)
+    print(f"RESULT {speed} {stall} {stall_phase}", flush=True)
+
+
+def measure_in_subprocess(variant: str, data: Path, quick: bool, threads: int | None) -> tuple[float, float, str]:
+    """Run one variant in a fresh process: a process's earlier runs would change its thread teams."""
+    with tempfile.TemporaryDirectory() as scratch:
+        command = [sys.executable, __file__, "--variant", variant, "--scratch", scratch, "--data", str(data)]
+        command += (["--quick"] if quick else []) + (["--threads", str(threads)] if threads else [])
+        completed = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if completed.returncode != 0 or not lines:
+        raise SystemExit(f"The {variant} run failed (exit status {completed.returncode}); its error is above.")
+    _, speed, stall, stall_phase = lines[-1].split(maxsplit=3)
+    return float(speed), float(stall), stall_phase
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser)
     add_data_argument(parser)
+    parser.add_argument("--variant", choices=("headless", "windowed"), help=argparse.SUPPRESS)
+    parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = data_folder(args.data)
     apply_threads(args.threads)
+    if args.variant is not None:
+        run_variant(args.variant, data, args.quick, args.scratch)
+        return
+
     repeats = args.repeats or (1 if args.quick else 3)
-
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication(["gui_overhead"])
     detail(describe_environment())
-
     with isolated_user_folders():
-        config = make_config(data, args.quick, seed=42)
-        with tempfile.TemporaryDirectory() as warm:
-            # Fill the teacher-embedding cache first, so that both variants time training alone.
-            headless_run(config, Path(warm))
+        # Fill the teacher-embedding cache first, so that both variants time training alone.
+        measure_in_subprocess("headless", data, args.quick, args.threads)
 
         headless, windowed, stalls = [], [], []
         for repeat in range(repeats):
-            with tempfile.TemporaryDirectory() as scratch:
-                order = ["windowed", "headless"] if repeat % 2 else ["headless", "windowed"]
-                for variant in order:
-                    if variant == "headless":
-                        headless.append(headless_run(config, Path(scratch)))
-                    else:
-                        speed, stall = windowed_run(config, Path(scratch), app)
-                        windowed.append(speed)
-                        stalls.append(stall)
-                detail(f"repeat {repeat + 1}: headless {headless[-1]:.1f} samples/s, windowed {windowed[-1]:.1f} samples/s, stall {stalls[-1]:.0f} ms")
+            order = ["windowed", "headless"] if repeat % 2 else ["headless", "windowed"]
+            for variant in order:
+                speed, stall, stall_phase = measure_in_subprocess(variant, data, args.quick, args.threads)
+                if variant == "headless":
+                    headless.append(speed)
+                else:
+                    windowed.append(speed)
+                    stalls.append((stall, stall_phase))
+            detail(
+                f"repeat {repeat + 1}: headless {headless[-1]:.1f} samples/s, windowed {windowed[-1]:.1f} samples/s, "
+                f"largest stall {stalls[-1][0]:.0f} ms (phase: {stalls[-1][1]})"
+            )
 
+    config = make_config(data, args.quick, seed=42)
     student = config.student
     ratio = median(windowed) / median(headless)
     summary(
         f"gui overhead (SST-2 {config.data.train_limit} rows, d{student.d_model}x{student.n_layers}, live plots on, {repeats} runs each): "
         f"{median(windowed):.1f} vs {median(headless):.1f} samples/s; throughput windowed/headless = {ratio:.2f} (goal >= 0.95)"
     )
-    summary(f"gui event loop: largest stall during training {max(stalls):.0f} ms over {repeats} runs; stall/limit = {max(stalls) / 100:.2f} (goal <= 1, i.e. <= 100 ms)")
+    worst, worst_phase = max(stalls)
+    summary(
+        f"gui event loop: largest stall during a run {worst:.0f} ms ({worst_phase} phase) over {repeats} runs; "
+        f"stall/limit = {worst / 100:.2f} (goal <= 1, i.e. <= 100 ms)"
+    )
 
 
 if __name__ == "__main__":
