@@ -58,6 +58,7 @@ _OVERRIDES = {
     "seed": "training.seed",
     "padding": "training.padding",
     "evals_per_epoch": "training.evals_per_epoch",
+    "amp": "training.amp",
 }
 
 
@@ -70,6 +71,13 @@ def _float_list(text: str) -> list[float]:
         return [float(item) for item in _comma_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'on' or 'off'")
+    return value == "on"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     fields.add_argument("--padding", choices=PADDING_MODES, help="Batch padding mode.")
     fields.add_argument("--evals-per-epoch", type=int, help="Evaluations per epoch.")
     fields.add_argument("--device", help="auto, cpu, cuda or cuda:N.")
+    fields.add_argument(
+        "--amp",
+        type=_on_off,
+        metavar="{on,off}",
+        help="Mixed precision: bf16 (or fp16) autocast on CUDA and on CPUs with native bf16; off trains in fp32.",
+    )
     fields.add_argument("--seed", type=int, help="Random seed.")
     fields.add_argument("--trust-remote-code", action="store_true", help="Allow teachers that ship their own Python code (it runs on this computer).")
     run.add_argument("--db", type=Path, help=f"Run database (default: {default_database_path()}).")

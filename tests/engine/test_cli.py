@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from engine.cli import main
+from engine.cli import build_config, build_parser, main
 
 
 def _run_args(glue_dir, db, *extra):
@@ -108,3 +108,18 @@ def test_missing_task_folder(tmp_path, capsys):
 
     assert code == 1
     assert "has no QQP/ folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "expected"), [("off", False), ("on", True)])
+def test_amp_flag_sets_config(flag, expected):
+    args = build_parser().parse_args(["run", "--preset", "offline-demo", "--amp", flag])
+
+    assert build_config(args, None).training.amp is expected
+
+
+def test_amp_flag_rejects_other_words(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--amp", "yes"])
+
+    assert exit_info.value.code == 2
+    assert "'yes' is not 'on' or 'off'" in capsys.readouterr().err
