@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine.glue_data import load_split  # noqa: E402
 from engine.run_store import RunStore  # noqa: E402
 from engine.tasks import TASKS  # noqa: E402
 
@@ -65,8 +66,8 @@ def main() -> None:
     print(f"Hardware: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
     print()
-    print("| task | seed | train rows | dev rows | selected step | dev metrics (selected checkpoint) | majority baseline | wall time |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| task | seed | precision | train rows | dev rows | selected step | dev metrics (selected checkpoint) | majority baseline | wall time |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for task in args.tasks.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             result = run_task(task, args.data, seed, args.extra)
@@ -75,10 +76,12 @@ def main() -> None:
             metrics = ", ".join(f"{k.removeprefix(prefix)} {v:.3f}" for k, v in sorted(record.best_metrics.items())
                                 if k.startswith(prefix) and not k.endswith("loss_task"))
             baseline = ", ".join(f"{k.removeprefix(prefix)} {v:.3f}" for k, v in sorted(record.baseline.items()))
-            train_rows = record.config["data"]["train_limit"] or "all"
-            dev_rows = record.config["data"]["dev_limit"] or "all"
+            glue_task = TASKS[record.task]
+            train_rows = len(load_split(glue_task, "train", args.data, limit=record.config["data"]["train_limit"]).labels)
+            dev_rows = len(load_split(glue_task, glue_task.dev_splits[0].hub_split, args.data, limit=record.config["data"]["dev_limit"]).labels)
+            precision = record.device.rsplit(", ", 1)[-1]
             minutes, seconds = divmod(int(result["seconds"]), 60)
-            print(f"| {task} | {seed} | {train_rows} | {dev_rows} | {record.best_step} | {metrics} | {baseline} | {minutes}:{seconds:02d} |", flush=True)
+            print(f"| {task} | {seed} | {precision} | {train_rows:,} | {dev_rows:,} | {record.best_step} | {metrics} | {baseline} | {minutes}:{seconds:02d} |", flush=True)
 
 
 if __name__ == "__main__":
