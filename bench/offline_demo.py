@@ -2,7 +2,8 @@
 
 This is the script behind the results table in README.md. Each task runs through the real
 command line in a fresh run database and teacher cache, so the wall time includes the MiniLM
-teacher's extraction. Usage:
+teacher's extraction; the training speed is the median over the run's logged step windows
+(training steps only, without evaluations). Usage:
 
     python bench/offline_demo.py --data /path/to/glue_data [--tasks sst2,mrpc,stsb] [--seeds 42]
 """
@@ -18,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,8 +50,14 @@ def run_task(task: str, data: Path, seed: int, extra: list[str]) -> dict:
         seconds = time.perf_counter() - start
         if completed.returncode != 0:
             raise SystemExit(f"{task}: lampreia exited with {completed.returncode}: {completed.stderr.strip()}")
-        record = RunStore(db).get_run(1)
-        return {"task": task, "seed": seed, "seconds": seconds, "record": record}
+        store = RunStore(db)
+        try:
+            record = store.get_run(1)
+            speeds = store.metric_series(1, ["train/samples_per_second"]).get("train/samples_per_second")
+        finally:
+            store.close()
+        speed = float(np.median(speeds[1])) if speeds is not None and len(speeds[1]) else float("nan")
+        return {"task": task, "seed": seed, "seconds": seconds, "record": record, "samples_per_second": speed}
 
 
 def main() -> None:
@@ -66,8 +74,8 @@ def main() -> None:
     print(f"Hardware: {cpu_name()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
     print()
-    print("| task | seed | precision | train rows | dev rows | selected step | dev metrics (selected checkpoint) | majority baseline | wall time |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| task | seed | precision | train rows | dev rows | selected step | dev metrics (selected checkpoint) | majority baseline | training speed | wall time |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for task in args.tasks.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             result = run_task(task, args.data, seed, args.extra)
@@ -81,7 +89,7 @@ def main() -> None:
             dev_rows = len(load_split(glue_task, glue_task.dev_splits[0].hub_split, args.data, limit=record.config["data"]["dev_limit"]).labels)
             precision = record.device.rsplit(", ", 1)[-1]
             minutes, seconds = divmod(int(result["seconds"]), 60)
-            print(f"| {task} | {seed} | {precision} | {train_rows:,} | {dev_rows:,} | {record.best_step} | {metrics} | {baseline} | {minutes}:{seconds:02d} |", flush=True)
+            print(f"| {task} | {seed} | {precision} | {train_rows:,} | {dev_rows:,} | {record.best_step} | {metrics} | {baseline} | {result['samples_per_second']:,.0f} rows/s | {minutes}:{seconds:02d} |", flush=True)
 
 
 if __name__ == "__main__":
