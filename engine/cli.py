@@ -17,10 +17,10 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence, TextIO
+from typing import Any, NoReturn, Sequence, TextIO
 
 from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEIGHTINGS, RunConfig, list_presets, load_preset
-from engine.errors import LampreiaError
+from engine.errors import LampreiaError, StoreError
 from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChanged, Progress, RunFailed, RunPrepared, RunStarted
 from engine.logs import configure_logging
 from engine.paths import default_database_path
@@ -59,6 +59,7 @@ _OVERRIDES = {
     "padding": "training.padding",
     "evals_per_epoch": "training.evals_per_epoch",
     "amp": "training.amp",
+    "skip_malformed_rows": "data.skip_malformed_rows",
 }
 
 
@@ -80,8 +81,15 @@ def _on_off(text: str) -> bool:
     return value == "on"
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other error of the CLI."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}. See `{self.prog} --help` for the options.\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lampreia", description="Multi-teacher distillation into ΨQRH students.")
+    parser = _OneLineErrorParser(prog="lampreia", description="Multi-teacher distillation into ΨQRH students.")
     parser.add_argument("-v", "--verbose", action="store_true", help="Log progress details (INFO) to stderr.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -101,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     fields.add_argument("--data-dir", help="glue_data folder (SST-2/train.tsv, ...). Default: the Hugging Face Hub.")
     fields.add_argument("--train-limit", type=int, help="Use only the first N training rows.")
     fields.add_argument("--dev-limit", type=int, help="Evaluate on only the first N validation rows.")
+    fields.add_argument(
+        "--skip-malformed-rows",
+        action="store_const",
+        const=True,
+        help="Skip TSV rows that do not parse (each one is logged with its file and line) instead of stopping.",
+    )
     fields.add_argument("--epochs", type=int, help="Passes over the training rows.")
     fields.add_argument("--batch-size", type=int, help="Examples per optimiser step.")
     fields.add_argument("--lr", type=float, help="Peak learning rate.")
@@ -188,6 +202,18 @@ def _open_store(path: Path | None) -> RunStore:
     return RunStore(path)
 
 
+def _config_from_file(path: Path) -> RunConfig:
+    """Read a config JSON file, or the output of `lampreia show --json`, which holds it under "config"."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return RunConfig.from_json(text)  # raises the config error that names the syntax error
+    if isinstance(document, dict) and isinstance(document.get("config"), dict) and "status" in document:
+        return RunConfig.from_dict(document["config"])
+    return RunConfig.from_dict(document)
+
+
 def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
     """Combine the starting point (preset, file, stored run or defaults) with the overrides."""
     starts = [name for name in ("preset", "config", "from_run") if getattr(args, name) is not None]
@@ -198,7 +224,7 @@ def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
         config = load_preset(args.preset)
     elif args.config is not None:
         try:
-            config = RunConfig.from_json(args.config.read_text(encoding="utf-8"))
+            config = _config_from_file(args.config)
         except OSError as error:
             raise LampreiaError(f"Cannot read the config file {args.config}: {error.strerror}.", "Check the path.") from None
     elif args.from_run is not None:
@@ -235,15 +261,26 @@ def _run(args: argparse.Namespace) -> int:
         bar.notice("Cancelling after the current step (press Ctrl-C again to abort at once)...")
         cancel.cancel()
 
+    started: list[int] = []
+
+    def sink(event: Event) -> None:
+        if isinstance(event, RunStarted):
+            started.append(event.run_id)
+        bar.handle(event)
+
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         if args.resume is not None:
             if any(getattr(args, option, None) is not None for option in _OVERRIDES) or args.teachers or args.preset or args.config:
                 raise LampreiaError("--resume continues a run with its stored config and takes no other settings.", "Drop the other options.")
-            result = resume_distillation(args.resume, store, bar.handle, cancel)
+            result = resume_distillation(args.resume, store, sink, cancel)
         else:
             config = build_config(args, store)
-            result = run_distillation(config, store, bar.handle, cancel)
+            result = run_distillation(config, store, sink, cancel)
+    except KeyboardInterrupt:
+        if started:
+            _record_abort(store, started[-1])
+        raise
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
@@ -262,6 +299,22 @@ def _run(args: argparse.Namespace) -> int:
     print(f"Run {record.id} ({record.name}) {record.status}.")
     print(format_metrics_summary(record))
     return EXIT_CANCELLED if result.status == "cancelled" else 0
+
+
+def _record_abort(store: RunStore, run_id: int) -> None:
+    """Mark a run aborted by a second Ctrl-C, so that the next start does not blame a crash."""
+    try:
+        store.finish_run(
+            run_id,
+            "interrupted",
+            error=(
+                "Aborted with a second Ctrl-C before the run reached a step boundary. "
+                f"Resume it with `lampreia run --resume {run_id}` if it has a checkpoint, or train it anew "
+                f"with `lampreia run --from-run {run_id}`."
+            ),
+        )
+    except StoreError:
+        log.warning("Could not record that run %d was aborted", run_id, exc_info=True)
 
 
 def format_metrics_summary(record: RunRecord) -> str:

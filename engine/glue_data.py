@@ -164,7 +164,7 @@ def read_glue_tsv(
         if not skip_malformed_rows:
             raise MalformedRowsError(
                 str(path), malformed,
-                "Fix or delete these lines, or set data.skip_malformed_rows (GUI: 'Skip malformed rows') to skip them.",
+                "Fix or delete these lines, or skip them with --skip-malformed-rows (GUI: 'Skip malformed rows'; config: data.skip_malformed_rows).",
             )
         for line_number, problem in malformed:
             log.warning("Skipped %s line %d: %s", path, line_number, problem)

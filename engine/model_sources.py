@@ -109,7 +109,8 @@ def _download(hub_id: str, what: str) -> Path:
         reason = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
         raise HubUnreachableError(
             f"The {what} {hub_id!r} is not in the local Hugging Face cache and {reason}.",
-            "Connect to the internet once to download it, or use a local model folder or the offline alias 'minilm'.",
+            "Check the spelling of the id; to download it, connect to the internet once. Otherwise use a local model "
+            "folder or the offline alias 'minilm'.",
         ) from None
     except OSError as error:
         raise HubUnreachableError(

@@ -97,7 +97,7 @@ def resume_distillation(
     """Continue an interrupted or cancelled run from its last checkpoint."""
     record = store.get_run(run_id)
     if record.status in ("finished",):
-        raise CheckpointError(f"Run {run_id} already finished.", "Use 'Run again' (CLI: lampreia run --from-run ID) to train it anew.")
+        raise CheckpointError(f"Run {run_id} already finished.", f"Use 'Run again' (CLI: lampreia run --from-run {run_id}) to train it anew.")
     if record.status == "running":
         raise CheckpointError(
             f"Run {run_id} is still marked as running in another process ({record.owner_host}, pid {record.owner_pid}).",

@@ -123,3 +123,46 @@ def test_amp_flag_rejects_other_words(capsys):
 
     assert exit_info.value.code == 2
     assert "'yes' is not 'on' or 'off'" in capsys.readouterr().err
+
+
+def test_second_ctrl_c_marks_run_aborted(tmp_path, monkeypatch, capsys):
+    import engine.trainer
+    from engine.events import RunStarted
+    from engine.run_store import RunStore
+
+    db = tmp_path / "runs.sqlite3"
+
+    def aborted_run(config, store, sink, cancel):
+        run_id = store.create_run(config.to_dict(), name="aborted", device="cpu", versions={})
+        sink(RunStarted(run_id, "aborted", config.to_dict(), "cpu"))
+        raise KeyboardInterrupt  # what the second Ctrl-C raises in the middle of a step
+
+    monkeypatch.setattr(engine.trainer, "run_distillation", aborted_run)
+    code = main(["run", "--preset", "offline-demo", "--db", str(db), "--quiet"])
+
+    record = RunStore(db).get_run(1)
+    assert code == 130
+    assert record.status == "interrupted"
+    assert "second Ctrl-C" in record.error
+    assert "lampreia run --resume 1" in record.error
+
+
+def test_config_accepts_show_json_output(glue_dir, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    assert main(_run_args(glue_dir, db)) == 0
+    capsys.readouterr()
+    assert main(["show", "1", "--json", "--db", str(db)]) == 0
+    shown = tmp_path / "run1.json"
+    shown.write_text(capsys.readouterr().out, encoding="utf-8")
+
+    args = build_parser().parse_args(["run", "--config", str(shown), "--seed", "9"])
+    config = build_config(args, None)
+
+    assert config.training.seed == 9
+    assert config.data.train_limit == 160
+
+
+def test_skip_malformed_rows_flag():
+    args = build_parser().parse_args(["run", "--skip-malformed-rows"])
+
+    assert build_config(args, None).data.skip_malformed_rows is True
