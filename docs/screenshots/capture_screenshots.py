@@ -49,8 +49,8 @@ def parse_arguments() -> argparse.Namespace:
 def wait_ms(milliseconds: int) -> None:
     """Run the event loop for ``milliseconds``.
 
-    Not QTest.qWait: in PySide6 it keeps the GIL while it sleeps between event batches, which
-    starved the run's thread (40 instead of about 1,200 training rows per second here).
+    Not QTest.qWait: under it the run's thread trained at 40 instead of about 2,400 rows per
+    second here, most likely because PySide6 keeps the GIL while qWait sleeps between batches.
     """
     from PySide6.QtCore import QEventLoop, QTimer
 
@@ -98,7 +98,7 @@ def main() -> int:
     from workbench.settings import WorkbenchSettings
 
     # As `lampreia gui` does, before this thread runs any torch operator (building the weak
-    # teacher does); without it the runs train many times slower than in the application.
+    # teacher runs some).
     keep_openmp_threads_for_runs()
     app = QApplication([sys.argv[0]])
     app.setStyleSheet(load_stylesheet())
