@@ -153,12 +153,14 @@ def run_variant(variant: str, data: Path, quick: bool, scratch: Path) -> None:
     from PySide6.QtWidgets import QApplication
 
     from workbench.compute_threads import keep_openmp_threads_for_runs
+    from workbench.garbage_collection import GuiThreadGarbageCollector
     from workbench.import_warmup import warm_run_imports
 
     # As `lampreia gui` does at start, before the window runs any torch operator; the run then
     # starts after the import warm-up, as it does when a user sets up a run before pressing Run.
     keep_openmp_threads_for_runs()
     app = QApplication.instance() or QApplication(["gui_overhead"])
+    GuiThreadGarbageCollector(app).start()
     warm_run_imports().join()
     speed, stall, stall_phase = windowed_run(config, scratch, app)
     print(f"RESULT {speed} {stall} {stall_phase}", flush=True)

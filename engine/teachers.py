@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -217,7 +218,10 @@ class TeacherEncoder:
     def release(self) -> None:
         """Free the weights now, so that the next teacher has the device memory to itself."""
         del self.model
-        gc.collect()
+        # Only the main thread collects: a collection on a worker thread of a GUI application can
+        # destroy Qt widgets there and deadlock it. The GUI collects on its own thread instead.
+        if threading.current_thread() is threading.main_thread():
+            gc.collect()
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 

@@ -17,6 +17,7 @@ from engine.logs import configure_logging
 from engine.run_store import RunStore
 from resources import resource_path
 from workbench.compute_threads import keep_openmp_threads_for_runs
+from workbench.garbage_collection import GuiThreadGarbageCollector
 from workbench.import_warmup import warm_run_imports
 from workbench.settings import APPLICATION_NAME, ORGANIZATION_NAME, WorkbenchSettings
 from workbench.threads import thread_registry
@@ -67,6 +68,7 @@ def run_app(argv: Sequence[str]) -> int:
     app.setApplicationName(APPLICATION_NAME)
     app.setWindowIcon(QIcon(str(resource_path("icons", "lampreia.svg"))))
     app.setStyleSheet(load_stylesheet())
+    GuiThreadGarbageCollector(app).start()
 
     try:
         store = RunStore(arguments.db)

@@ -93,6 +93,7 @@ def main() -> int:
     from tests.tiny_models import build_tiny_teacher
     from workbench.app import load_stylesheet
     from workbench.compute_threads import keep_openmp_threads_for_runs
+    from workbench.garbage_collection import GuiThreadGarbageCollector
     from workbench.import_warmup import warm_run_imports
     from workbench.main_window import MainWindow
     from workbench.settings import WorkbenchSettings
@@ -102,6 +103,7 @@ def main() -> int:
     keep_openmp_threads_for_runs()
     app = QApplication([sys.argv[0]])
     app.setStyleSheet(load_stylesheet())
+    GuiThreadGarbageCollector(app).start()
 
     if arguments.compare_from:
         store = RunStore(arguments.compare_from, recover_interrupted=False)

@@ -15,6 +15,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 
 from engine.run_store import RunStore
+from workbench.garbage_collection import GuiThreadGarbageCollector
 from workbench.main_window import MainWindow
 from workbench.settings import WorkbenchSettings
 from workbench.threads import thread_registry
@@ -30,6 +31,15 @@ SMALL_RUN = {
     "epochs": "1",
     "batch_size": "32",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gui_thread_garbage_collection(qapp):
+    """Collect garbage on the GUI thread only, as the application does."""
+    collector = GuiThreadGarbageCollector(qapp)
+    collector.start()
+    yield
+    collector.stop()
 
 
 @pytest.fixture(autouse=True)
