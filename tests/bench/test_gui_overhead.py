@@ -3,4 +3,4 @@ def test_gui_overhead_quick_prints_ratio_and_stall(run_bench, shared_data):
 
     assert completed.returncode == 0, completed.stderr
     assert "throughput windowed/headless = " in completed.stdout
-    assert "gui event loop: largest stall during training " in completed.stdout
+    assert "gui event loop: largest stall during a run " in completed.stdout
