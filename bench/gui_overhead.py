@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """The GUI costs nothing: training throughput with the workbench attached over the same run headless.
 
-Each repetition runs the same SST-2 distillation twice, interleaved, each in a fresh process: once
-through the workbench's main window (offscreen Qt, live plots on, the run on its QThread, set up
-as `lampreia gui` sets it up) and once headless through ``run_distillation`` on the main thread. Throughput is training samples per second of the
-training phase. While the windowed run is active, a 10 ms QTimer records every gap between its
-ticks; the largest gap minus the interval is the worst stall of the GUI event loop.
-Speeds are the trainer's own step timings (evaluations excluded) in both variants.
+Each repetition runs the same SST-2 distillation twice, interleaved, each in a fresh process. One
+run goes through the workbench's main window (offscreen Qt, live plots on, the run on its QThread,
+set up as `lampreia gui` sets it up), the other headless through ``run_distillation`` on the main
+thread. Throughput is training samples per second of the training phase, from the trainer's own
+step timings (evaluations excluded) in both variants. While the windowed run is active, a 10 ms
+QTimer records every gap between its ticks. The largest gap minus the interval is the worst stall
+of the GUI event loop, reported with the run phase it fell in.
 
     python bench/gui_overhead.py [--quick] [--data DIR] [--threads N] [--repeats N]
 """
@@ -152,15 +153,13 @@ def run_variant(variant: str, data: Path, quick: bool, scratch: Path) -> None:
 
     from PySide6.QtWidgets import QApplication
 
-    from workbench.compute_threads import keep_openmp_threads_for_runs
-    from workbench.garbage_collection import GuiThreadGarbageCollector
+    from workbench.app import prepare_gui_thread
     from workbench.import_warmup import warm_run_imports
 
-    # As `lampreia gui` does at start, before the window runs any torch operator; the run then
-    # starts after the import warm-up, as it does when a user sets up a run before pressing Run.
-    keep_openmp_threads_for_runs()
     app = QApplication.instance() or QApplication(["gui_overhead"])
-    GuiThreadGarbageCollector(app).start()
+    prepare_gui_thread(app)
+    # The run starts after the import warm-up, as it does when a user sets up a run before
+    # pressing Run.
     warm_run_imports().join()
     speed, stall, stall_phase = windowed_run(config, scratch, app)
     print(f"RESULT {speed} {stall} {stall_phase}", flush=True)

@@ -203,7 +203,7 @@ def _open_store(path: Path | None) -> RunStore:
 
 
 def _config_from_file(path: Path) -> RunConfig:
-    """Read a config JSON file, or the output of `lampreia show --json`, which holds it under "config"."""
+    """Read a config JSON file, or the output of `lampreia show --json`, which contains it under "config"."""
     text = path.read_text(encoding="utf-8")
     try:
         document = json.loads(text)

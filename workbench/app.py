@@ -56,19 +56,29 @@ def show_startup_error(title: str, text: str) -> None:
     QMessageBox.critical(None, title, text)
 
 
+def prepare_gui_thread(app: QApplication) -> None:
+    """Set up the GUI thread for runs on worker threads, as `lampreia gui` does.
+
+    Call it before the GUI thread runs any torch operator. Start ``warm_run_imports`` once the
+    window is on screen.
+    """
+    keep_openmp_threads_for_runs()
+    if app.findChild(GuiThreadGarbageCollector) is None:
+        GuiThreadGarbageCollector(app).start()
+
+
 def run_app(argv: Sequence[str]) -> int:
     """Open the main window and run the Qt event loop; return the process exit status."""
     arguments = _parse_arguments(argv)
     log_path = configure_logging(verbose=arguments.verbose)
     sys.excepthook = _log_uncaught
-    keep_openmp_threads_for_runs()
 
     app = QApplication.instance() or QApplication([sys.argv[0], *arguments.qt_arguments])
     app.setOrganizationName(ORGANIZATION_NAME)
     app.setApplicationName(APPLICATION_NAME)
     app.setWindowIcon(QIcon(str(resource_path("icons", "lampreia.svg"))))
     app.setStyleSheet(load_stylesheet())
-    GuiThreadGarbageCollector(app).start()
+    prepare_gui_thread(app)
 
     try:
         store = RunStore(arguments.db)

@@ -3,9 +3,9 @@
 torch's CPU operators run in OpenMP thread teams, one team per thread that calls them. Once the
 GUI thread has run a parallel operator, its idle team member stays alive beside the run thread's
 team. With more OpenMP threads than cores, GNU OpenMP (the runtime of torch's Linux wheels) stops
-busy-waiting between parallel regions, and each small operator of a training step then pays a
-sleep and wake-up: on a 2-core machine a run on its QThread trained at 0.4 times the speed of the
-same run on a main thread (bench/gui_overhead.py). Limiting the GUI thread to one OpenMP thread
+busy-waiting between parallel regions, so each small operator of a training step pays a sleep and
+a wake-up. On a 2-core machine a run on its QThread trained at 0.4 times the speed of the same run
+on a main thread (bench/gui_overhead.py). Limiting the GUI thread to one OpenMP thread
 before it runs any operator means it never starts a team.
 """
 
@@ -25,8 +25,8 @@ def keep_openmp_threads_for_runs() -> None:
     """
     from threadpoolctl import threadpool_limits
 
-    # torch sets each thread's OpenMP thread count when that thread first asks for it. Asking here
-    # fixes the GUI thread's count, so that the limit below is not overwritten later.
+    # torch sets a thread's OpenMP thread count on that thread's first request for it. Requesting
+    # it here fixes the GUI thread's count, so that the limit below is not overwritten later.
     torch.get_num_threads()
     threadpool_limits(limits=1, user_api="openmp")
     log.debug("GUI thread limited to one OpenMP thread")

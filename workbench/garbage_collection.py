@@ -20,11 +20,11 @@ from PySide6.QtCore import QObject, QTimer
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL_MS = 1000
-# A full collection walks every object not frozen at start-up; during a run that can take over
-# 100 ms of the GUI thread, so it runs at most this often. Generations 0 and 1 run when due.
+# A full collection walks every object not frozen at start-up, which can take over 100 ms of the
+# GUI thread during a run. So it runs at most this often, while generations 0 and 1 run when due.
 FULL_COLLECTION_INTERVAL_S = 60.0
 # TODO: the first collection after a run has read a GLUE file stalls the GUI thread for about
-# 120 ms (bench/gui_overhead.py; the goal is 100 ms), most likely because it walks the new rows.
+# 120 ms, against a goal of 100 ms (bench/gui_overhead.py). Most likely it walks the new rows.
 
 
 class GuiThreadGarbageCollector(QObject):

@@ -24,8 +24,9 @@ from workbench.run_progress import RunProgress
 log = logging.getLogger(__name__)
 
 # TODO: with the window open, a small student on a 2-core CPU trained at 0.76 to 0.95 of its
-# headless speed (bench/gui_overhead.py; the goal is 0.95). Repainting at this rate takes about a
-# tenth of a core of Python work, and the run's operator dispatch most likely waits for the GIL.
+# headless speed, against a goal of 0.95 (bench/gui_overhead.py). Repainting at this rate takes
+# about a tenth of a core of Python work, so the run's operator dispatch most likely waits for
+# the GIL.
 REFRESH_INTERVAL_MS = 100
 BASELINE_PREFIX = "baseline:"
 LOSS_PREFIX = "train/loss_"

@@ -3,7 +3,7 @@
 The trainer calls its event sink on the worker thread, and the sink emits
 ``RunWorker.events_emitted`` with a list of events. The receiver lives on the GUI thread, so Qt
 queues the list there. Step and progress events, which come many times a second, are sent at most
-every 100 ms: each queued signal wakes the GUI thread, and on a machine with few cores every
+every 100 ms, because each queued signal wakes the GUI thread. On a machine with few cores every
 wake-up takes a core from torch's worker threads in the middle of a step.
 Events are the engine's frozen dataclasses (built-in types and NumPy arrays), so no torch object
 or engine state crosses threads.

@@ -91,19 +91,15 @@ def main() -> int:
 
     from engine.run_store import RunStore
     from tests.tiny_models import build_tiny_teacher
-    from workbench.app import load_stylesheet
-    from workbench.compute_threads import keep_openmp_threads_for_runs
-    from workbench.garbage_collection import GuiThreadGarbageCollector
+    from workbench.app import load_stylesheet, prepare_gui_thread
     from workbench.import_warmup import warm_run_imports
     from workbench.main_window import MainWindow
     from workbench.settings import WorkbenchSettings
 
-    # As `lampreia gui` does, before this thread runs any torch operator (building the weak
-    # teacher runs some).
-    keep_openmp_threads_for_runs()
     app = QApplication([sys.argv[0]])
     app.setStyleSheet(load_stylesheet())
-    GuiThreadGarbageCollector(app).start()
+    # Before this thread runs any torch operator (building the weak teacher runs some).
+    prepare_gui_thread(app)
 
     if arguments.compare_from:
         store = RunStore(arguments.compare_from, recover_interrupted=False)

@@ -152,10 +152,10 @@ def test_config_accepts_show_json_output(glue_dir, tmp_path, capsys):
     assert main(_run_args(glue_dir, db)) == 0
     capsys.readouterr()
     assert main(["show", "1", "--json", "--db", str(db)]) == 0
-    shown = tmp_path / "run1.json"
-    shown.write_text(capsys.readouterr().out, encoding="utf-8")
+    show_output = tmp_path / "run1.json"
+    show_output.write_text(capsys.readouterr().out, encoding="utf-8")
 
-    args = build_parser().parse_args(["run", "--config", str(shown), "--seed", "9"])
+    args = build_parser().parse_args(["run", "--config", str(show_output), "--seed", "9"])
     config = build_config(args, None)
 
     assert config.training.seed == 9
