@@ -6,6 +6,7 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
+from scipy.signal import lfilter
 from PySide6.QtGui import QPen
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
@@ -23,12 +24,10 @@ def exponential_moving_average(values: np.ndarray, smoothing: float) -> np.ndarr
     """Debiased EMA (as TensorBoard draws it): weight ``smoothing`` on the past, 0 leaves values as they are."""
     if smoothing <= 0 or len(values) == 0:
         return values
-    smoothed = np.empty_like(values, dtype=np.float64)
-    average = 0.0
-    for index, value in enumerate(values):
-        average = smoothing * average + (1.0 - smoothing) * value
-        smoothed[index] = average / (1.0 - smoothing ** (index + 1))
-    return smoothed
+    # The recursion a_i = s·a_{i-1} + (1 - s)·v_i as a linear filter runs in C; the live view
+    # smooths every curve at each refresh, while a run is using the GIL.
+    average = lfilter([1.0 - smoothing], [1.0, -smoothing], np.asarray(values, dtype=np.float64))
+    return average / (1.0 - smoothing ** np.arange(1, len(values) + 1))
 
 
 class CurvePlot(QWidget):
@@ -114,6 +113,14 @@ class CurvePlot(QWidget):
         self._values[name] = [float(v) for v in values]
         self._dirty.add(name)
 
+    def set_step_range(self, last_step: int) -> None:
+        """Fix the x axis to steps 0 to ``last_step`` for a run whose length is known.
+
+        With a fixed range the step axis keeps its ticks, instead of recomputing them at every
+        refresh as the curves grow. ``clear`` gives the axis back to auto-range.
+        """
+        self.plot_item.setXRange(0, max(last_step, 1), padding=0.02)
+
     def refresh(self) -> None:
         for name in self._dirty:
             values = np.asarray(self._values[name], dtype=np.float64)
@@ -128,6 +135,7 @@ class CurvePlot(QWidget):
             if legend is not None:
                 legend.removeItem(curve)
         self._curves.clear()
+        self.plot_item.enableAutoRange(x=True)
         self._steps.clear()
         self._values.clear()
         self._dirty.clear()

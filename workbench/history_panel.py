@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ("Name", "Status", "Task", "Teachers", "Student", "Parameters", "Best dev", "Baseline", "Duration", "Date")
 MAX_COLUMN_WIDTH = 260
+RESIZE_PRECISION_ROWS = 200
 SORT_ROLE = Qt.ItemDataRole.UserRole
 RESUMABLE_STATUSES = ("interrupted", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
@@ -247,6 +248,9 @@ class HistoryPanel(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
+        # Fitting the columns reads the rows in view plus this many. Without a limit, a history of
+        # thousands of runs would be read in full at every refresh, on the GUI thread.
+        header.setResizeContentsPrecision(RESIZE_PRECISION_ROWS)
 
         self._create_actions()
         toolbar = QToolBar()

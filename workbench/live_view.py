@@ -1,8 +1,8 @@
 """The live-training area: the run's progress header and tabs of plots fed by its events.
 
-Events arrive on the GUI thread as queued signals and are only appended to a queue here. A 100 ms
+Events arrive on the GUI thread as queued signals and are only appended to a queue here. A 250 ms
 timer drains the queue and redraws each changed curve once, so a run that logs hundreds of steps a
-second costs ten redraws a second. Plot items are created once and then only given new data.
+second costs four redraws a second. Plot items are created once and then only given new data.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
-from engine.events import AttentionCaptured, Event, EvaluationLogged, RunPrepared, StepLogged
+from engine.events import AttentionCaptured, Event, EvaluationLogged, Progress, RunPrepared, StepLogged
 from engine.tasks import TASKS
 from workbench.attention_view import AttentionView
 from workbench.curve_plot import CurvePlot
@@ -23,11 +23,13 @@ from workbench.run_progress import RunProgress
 
 log = logging.getLogger(__name__)
 
-# TODO: with the window open, a small student on a 2-core CPU trained at 0.76 to 0.95 of its
-# headless speed, against a goal of 0.95 (bench/gui_overhead.py). Repainting at this rate takes
-# about a tenth of a core of Python work, so the run's operator dispatch most likely waits for
-# the GIL.
-REFRESH_INTERVAL_MS = 100
+# Four redraws a second look live and leave the run's thread the GIL: at ten a second the GUI
+# thread used about 9% of a core during a run, at four about 6% (bench/gui_overhead.py).
+# TODO: with the window open, a small student on a 2-core CPU trains at about 0.85 of its
+# headless speed, against a goal of 0.95 (bench/gui_overhead.py). The plots are not the main
+# cost: with their refresh timer off, the GUI thread was still busy 5.4% of the run and the ratio
+# was 0.85-0.98. Where the rest goes is not known yet.
+REFRESH_INTERVAL_MS = 250
 BASELINE_PREFIX = "baseline:"
 LOSS_PREFIX = "train/loss_"
 WEIGHT_PREFIX = "train/weight/"
@@ -131,8 +133,17 @@ class LiveView(QWidget):
     @Slot()
     def drain(self) -> None:
         latest_attention: AttentionCaptured | None = None
+        # QProgressBar.setValue repaints at once, so of a burst of progress events only the last is
+        # shown (a queued event of another kind still shows its progress first, keeping the order).
+        pending_progress: Progress | None = None
         while self._queue:
             event = self._queue.popleft()
+            if isinstance(event, Progress):
+                pending_progress = event
+                continue
+            if pending_progress is not None:
+                self.progress.handle(pending_progress)
+                pending_progress = None
             self.progress.handle(event)
             if isinstance(event, StepLogged):
                 self._add_step(event)
@@ -142,6 +153,8 @@ class LiveView(QWidget):
                 self._add_baselines(event)
             elif isinstance(event, AttentionCaptured):
                 latest_attention = event
+        if pending_progress is not None:
+            self.progress.handle(pending_progress)
         for plot in (self.loss_plot, self.metric_plot, self.weight_plot):
             plot.refresh()
         if latest_attention is not None:
@@ -161,6 +174,8 @@ class LiveView(QWidget):
                 self.metric_plot.append(name, event.step, value)
 
     def _add_baselines(self, event: RunPrepared) -> None:
+        for plot in (self.loss_plot, self.metric_plot, self.weight_plot):
+            plot.set_step_range(event.total_steps)
         for teacher in event.teacher_names:
             self._teacher_index(teacher)
         for name, value in event.baseline.items():

@@ -30,3 +30,30 @@ def test_smoothing_redraws_existing_curves(qtbot):
 
     assert np.ptp(smoothed) < np.ptp(raw)
     assert raw.tolist() == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_ema_matches_recursion():
+    values = np.random.default_rng(0).normal(size=500)
+    expected, average = [], 0.0
+    for index, value in enumerate(values):
+        average = 0.8 * average + 0.2 * value
+        expected.append(average / (1.0 - 0.8 ** (index + 1)))
+
+    assert np.allclose(exponential_moving_average(values, 0.8), expected)
+
+
+def test_step_range_fixed_until_clear(qtbot):
+    plot = CurvePlot("losses", "loss")
+    qtbot.addWidget(plot)
+    plot.set_step_range(1000)
+    plot.append("total", 10, 1.0)
+    plot.append("total", 20, 0.5)
+    plot.refresh()
+
+    (x_min, x_max), _ = plot.plot_item.viewRange()
+    assert x_min <= 0
+    assert x_max >= 1000
+    assert not plot.plot_item.getViewBox().autoRangeEnabled()[0]
+
+    plot.clear()
+    assert plot.plot_item.getViewBox().autoRangeEnabled()[0]
