@@ -28,15 +28,32 @@ ALPHA_RANGE = (0.1, 3.0)
 
 def logphase_response(n_fft: int, alpha: torch.Tensor) -> torch.Tensor:
     """Return the complex filter F over the n_fft // 2 + 1 rFFT bins, as a 1-D tensor."""
-    bins = torch.arange(n_fft // 2 + 1, device=alpha.device, dtype=torch.float32)
-    frequency = bins / n_fft
-    phase = alpha.to(torch.float32) * torch.atan(torch.log(frequency + EPSILON))
-    # DC and (for even n_fft) Nyquist bins must be real for a real inverse transform.
-    phase = phase.clone()
-    phase[0] = 0.0
-    if n_fft % 2 == 0:
-        phase[-1] = 0.0
-    return torch.polar(torch.ones_like(phase), phase)
+    phase_shape, magnitude = _logphase_shape(n_fft, alpha.device)
+    return torch.polar(magnitude, alpha.to(torch.float32) * phase_shape)
+
+
+# α-independent parts of the filter, cached per shape and device: a student calls the filter once
+# per layer and forward pass, and on short batches rebuilding them was most of the filter's cost.
+_SHAPE_CACHE: dict[tuple, torch.Tensor | tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _logphase_shape(n_fft: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (arctan(ln(k + ε)) per rFFT bin with 0 at DC and Nyquist, ones) for ``logphase_response``."""
+    key = ("logphase", n_fft, str(device))
+    cached = _SHAPE_CACHE.get(key)
+    if cached is None:
+        # Built outside inference mode, so that a run that first filters under inference_mode (an
+        # attention snapshot) can still save these tensors for backward later.
+        with torch.inference_mode(False), torch.no_grad():
+            bins = torch.arange(n_fft // 2 + 1, device=device, dtype=torch.float32)
+            shape = torch.atan(torch.log(bins / n_fft + EPSILON))
+            # DC and (for even n_fft) Nyquist bins must be real for a real inverse transform.
+            shape[0] = 0.0
+            if n_fft % 2 == 0:
+                shape[-1] = 0.0
+            cached = (shape, torch.ones_like(shape))
+        _SHAPE_CACHE[key] = cached
+    return cached
 
 
 # Cost model of the two filter paths, per sequence and channel: the Toeplitz product costs T²
@@ -103,11 +120,19 @@ def impulse_response(response: torch.Tensor, n_fft: int) -> torch.Tensor:
 
 def toeplitz_from_impulse(h: torch.Tensor, length: int) -> torch.Tensor:
     """Return M (…, T, T) with M[t, s] = h[(t − s) mod n_fft], i.e. y = M x for inputs of length T."""
-    n_fft = h.shape[0]
-    positions = torch.arange(length, device=h.device)
-    offsets = (positions[:, None] - positions[None, :]) % n_fft  # (T, T)
-    gathered = h[offsets]  # (T, T, ...)
+    gathered = h[_toeplitz_offsets(length, h.shape[0], h.device)]  # (T, T, ...)
     return gathered.movedim((0, 1), (-2, -1))
+
+
+def _toeplitz_offsets(length: int, n_fft: int, device: torch.device) -> torch.Tensor:
+    key = ("offsets", length, n_fft, str(device))
+    offsets = _SHAPE_CACHE.get(key)
+    if offsets is None:
+        with torch.inference_mode(False), torch.no_grad():
+            positions = torch.arange(length, device=device)
+            offsets = (positions[:, None] - positions[None, :]) % n_fft  # (T, T)
+        _SHAPE_CACHE[key] = offsets
+    return offsets
 
 
 class _PhaseStrength(nn.Module):
@@ -186,18 +211,20 @@ class LogPhaseMixer(SoftmaxMixer):
         """
         batch, length, d_model = x.shape
         real = mask[:, :, None].to(x.dtype)  # (B, T, 1)
-        # TODO: on short batches (T ≈ 12, batch 32, 2 CPU threads) this mixer took about 1.1 ms per
-        # layer more than plain softmax attention, forward and backward, in a one-off timing of the
-        # two classes. The likely cause is the two dozen small operators that rebuild the response
-        # and the Toeplitz matrix from α on every call. Caching their α-independent parts per
-        # (T, n_fft) should help; that is not yet tried.
+        # TODO: on short SST-2 batches (T ≈ 11, batch 32, 2 CPU threads) the student trains at about
+        # 0.9 times the speed of a BERT of its shape with a frozen token table (bench/
+        # student_throughput.py). Caching the filter's α-independent parts and filtering the mask
+        # as one more channel gained 1% (bench/before_after.py --revision 4a7ea2e), so the
+        # difference lies elsewhere and is not yet located.
+        # The mask is filtered as one more channel of x. Its filtered copy then multiplies the Q/K
+        # bias as one more input column of the Q/K weight. That is one filter product and one
+        # matrix product instead of two of each.
         response = logphase_response(self.n_fft, self.alpha())[:, None]  # (bins, 1) for the T axis
-        filtered_x = filter_sequence(x * real, response, self.n_fft)
-        filtered_mask = filter_sequence(real, response, self.n_fft)
+        filtered = filter_sequence(torch.cat([x * real, real], dim=-1), response, self.n_fft)  # (B, T, d_model + 1)
 
         weight_qk, weight_v = self.qkv.weight.split([2 * d_model, d_model])
         bias_qk, bias_v = self.qkv.bias.split([2 * d_model, d_model])
-        qk = F.linear(filtered_x, weight_qk) + filtered_mask * bias_qk  # (B, T, 2·d_model)
+        qk = F.linear(filtered, torch.cat([weight_qk, bias_qk[:, None]], dim=1))  # (B, T, 2·d_model)
         v = F.linear(x, weight_v, bias_v)
 
         q, k = qk.view(batch, length, 2, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)

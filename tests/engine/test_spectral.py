@@ -2,12 +2,15 @@
 
 import pytest
 import torch
+from torch import nn
 
 from engine.config import StudentConfig
 from engine.spectral import (
+    LogPhaseMixer,
     QuaternionRotation,
     _filter_fft,
     _filter_toeplitz,
+    filter_sequence,
     logphase_response,
 )
 from engine.student import Student
@@ -165,3 +168,37 @@ def test_logphase_alpha_is_clamped():
         strength.raw.fill_(10.0)
 
     assert float(strength().detach()) == 3.0
+
+
+def test_logphase_heads_equal_filtering_q_and_k_themselves():
+    # The mixer filters x (and the mask) before the Q/K projection; by linearity that must equal
+    # the definition: project the masked x to Q and K, then filter Q and K along T.
+    torch.manual_seed(0)
+    mixer = LogPhaseMixer(d_model=16, n_heads=4, dropout=0.0, n_fft=64, alpha_init=1.3).eval()
+    nn.init.normal_(mixer.qkv.bias)
+    x = torch.randn(2, 9, 16, dtype=torch.float64)
+    mask = torch.tensor([[True] * 9, [True] * 5 + [False] * 4])
+    mixer.double()
+
+    q, k, _ = mixer._heads(x, mask)
+
+    real = mask[:, :, None].double()
+    projected = mixer.qkv(x)[..., :32] * real
+    response = logphase_response(64, mixer.alpha())[:, None]
+    expected = filter_sequence(projected, response, 64).view(2, 9, 2, 4, 4).permute(2, 0, 3, 1, 4)
+    assert torch.allclose(q, expected[0], atol=1e-10)
+    assert torch.allclose(k, expected[1], atol=1e-10)
+
+
+def test_cached_filter_parts_work_for_training_after_inference_mode():
+    # The first call of a shape may come from an attention snapshot under inference_mode; the
+    # cached tensors must still be usable when training saves them for backward.
+    mixer = LogPhaseMixer(d_model=8, n_heads=2, dropout=0.0, n_fft=1024, alpha_init=0.7)
+    x = torch.randn(1, 13, 8)
+    mask = torch.ones(1, 13, dtype=torch.bool)
+    with torch.inference_mode():
+        mixer(x, mask)
+
+    mixer(x, mask).sum().backward()
+
+    assert mixer.alpha.raw.grad is not None and torch.isfinite(mixer.alpha.raw.grad)
