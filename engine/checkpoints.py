@@ -72,8 +72,9 @@ def write_checkpoint(path: Path, tensors: dict[str, torch.Tensor], state: dict[s
     return path.stat().st_size
 
 
-def read_checkpoint(path: Path) -> LoadedCheckpoint:
-    """Read and verify a checkpoint written by ``write_checkpoint``."""
+def read_checkpoint(path: Path, run_id: int | None = None) -> LoadedCheckpoint:
+    """Read and verify a checkpoint written by ``write_checkpoint``; ``run_id`` names the run in the hints."""
+    start_again = f"Start the run again with 'Run again' (CLI: lampreia run --from-run {run_id if run_id is not None else 'RUN_ID'})"
     if not path.is_file():
         raise CheckpointError(f"The checkpoint {path} does not exist.", "The run can only be started again, not resumed.")
     try:
@@ -85,7 +86,7 @@ def read_checkpoint(path: Path) -> LoadedCheckpoint:
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise CheckpointError(
             f"The checkpoint {path} is truncated or corrupted ({error}).",
-            "Start the run again with 'Run again' (CLI: lampreia run --from-run ID); it cannot be resumed from this file.",
+            f"{start_again}; it cannot be resumed from this file.",
         ) from None
 
     if metadata.get("format") != FORMAT_VERSION or "state" not in metadata:
@@ -93,7 +94,7 @@ def read_checkpoint(path: Path) -> LoadedCheckpoint:
     if metadata.get("sha256") != _checksum(tensors):
         raise CheckpointError(
             f"The checkpoint {path} is corrupted: its contents do not match the checksum written with it.",
-            "Start the run again with 'Run again' (CLI: lampreia run --from-run ID).",
+            f"{start_again}.",
         )
     try:
         state = json.loads(metadata["state"])

@@ -109,7 +109,7 @@ def resume_distillation(
             f"Run {run_id} has no resumable checkpoint (it stopped before its first checkpoint).",
             f"Start it again with 'Run again' (CLI: lampreia run --from-run {run_id}).",
         )
-    checkpoint = read_checkpoint(paths["last"][0])
+    checkpoint = read_checkpoint(paths["last"][0], run_id)
     config = RunConfig.from_dict(record.config)
     return Trainer(config, store, sink, cancel, cache=cache, resume_run_id=run_id, checkpoint=checkpoint).run()
 

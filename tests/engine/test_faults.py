@@ -130,7 +130,7 @@ def test_truncated_checkpoint_is_rejected_on_resume(glue_dir, tmp_path, capsys):
     error = capsys.readouterr().err
     assert code == 2
     assert "is truncated or corrupted" in error
-    assert f"--from-run ID" in error
+    assert f"--from-run {run_id})" in error
     assert store.get_run(run_id).status == "cancelled"
     assert store.count_metrics(run_id) == metrics_before
 
@@ -143,8 +143,9 @@ def test_corrupted_checkpoint_fails_its_checksum(glue_dir, tmp_path):
 
     from engine.errors import CheckpointError
 
-    with pytest.raises(CheckpointError, match="do not match the checksum"):
+    with pytest.raises(CheckpointError, match="do not match the checksum") as raised:
         resume_distillation(run_id, store)
+    assert f"--from-run {run_id})" in str(raised.value)
 
 
 def test_finished_run_cannot_be_resumed(glue_dir, tmp_path):
