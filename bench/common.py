@@ -207,16 +207,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def matmul_peak_call(device: str = "cpu", size: int = 2048, repeats: int = 4) -> tuple[Callable[[], None], float]:
-    """Return (call, FLOPs per call) for ``repeats`` fp32 products of two size × size matrices.
+def matmul_peak_call(device: str = "cpu", size: int = 2048, repeats: int = 4, dtype: str = "float32") -> tuple[Callable[[], None], float]:
+    """Return (call, FLOPs per call) for ``repeats`` products of two size × size matrices of ``dtype``.
 
-    Timing this call interleaved with a workload gives the machine's fp32 matmul throughput under
-    the same load as the workload.
+    Timing this call interleaved with a workload gives the machine's matmul throughput in that
+    precision under the same load as the workload.
     """
     import torch
 
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
+    a = torch.randn(size, size, device=device).to(getattr(torch, dtype))
+    b = torch.randn(size, size, device=device).to(getattr(torch, dtype))
 
     def call() -> None:
         for _ in range(repeats):

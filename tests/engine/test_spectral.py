@@ -170,9 +170,9 @@ def test_logphase_alpha_is_clamped():
     assert float(strength().detach()) == 3.0
 
 
-def test_logphase_heads_equal_filtering_q_and_k_themselves():
-    # The mixer filters x (and the mask) before the Q/K projection; by linearity that must equal
-    # the definition: project the masked x to Q and K, then filter Q and K along T.
+def test_logphase_heads_match_filtered_qk():
+    # The mixer filters x (and the mask) before the Q/K projection. By linearity that equals the
+    # definition, which projects the masked x to Q and K and then filters Q and K along T.
     torch.manual_seed(0)
     mixer = LogPhaseMixer(d_model=16, n_heads=4, dropout=0.0, n_fft=64, alpha_init=1.3).eval()
     nn.init.normal_(mixer.qkv.bias)
@@ -190,8 +190,8 @@ def test_logphase_heads_equal_filtering_q_and_k_themselves():
     assert torch.allclose(k, expected[1], atol=1e-10)
 
 
-def test_cached_filter_parts_work_for_training_after_inference_mode():
-    # The first call of a shape may come from an attention snapshot under inference_mode; the
+def test_filter_cache_after_inference_mode():
+    # The first call of a shape may come from an attention snapshot under inference_mode. The
     # cached tensors must still be usable when training saves them for backward.
     mixer = LogPhaseMixer(d_model=8, n_heads=2, dropout=0.0, n_fft=1024, alpha_init=0.7)
     x = torch.randn(1, 13, 8)
