@@ -12,6 +12,11 @@ from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, 
 
 from workbench.plot_style import curve_pen, new_plot
 
+# The y range follows the curves: it moves when they leave it or fill less than this part of it,
+# and then spans them with this margin (as a part of their span) above and below.
+Y_FILL_FRACTION = 0.5
+Y_MARGIN_FRACTION = 0.1
+
 # Maps a series name to (legend label, pen).
 CurveStyle = Callable[[str], tuple[str, QPen]]
 
@@ -55,6 +60,15 @@ class CurvePlot(QWidget):
         self._steps: dict[str, list[float]] = {}
         self._values: dict[str, list[float]] = {}
         self._dirty: set[str] = set()
+        # pyqtgraph's auto-range refits y at every refresh, and each new range makes the axis
+        # recompute its ticks and grid: half the cost of a redraw during a run. The plot follows
+        # the data itself instead and moves the y range only when the curves leave it or fill less
+        # than half of it. Zooming or panning by hand stops that until the next ``clear``; the
+        # plot's "A" button gives the range back to pyqtgraph's auto-range.
+        self._follow_y = True
+        view_box = self.plot_item.getViewBox()
+        view_box.enableAutoRange(y=False)
+        view_box.sigRangeChangedManually.connect(self._stop_following_y)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -122,10 +136,34 @@ class CurvePlot(QWidget):
         self.plot_item.setXRange(0, max(last_step, 1), padding=0.02)
 
     def refresh(self) -> None:
+        if not self._dirty:
+            return
         for name in self._dirty:
             values = np.asarray(self._values[name], dtype=np.float64)
             self._curves[name].setData(np.asarray(self._steps[name]), exponential_moving_average(values, self.smoothing))
         self._dirty.clear()
+        self._follow_data_in_y()
+
+    def _stop_following_y(self, *_: object) -> None:
+        self._follow_y = False
+
+    def _follow_data_in_y(self) -> None:
+        view_box = self.plot_item.getViewBox()
+        if not self._follow_y or view_box.autoRangeEnabled()[1]:
+            return
+        drawn = [curve.getData()[1] for curve in self._curves.values()]
+        finite = [values[np.isfinite(values)] for values in drawn if values is not None and len(values)]
+        finite = [values for values in finite if len(values)]
+        if not finite:
+            return
+        low = min(float(values.min()) for values in finite)
+        high = max(float(values.max()) for values in finite)
+        (_, _), (view_low, view_high) = view_box.viewRange()
+        view_span = view_high - view_low
+        if low >= view_low and high <= view_high and high - low >= Y_FILL_FRACTION * view_span:
+            return
+        margin = Y_MARGIN_FRACTION * (high - low) if high > low else max(abs(high) * 0.1, 0.5)
+        view_box.setYRange(low - margin, high + margin, padding=0)
 
     def clear(self) -> None:
         """Remove every curve and its legend entry (before a new run or a new selection)."""
@@ -136,6 +174,8 @@ class CurvePlot(QWidget):
                 legend.removeItem(curve)
         self._curves.clear()
         self.plot_item.enableAutoRange(x=True)
+        self.plot_item.enableAutoRange(y=False)
+        self._follow_y = True
         self._steps.clear()
         self._values.clear()
         self._dirty.clear()

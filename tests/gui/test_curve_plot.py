@@ -57,3 +57,59 @@ def test_step_range_fixed_until_clear(qtbot):
 
     plot.clear()
     assert plot.plot_item.getViewBox().autoRangeEnabled()[0]
+
+
+def _y_range(plot):
+    return tuple(plot.plot_item.getViewBox().viewRange()[1])
+
+
+def test_y_range_follows_curves_that_leave_it(qtbot):
+    plot = CurvePlot("losses", "loss")
+    qtbot.addWidget(plot)
+    for step, value in enumerate([1.0, 0.8, 0.9]):
+        plot.append("total", step, value)
+    plot.refresh()
+    first = _y_range(plot)
+
+    plot.append("total", 3, 0.85)
+    plot.refresh()
+    assert _y_range(plot) == first
+
+    plot.append("total", 4, 0.2)
+    plot.refresh()
+    low, high = _y_range(plot)
+    assert low < 0.2
+    assert high > 1.0
+
+
+def test_y_range_shrinks_when_curves_fill_under_half(qtbot):
+    plot = CurvePlot("losses", "loss")
+    qtbot.addWidget(plot)
+    plot.set_series("total", [0, 1], [0.0, 10.0])
+    plot.refresh()
+
+    plot.set_series("total", [0, 1], [0.0, 1.0])
+    plot.refresh()
+
+    low, high = _y_range(plot)
+    assert high - low < 2.0
+
+
+def test_y_range_left_alone_after_manual_zoom(qtbot):
+    plot = CurvePlot("losses", "loss")
+    qtbot.addWidget(plot)
+    plot.append("total", 0, 1.0)
+    plot.refresh()
+    view_box = plot.plot_item.getViewBox()
+    view_box.setYRange(5.0, 6.0, padding=0)
+    view_box.sigRangeChangedManually.emit([False, True])
+
+    plot.append("total", 1, 0.5)
+    plot.refresh()
+    assert _y_range(plot) == (5.0, 6.0)
+
+    plot.clear()
+    plot.append("total", 0, 0.5)
+    plot.refresh()
+    low, high = _y_range(plot)
+    assert low < 0.5 < high
