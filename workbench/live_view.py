@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 
 # Four redraws a second look live and leave the run's thread the GIL: at ten a second the GUI
 # thread used about 9% of a core during a run, at four about 6% (bench/gui_overhead.py).
-# TODO: with the window open, a small student on a 2-core CPU trains at about 0.85 of its
-# headless speed, against a goal of 0.95 (bench/gui_overhead.py). The plots are not the main
-# cost: with their refresh timer off, the GUI thread was still busy 5.4% of the run and the ratio
-# was 0.85-0.98. Where the rest goes is not known yet.
+# TODO: with the window open, a small student on a 2-core CPU trains at 0.85 to 0.96 of its
+# headless speed, against a goal of 0.95 (bench/gui_overhead.py). The GUI thread is busy about
+# 6% of a run, and the redraws were about 7% of the run's speed before the y range followed the
+# curves. Where the rest goes is not known yet; docs/benchmarks.md (figure 6) has the experiments.
 REFRESH_INTERVAL_MS = 250
 BASELINE_PREFIX = "baseline:"
 LOSS_PREFIX = "train/loss_"
