@@ -5,7 +5,7 @@ package) and a deliberately weak one, a randomly initialised 2-layer DistilBERT 
 DistilBERT tokenizer files. The weak teacher gives the confidence weighting something to tell
 apart. The second run changes the mixer and α, so that the compare view has a config diff.
 
-Usage (about 10 minutes on a busy 2-core CPU):
+Usage (about 30 s on an idle 2-core CPU):
 
     LAMPREIA_TEST_DATA=/path/to/data python docs/screenshots/capture_screenshots.py
 
