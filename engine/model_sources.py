@@ -14,9 +14,13 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import HubUnreachableError, TeacherLoadError
 from engine.paths import cache_dir
+
+if TYPE_CHECKING:
+    from engine.events import CancellationToken
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +64,12 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", "./", "../", "~", ".\\")) or "\\" in spec or (len(spec) > 1 and spec[1] == ":")
 
 
-def resolve_model_source(spec: str, *, what: str = "model") -> ModelSource:
+def resolve_model_source(spec: str, *, what: str = "model", cancel: CancellationToken | None = None) -> ModelSource:
     """Return the local folder for ``spec``, downloading from the Hub when needed.
 
     Raises TeacherLoadError when the folder or the Hub id does not exist, and HubUnreachableError
-    when the Hub cannot be reached and the model is not in the local Hugging Face cache.
+    when the Hub cannot be reached and the model is not in the local Hugging Face cache. A
+    download stops with RunCancelled soon after ``cancel`` is set.
     """
     spec = spec.strip()
     if not spec:
@@ -85,15 +90,36 @@ def resolve_model_source(spec: str, *, what: str = "model") -> ModelSource:
 
     hub_id = HUB_ALIASES.get(key, spec)
     label = key if key in HUB_ALIASES else spec
-    return ModelSource(spec=spec, label=label, folder=_download(hub_id, what), hub_id=hub_id)
+    return ModelSource(spec=spec, label=label, folder=_download(hub_id, what, cancel), hub_id=hub_id)
 
 
-def _download(hub_id: str, what: str) -> Path:
+def cancellable_progress(cancel: CancellationToken) -> type:
+    """Return a progress-bar class for ``snapshot_download`` that raises RunCancelled once ``cancel`` is set.
+
+    snapshot_download reports its progress to this class from its download threads, and the
+    exception ends the download there. huggingface_hub 2.4 reports bytes as they arrive, so a
+    multi-gigabyte weight file stops within a chunk. Older releases report whole files only, so
+    there the file being downloaded still runs to its end.
+    """
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    class CancellableProgress(hub_tqdm):
+        def update(self, n: float | None = 1) -> bool | None:
+            cancel.raise_if_cancelled()
+            return super().update(n)
+
+    return CancellableProgress
+
+
+def _download(hub_id: str, what: str, cancel: CancellationToken | None = None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
+    options = {"tqdm_class": cancellable_progress(cancel)} if cancel is not None else {}
     try:
-        return Path(snapshot_download(hub_id, allow_patterns=HUB_FILE_PATTERNS))
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        return Path(snapshot_download(hub_id, allow_patterns=HUB_FILE_PATTERNS, **options))
     except GatedRepoError:
         raise TeacherLoadError(
             f"The {what} {hub_id!r} is gated on the Hugging Face Hub.",

@@ -47,14 +47,14 @@ class TeacherInfo:
     hub_id: str | None
 
 
-def inspect_teacher(spec: str, *, trust_remote_code: bool = False) -> TeacherInfo:
+def inspect_teacher(spec: str, *, trust_remote_code: bool = False, cancel: CancellationToken | None = None) -> TeacherInfo:
     """Resolve and validate a teacher without loading its weights.
 
     Raises TeacherLoadError (with the value and the fix) when the folder has no config, no
     tokenizer or no safetensors weights, and RemoteCodeRefusedError when the model needs its own
-    code while ``trust_remote_code`` is off.
+    code while ``trust_remote_code`` is off. A Hub download stops soon after ``cancel`` is set.
     """
-    source = resolve_model_source(spec, what="teacher")
+    source = resolve_model_source(spec, what="teacher", cancel=cancel)
     config = _read_config(source)
 
     if "auto_map" in config and not trust_remote_code:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from engine.errors import TeacherLoadError
+from engine.events import CancellationToken
 from engine.model_sources import resolve_model_source
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,10 @@ def tokenizer_vocab_size(spec: str) -> int:
 class StudentTokenizer:
     """Wraps a Hugging Face tokenizer with the student's pair, padding and truncation rules."""
 
-    def __init__(self, spec: str, max_seq_len: int, pair_separator: str) -> None:
+    def __init__(self, spec: str, max_seq_len: int, pair_separator: str, cancel: CancellationToken | None = None) -> None:
         from transformers import AutoTokenizer
 
-        source = resolve_model_source(spec, what="student tokenizer")
+        source = resolve_model_source(spec, what="student tokenizer", cancel=cancel)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(source.folder), trust_remote_code=False)
         except (OSError, ValueError) as error:

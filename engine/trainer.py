@@ -332,7 +332,7 @@ class Trainer:
         train_split, dev_splits = self._load_splits()
 
         self.cancel.raise_if_cancelled()
-        self.tokenizer = StudentTokenizer(config.student.tokenizer, config.student.max_seq_len, config.student.pair_separator)
+        self.tokenizer = StudentTokenizer(config.student.tokenizer, config.student.max_seq_len, config.student.pair_separator, self.cancel)
         self.cancel.raise_if_cancelled()
         teachers = self._inspect_teachers()
         self.cancel.raise_if_cancelled()
@@ -390,7 +390,7 @@ class Trainer:
         infos = []
         for spec in self.config.distillation.teachers:
             self.cancel.raise_if_cancelled()
-            info = inspect_teacher(spec, trust_remote_code=self.config.distillation.trust_remote_code)
+            info = inspect_teacher(spec, trust_remote_code=self.config.distillation.trust_remote_code, cancel=self.cancel)
             check_sequence_length(info, self.config.student.max_seq_len)
             infos.append(info)
         labels = [info.label for info in infos]

@@ -365,8 +365,9 @@ class MainWindow(QMainWindow):
             if not self.confirm_close_during_run():
                 return
             self._closing_after_run = True
-            # TODO: the trainer polls the cancellation token between steps, but a Hub download of
-            # the data or of one teacher, and one teacher's probe fit, run to their end first.
+            # TODO: the trainer polls the cancellation token between steps and during teacher and
+            # tokenizer downloads, but a Hub download of the GLUE data and one teacher's probe fit
+            # run to their end first.
             self.stop_run()
             self.statusBar().showMessage("Stopping the run; the window closes when it has stopped …")
             return

@@ -240,3 +240,33 @@ def test_disk_full_during_run_stops_cleanly(glue_dir, tmp_path):
     assert status == "failed"
     assert int(metric_rows) > 0
     assert integrity == "ok"
+
+
+def test_stop_during_teacher_download_cancels_the_run(glue_dir, tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.utils.tqdm import _create_progress_bar
+
+    from engine.events import CancellationToken
+
+    cancel = CancellationToken()
+    chunks: list[int] = []
+
+    def slow_snapshot_download(repo_id, allow_patterns=None, tqdm_class=None, **kwargs):
+        # Bytes arrive for a large weight file; the user presses Stop after the fifth chunk.
+        bar = _create_progress_bar(cls=tqdm_class, log_level=30, total=10_000, unit="B")
+        for chunk in range(10_000):
+            if chunk == 5:
+                cancel.cancel()
+            bar.update(1)
+            chunks.append(chunk)
+        raise AssertionError("the download should have been cancelled")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", slow_snapshot_download)
+    config = RunConfig.from_dict({**_config(glue_dir).to_dict(), "distillation": {"teachers": ["someone/large-model"]}})
+    store = RunStore(tmp_path / "runs.sqlite3")
+
+    result = run_distillation(config, store, cancel=cancel)
+
+    assert result.status == "cancelled"
+    assert store.get_run(result.run_id).status == "cancelled"
+    assert len(chunks) == 5

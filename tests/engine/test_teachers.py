@@ -161,3 +161,60 @@ def test_empty_and_unusual_text(tiny_teachers, kind):
 
     assert embeddings.shape == (5, 32)
     assert np.isfinite(embeddings).all()
+
+
+def _fake_snapshot_download(chunks_sent: list[int], cancel_after: int, cancel):
+    """A snapshot_download that reports bytes the way huggingface_hub 2.4 does.
+
+    It builds its byte bar with the library's own ``_create_progress_bar`` and updates it from a
+    download thread of the library's ``hf_thread_map``, one chunk at a time, without any network.
+    """
+    from huggingface_hub.utils.tqdm import _create_progress_bar, hf_thread_map
+
+    def snapshot_download(repo_id, allow_patterns=None, tqdm_class=None, **kwargs):
+        bar = _create_progress_bar(cls=tqdm_class, log_level=30, name="huggingface_hub.snapshot_download", total=100, unit="B")
+
+        def download(filename):
+            for chunk in range(100):
+                if chunk == cancel_after:
+                    cancel.cancel()  # the user presses Stop while this file downloads
+                bar.update(1)
+                chunks_sent.append(chunk)
+
+        hf_thread_map(download, ["model.safetensors"], tqdm_class=tqdm_class)
+        raise AssertionError("the download should have been cancelled")
+
+    return snapshot_download
+
+
+def test_hub_download_stops_when_cancelled(monkeypatch):
+    import huggingface_hub
+
+    from engine.errors import RunCancelled
+    from engine.events import CancellationToken
+
+    cancel = CancellationToken()
+    chunks_sent: list[int] = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", _fake_snapshot_download(chunks_sent, 3, cancel))
+
+    with pytest.raises(RunCancelled):
+        inspect_teacher("someone/large-model", cancel=cancel)
+
+    assert chunks_sent == [0, 1, 2]
+
+
+def test_cancelled_run_skips_the_download(monkeypatch):
+    import huggingface_hub
+
+    from engine.errors import RunCancelled
+    from engine.events import CancellationToken
+
+    def never(*args, **kwargs):
+        raise AssertionError("a cancelled run must not start a download")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", never)
+    cancel = CancellationToken()
+    cancel.cancel()
+
+    with pytest.raises(RunCancelled):
+        resolve_model_source("someone/large-model", what="teacher", cancel=cancel)
