@@ -56,14 +56,14 @@ ENCODE_CHUNK_ROWS = 256
 KNOWN_VOCAB_SIZES = {"gpt2": 50257, "distilbert": 30522, "roberta": 50265, "minilm": 30522}
 
 
-def tokenizer_vocab_size(spec: str) -> int:
-    """Vocabulary size of a tokenizer; loads it unless ``spec`` is an alias."""
+def tokenizer_vocab_size(spec: str, cancel: CancellationToken | None = None) -> int:
+    """Vocabulary size of a tokenizer; loads it unless ``spec`` is an alias. ``cancel`` stops a Hub download."""
     key = spec.strip().lower()
     if key in KNOWN_VOCAB_SIZES:
         return KNOWN_VOCAB_SIZES[key]
     from transformers import AutoTokenizer
 
-    source = resolve_model_source(spec, what="student tokenizer")
+    source = resolve_model_source(spec, what="student tokenizer", cancel=cancel)
     return len(AutoTokenizer.from_pretrained(str(source.folder), trust_remote_code=False))
 
 

@@ -97,8 +97,9 @@ def run_app(argv: Sequence[str]) -> int:
     log.info("Workbench started; database %s, log %s", store.path, log_path)
     status = app.exec()
 
-    # TODO: a teacher check or tokenizer lookup cannot be interrupted, so a large model that is
-    # still downloading from the Hub delays the exit until it is done (or EXIT_WAIT_MS has passed).
+    # Stopping a teacher check or tokenizer lookup cancels its Hub download. A huggingface_hub
+    # release that reports whole files only (2.4 reports bytes) still finishes the file in
+    # progress first, for at most EXIT_WAIT_MS.
     stuck = thread_registry().stop_all(timeout_ms=EXIT_WAIT_MS)
     if stuck:
         log.error("%d worker threads are still running at exit: %s", len(stuck), [thread.objectName() for thread in stuck])

@@ -7,7 +7,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from engine.errors import LampreiaError
+from engine.errors import LampreiaError, RunCancelled
+from engine.events import CancellationToken
 from workbench.threads import thread_registry
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,10 @@ class _CallThread(QThread):
     def run(self) -> None:
         try:
             result = self._function()
+        except RunCancelled:
+            log.info("%s cancelled", self._description)
+            self.completed.emit(None, f"{self._description} was cancelled.")
+            return
         except LampreiaError as error:
             log.info("%s failed: %s", self._description, error)
             self.completed.emit(None, str(error))
@@ -43,27 +48,42 @@ class BackgroundCall(QObject):
 
     Owned by the GUI thread. ``succeeded(result)`` or ``failed(message)`` is emitted once, where
     ``message`` is the user-facing text of a ``LampreiaError`` (or a generic text for other
-    exceptions, whose traceback goes to the log). The call cannot be interrupted: closing the
-    caller's dialog only discards the result.
+    exceptions, whose traceback goes to the log). A call that takes a ``CancellationToken`` (a Hub
+    download, for one) gets ``cancel``; ``cancel()`` and the thread registry's shutdown set it,
+    and the call then ends with ``failed``. Other calls run to their end, and cancelling only
+    discards their result.
     """
 
     succeeded = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, function: Callable[[], Any], description: str, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        function: Callable[[], Any],
+        description: str,
+        parent: QObject | None = None,
+        cancel: CancellationToken | None = None,
+    ) -> None:
         super().__init__(parent)
+        self.cancel_token = cancel or CancellationToken()
         self._thread = _CallThread(function, description)
         self._thread.completed.connect(self._on_completed)
 
     def start(self) -> None:
-        thread_registry().track(self._thread)
+        thread_registry().track(self._thread, stop=self.cancel_token.cancel)
         self._thread.start()
+
+    def cancel(self) -> None:
+        """Ask the call to stop (thread-safe); its result, if any still comes, is dropped."""
+        self.cancel_token.cancel()
 
     def is_running(self) -> bool:
         return self._thread.isRunning()
 
     @Slot(object, object)
     def _on_completed(self, result: Any, error: str | None) -> None:
+        if self.cancel_token.cancelled and error is None:
+            return
         if error is None:
             self.succeeded.emit(result)
         else:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from engine.config import DataConfig, DistillationConfig, RunConfig, StudentConfig, TrainingConfig, config_errors, iter_field_specs
 from engine.errors import ConfigError, DataError, LampreiaError
+from engine.events import CancellationToken
 from engine.glue_data import validate_glue_dir
 from engine.student import count_student_parameters
 from engine.tasks import TASKS
@@ -380,7 +381,8 @@ class ConfigPanel(QWidget):
         if key in self._vocab_sizes:
             return self._vocab_sizes[key]
         if key not in self._vocab_lookups:
-            lookup = BackgroundCall(partial(tokenizer_vocab_size, spec), f"Reading the vocabulary of {spec!r}", self)
+            cancel = CancellationToken()
+            lookup = BackgroundCall(partial(tokenizer_vocab_size, spec, cancel), f"Reading the vocabulary of {spec!r}", self, cancel=cancel)
             lookup.succeeded.connect(partial(self._on_vocab_size, key))
             lookup.failed.connect(partial(self._on_vocab_failed, key))
             self._vocab_lookups[key] = lookup

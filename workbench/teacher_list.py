@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.events import CancellationToken
 from engine.model_sources import HUB_ALIASES
 from engine.teachers import TeacherInfo, inspect_teacher
 from workbench.background import BackgroundCall
@@ -118,7 +119,13 @@ class AddTeacherDialog(QDialog):
 
         self._set_busy(True)
         self.status_label.setText(f"Checking {spec} …")
-        check = BackgroundCall(partial(inspect_teacher, spec, trust_remote_code=self._trust_remote_code), f"Checking teacher {spec!r}", self)
+        cancel = CancellationToken()
+        check = BackgroundCall(
+            partial(inspect_teacher, spec, trust_remote_code=self._trust_remote_code, cancel=cancel),
+            f"Checking teacher {spec!r}",
+            self,
+            cancel=cancel,
+        )
         check.succeeded.connect(partial(self._on_checked, spec))
         check.failed.connect(self._on_check_failed)
         self._check = check
@@ -145,6 +152,12 @@ class AddTeacherDialog(QDialog):
         for widget in (self.spec_edit, self.hub_button, self.folder_button, self.add_button):
             widget.setEnabled(not busy)
         self.browse_button.setEnabled(not busy and self.folder_button.isChecked())
+
+    def done(self, result: int) -> None:
+        # Closing the dialog while a Hub download of the model runs stops that download.
+        if result != QDialog.DialogCode.Accepted.value and self._check is not None and self._check.is_running():
+            self._check.cancel()
+        super().done(result)
 
     @property
     def message(self) -> str:

@@ -76,3 +76,53 @@ def test_custom_teacher_can_be_removed(qtbot, window):
     qtbot.mouseClick(teacher_list.remove_button, Qt.MouseButton.LeftButton)
     assert "/some/folder" not in teacher_list.custom_specs()
     assert "/some/folder" not in teacher_list.teachers()
+
+
+def _download_until_cancelled(chunks: list[int]):
+    """A snapshot_download whose weight file arrives slowly, chunk by chunk, until it is cancelled."""
+    import time
+
+    from huggingface_hub.utils.tqdm import _create_progress_bar
+
+    def snapshot_download(repo_id, allow_patterns=None, tqdm_class=None, **kwargs):
+        bar = _create_progress_bar(cls=tqdm_class, log_level=30, total=100_000, unit="B")
+        for chunk in range(100_000):
+            bar.update(1)
+            chunks.append(chunk)
+            time.sleep(0.01)
+        raise AssertionError("the download was never cancelled")
+
+    return snapshot_download
+
+
+def test_closing_add_dialog_stops_hub_download(qtbot, window, monkeypatch):
+    import huggingface_hub
+
+    chunks: list[int] = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", _download_until_cancelled(chunks))
+    dialog = _add(qtbot, window, "someone/large-model")
+    qtbot.waitUntil(lambda: len(chunks) >= 3, timeout=10_000)
+    check = dialog._check
+
+    dialog.reject()
+
+    qtbot.waitUntil(lambda: not check.is_running(), timeout=5_000)
+    assert len(chunks) < 1000
+    assert "someone/large-model" not in window.config_panel.teacher_list.custom_specs()
+
+
+def test_shutdown_stops_a_teacher_check_download(qtbot, window, monkeypatch):
+    import huggingface_hub
+
+    from workbench.threads import thread_registry
+
+    chunks: list[int] = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", _download_until_cancelled(chunks))
+    dialog = _add(qtbot, window, "someone/large-model")
+    qtbot.waitUntil(lambda: len(chunks) >= 3, timeout=10_000)
+
+    stuck = thread_registry().stop_all(timeout_ms=5_000)
+
+    assert stuck == []
+    assert len(chunks) < 1000
+    dialog.reject()
