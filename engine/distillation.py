@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+from sklearn.base import clone
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -44,21 +45,25 @@ def probe_confidences(
 ) -> np.ndarray:
     """Return c (N, K): each teacher's out-of-fold confidence in each row's gold label.
 
-    ``cancel`` is checked before each teacher's probe, the unit of work that cannot be interrupted.
+    ``cancel`` is checked before each fold of each teacher's probe; one fold's fit is the unit of
+    work that cannot be interrupted.
     """
-    columns = []
-    for embeddings in teacher_embeddings:
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        columns.append(_probe_one(embeddings, labels, regression, folds, seed))
+    columns = [_probe_one(embeddings, labels, regression, folds, seed, cancel) for embeddings in teacher_embeddings]
     return np.stack(columns, axis=1).astype(np.float32)
 
 
-def _probe_one(embeddings: np.ndarray, labels: np.ndarray, regression: bool, folds: int, seed: int) -> np.ndarray:
+def _probe_one(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    regression: bool,
+    folds: int,
+    seed: int,
+    cancel: CancellationToken | None = None,
+) -> np.ndarray:
     if regression:
         splitter = KFold(n_splits=min(folds, len(labels)), shuffle=True, random_state=seed)
         probe = make_pipeline(StandardScaler(), Ridge(alpha=1.0))
-        predicted = cross_val_predict(probe, embeddings, labels, cv=splitter)
+        predicted = _out_of_fold(probe, embeddings, labels, splitter, cancel, classes=None)
         return -((predicted - labels) ** 2)
 
     classes, counts = np.unique(labels, return_counts=True)
@@ -73,9 +78,28 @@ def _probe_one(embeddings: np.ndarray, labels: np.ndarray, regression: bool, fol
         # that class out of some training folds, so its rows look hard for every teacher.
         splitter = KFold(n_splits=min(folds, len(labels)), shuffle=True, random_state=seed)
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0))
-    probabilities = cross_val_predict(probe, embeddings, labels, cv=splitter, method="predict_proba")
+    probabilities = _out_of_fold(probe, embeddings, labels, splitter, cancel, classes=classes)
     column = np.searchsorted(classes, labels)
     return probabilities[np.arange(len(labels)), column]
+
+
+def _out_of_fold(probe, embeddings: np.ndarray, labels: np.ndarray, splitter, cancel: CancellationToken | None, classes: np.ndarray | None) -> np.ndarray:
+    """Out-of-fold predictions as sklearn's cross_val_predict makes them, with ``cancel`` checked between folds.
+
+    With ``classes`` the result is predict_proba over all of them (N, C); a class missing from a
+    fold's training rows gets probability 0 there. Without, it is predict (N,).
+    """
+    predicted = np.zeros((len(labels), len(classes))) if classes is not None else np.zeros(len(labels))
+    for train_rows, held_out_rows in splitter.split(embeddings, labels):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        fitted = clone(probe).fit(embeddings[train_rows], labels[train_rows])
+        if classes is None:
+            predicted[held_out_rows] = fitted.predict(embeddings[held_out_rows])
+        else:
+            seen = np.searchsorted(classes, fitted.classes_)
+            predicted[np.ix_(held_out_rows, seen)] = fitted.predict_proba(embeddings[held_out_rows])
+    return predicted
 
 
 def teacher_weights(

@@ -154,3 +154,59 @@ def test_augmentation_is_reproducible_from_the_generator():
 
     assert torch.equal(_augment(ids, attention, special, seed=3), _augment(ids, attention, special, seed=3))
     assert not torch.equal(_augment(ids, attention, special, seed=3), _augment(ids, attention, special, seed=4))
+
+
+@pytest.mark.filterwarnings("ignore:Number of classes in training fold")  # the reference's own warning
+@pytest.mark.parametrize("labels", [np.repeat([0, 1, 2], 20), np.array([0] * 30 + [1] * 29 + [2])], ids=["stratified", "class-with-one-row"])
+def test_probe_matches_cross_val_predict(labels):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from engine.distillation import _probe_one
+
+    embeddings = np.random.default_rng(0).normal(size=(len(labels), 6)) + labels[:, None]
+    counts = np.bincount(labels)
+    splitter = StratifiedKFold(5, shuffle=True, random_state=3) if counts.min() >= 2 else KFold(5, shuffle=True, random_state=3)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=1.0))
+    reference = cross_val_predict(probe, embeddings, labels, cv=splitter, method="predict_proba")[np.arange(len(labels)), labels]
+
+    assert np.allclose(_probe_one(embeddings, labels, regression=False, folds=5, seed=3), reference)
+
+
+def test_regression_probe_matches_cross_val_predict():
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import KFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from engine.distillation import _probe_one
+
+    rng = np.random.default_rng(1)
+    embeddings = rng.normal(size=(40, 5))
+    scores = embeddings @ rng.normal(size=5)
+    splitter = KFold(5, shuffle=True, random_state=3)
+    predicted = cross_val_predict(make_pipeline(StandardScaler(), Ridge(alpha=1.0)), embeddings, scores, cv=splitter)
+
+    assert np.allclose(_probe_one(embeddings, scores, regression=True, folds=5, seed=3), -((predicted - scores) ** 2))
+
+
+def test_probe_stops_between_folds():
+    from engine.errors import RunCancelled
+
+    class CancelAfterFirstFold:
+        checks = 0
+
+        def raise_if_cancelled(self):
+            self.checks += 1
+            if self.checks > 1:
+                raise RunCancelled()
+
+    cancel = CancelAfterFirstFold()
+    labels = np.repeat([0, 1], 30)
+    embeddings = np.random.default_rng(0).normal(size=(60, 4))
+
+    with pytest.raises(RunCancelled):
+        probe_confidences([embeddings], labels, regression=False, folds=5, seed=0, cancel=cancel)
+    assert cancel.checks == 2
