@@ -271,8 +271,13 @@ def _run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         if args.resume is not None:
-            if any(getattr(args, option, None) is not None for option in _OVERRIDES) or args.teachers or args.preset or args.config:
-                raise LampreiaError("--resume continues a run with its stored config and takes no other settings.", "Drop the other options.")
+            extra_options = [f"--{option.replace('_', '-')}" for option in _OVERRIDES if getattr(args, option, None) is not None]
+            extra_options += [flag for flag, value in (("--teachers", args.teachers), ("--preset", args.preset), ("--config", args.config)) if value]
+            if extra_options:
+                raise LampreiaError(
+                    "--resume continues a run with its stored config and takes no other settings.",
+                    f"Drop {', '.join(extra_options)}; to train with other settings, use --from-run {args.resume} instead.",
+                )
             result = resume_distillation(args.resume, store, sink, cancel)
         else:
             config = build_config(args, store)
@@ -298,7 +303,15 @@ def _run(args: argparse.Namespace) -> int:
     record = store.get_run(result.run_id)
     print(f"Run {record.id} ({record.name}) {record.status}.")
     print(format_metrics_summary(record))
+    if result.status == "cancelled":
+        print(_cancelled_hint(store, record.id))
     return EXIT_CANCELLED if result.status == "cancelled" else 0
+
+
+def _cancelled_hint(store: RunStore, run_id: int) -> str:
+    if "last" in store.artifacts(run_id):
+        return f"Resume it with `lampreia run --resume {run_id}`, or train it anew with `lampreia run --from-run {run_id}`."
+    return f"It stopped before its first checkpoint; train it anew with `lampreia run --from-run {run_id}`."
 
 
 def _record_abort(store: RunStore, run_id: int) -> None:

@@ -74,6 +74,9 @@ class RunRecord:
 
     @property
     def duration_seconds(self) -> float | None:
+        # TODO: a resumed run counts the time it sat cancelled or interrupted, because only its
+        # first start and its last end are stored. Storing the active seconds of each session
+        # would fix that; it needs a schema migration.
         if self.started_at is None:
             return None
         end = self.finished_at or self.heartbeat_at or self.started_at

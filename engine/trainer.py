@@ -44,7 +44,7 @@ from engine.events import (
     StepLogged,
     discard_events,
 )
-from engine.glue_data import GlueSplit, load_split
+from engine.glue_data import GlueSplit, load_split, validate_glue_dir
 from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
 from engine.student import Student
 from engine.tasks import GlueTask, majority_baseline
@@ -180,6 +180,7 @@ class Trainer:
         try:
             self.device = select_device(self.config.training.device)
             self._join_process_group()
+            self._check_data_folder()
         except (RuntimeError, ValueError) as error:
             message = f"Could not join the torchrun job: {error}. Check the torchrun options and that every process can reach the others."
             self._emit(RunFailed(None, message, type(error).__name__))
@@ -207,6 +208,16 @@ class Trainer:
             self._error_type = type(error).__name__
 
         return self._close_run(status, message, time.perf_counter() - started)
+
+    def _check_data_folder(self) -> None:
+        """Reject a missing glue_data folder or task file before a run is recorded for it.
+
+        Rows are parsed later, by the run, so a malformed row is still stored as a failed run.
+        """
+        from engine.tasks import TASKS
+
+        if self.resume_run_id is None and self.config.data.glue_dir:
+            validate_glue_dir(TASKS[self.config.task], self.config.data.glue_dir)
 
     def _join_process_group(self) -> None:
         self.group = distributed.process_group_from_environment(self.device.type == "cuda")

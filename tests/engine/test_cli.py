@@ -6,6 +6,7 @@ import json
 import pytest
 
 from engine.cli import build_config, build_parser, main
+from engine.run_store import RunStore
 
 
 def _run_args(glue_dir, db, *extra):
@@ -103,11 +104,22 @@ def test_failed_run_exits_1_with_reason(glue_dir, tmp_path, capsys):
     assert "no-such-org/no-such-model" in error
 
 
-def test_missing_task_folder(tmp_path, capsys):
-    code = main(["run", "--task", "qqp", "--data-dir", str(tmp_path), "--teachers", "minilm", "--db", str(tmp_path / "r.sqlite3"), "--quiet"])
+def test_missing_task_folder_records_no_run(tmp_path, capsys):
+    db = tmp_path / "r.sqlite3"
+    code = main(["run", "--task", "qqp", "--data-dir", str(tmp_path), "--teachers", "minilm", "--db", str(db), "--quiet"])
 
-    assert code == 1
+    assert code == 2
     assert "has no QQP/ folder" in capsys.readouterr().err
+    assert RunStore(db).list_runs() == []
+
+
+def test_resume_names_the_options_to_drop(tmp_path, capsys):
+    code = main(["run", "--resume", "3", "--epochs", "1", "--teachers", "minilm", "--db", str(tmp_path / "r.sqlite3"), "--quiet"])
+
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "Drop --epochs, --teachers" in error
+    assert "--from-run 3" in error
 
 
 @pytest.mark.parametrize(("flag", "expected"), [("off", False), ("on", True)])

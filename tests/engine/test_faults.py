@@ -75,7 +75,7 @@ def test_out_of_memory_fails_with_smaller_batch_hint(glue_dir, tmp_path, monkeyp
 def test_ctrl_c_cancels_and_keeps_curves(glue_dir, tmp_path):
     db = tmp_path / "runs.sqlite3"
     script = f"import sys; from engine.cli import main; sys.exit(main({_cli_args(glue_dir, db, epochs=40)!r}))"
-    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
         while _metric_count(db) < 10:
@@ -83,13 +83,14 @@ def test_ctrl_c_cancels_and_keeps_curves(glue_dir, tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=120)
+        stdout, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
 
     assert process.returncode == 130
     assert "Cancelling after the current step" in stderr
+    assert "Resume it with `lampreia run --resume 1`" in stdout
     store = RunStore(db)
     record = store.get_run(1)
     assert record.status == "cancelled"
