@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn, Sequence, TextIO
 
-from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEIGHTINGS, RunConfig, list_presets, load_preset
+from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEIGHTINGS, RunConfig, StudentConfig, list_presets, load_preset, preset_description
 from engine.errors import LampreiaError, StoreError
 from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChanged, Progress, RunFailed, RunPrepared, RunStarted
 from engine.logs import configure_logging
+from engine.model_sources import ALIASES
 from engine.paths import default_database_path
 from engine.run_store import RunRecord, RunStore
 from engine.tasks import TASKS
@@ -124,12 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     fields.add_argument("--distill-loss", choices=DISTILL_LOSSES, help="Distance to the teacher embeddings.")
     fields.add_argument("--embedding", choices=EMBEDDINGS, help="Student token embedding.")
     fields.add_argument("--mixer", choices=MIXERS, help="Student token mixer.")
-    fields.add_argument("--d-model", type=int, help="Student width.")
-    fields.add_argument("--layers", type=int, help="Student blocks.")
-    fields.add_argument("--heads", type=int, help="Heads per mixer (must divide d_model).")
+    student = StudentConfig()
+    fields.add_argument("--d-model", type=int, help=f"Student width (default {student.d_model}).")
+    fields.add_argument("--layers", type=int, help=f"Student blocks (default {student.n_layers}).")
+    fields.add_argument("--heads", type=int, help=f"Heads per mixer; must divide d_model (default {student.n_heads}).")
     fields.add_argument("--ffn", type=int, help="Feed-forward width (default 4 × d_model).")
     fields.add_argument("--max-seq-len", type=int, help="Tokens per input after truncation.")
-    fields.add_argument("--tokenizer", help="Student tokenizer (alias, Hub id or folder).")
+    fields.add_argument(
+        "--tokenizer",
+        help=f"Student tokenizer: an alias ({', '.join(ALIASES)}; minilm works offline), a Hub id or a folder (default {student.tokenizer}).",
+    )
     fields.add_argument("--padding", choices=PADDING_MODES, help="Batch padding mode.")
     fields.add_argument("--evals-per-epoch", type=int, help="Evaluations per epoch.")
     fields.add_argument("--device", help="auto, cpu, cuda or cuda:N.")
@@ -158,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--csv", type=Path, required=True, metavar="FILE", help="CSV file to write (run_id, step, epoch, name, value, wall_time).")
     export.add_argument("--db", type=Path, help="Run database.")
 
-    commands.add_parser("presets", help="List the presets.")
+    commands.add_parser("presets", help="List the presets with what each one is for.")
     return parser
 
 
@@ -177,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _export(args)
         if args.command == "presets":
             for name in list_presets():
-                print(name)
+                print(f"{name:<14} {preset_description(name)}")
             return 0
         parser.print_help()
         return EXIT_INVALID

@@ -178,3 +178,20 @@ def test_skip_malformed_rows_flag():
     args = build_parser().parse_args(["run", "--skip-malformed-rows"])
 
     assert build_config(args, None).data.skip_malformed_rows is True
+
+
+def test_presets_are_listed_with_their_purpose(capsys):
+    assert main(["presets"]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["full", "offline-demo", "paper"]
+    assert "offline" in lines[1]
+
+
+def test_run_help_shows_student_defaults_and_tokenizer_aliases(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+
+    text = " ".join(capsys.readouterr().out.split())
+    assert "must divide d_model (default 8)" in text
+    assert "(gpt2, distilbert, roberta, minilm; minilm works offline)" in text
