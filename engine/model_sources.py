@@ -115,10 +115,11 @@ def _download(hub_id: str, what: str, cancel: CancellationToken | None = None) -
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    options = {"tqdm_class": cancellable_progress(cancel)} if cancel is not None else {}
+    options = {}
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+        options["tqdm_class"] = cancellable_progress(cancel)
     try:
-        if cancel is not None:
-            cancel.raise_if_cancelled()
         return Path(snapshot_download(hub_id, allow_patterns=HUB_FILE_PATTERNS, **options))
     except GatedRepoError:
         raise TeacherLoadError(

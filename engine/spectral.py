@@ -14,6 +14,7 @@ a sentence's output does not depend on how far its batch was padded.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -32,28 +33,19 @@ def logphase_response(n_fft: int, alpha: torch.Tensor) -> torch.Tensor:
     return torch.polar(magnitude, alpha.to(torch.float32) * phase_shape)
 
 
-# α-independent parts of the filter, cached per shape and device: a student calls the filter once
-# per layer and forward pass, and on short batches rebuilding them was most of the filter's cost.
-_SHAPE_CACHE: dict[tuple, torch.Tensor | tuple[torch.Tensor, torch.Tensor]] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _logphase_shape(n_fft: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (arctan(ln(k + ε)) per rFFT bin with 0 at DC and Nyquist, ones) for ``logphase_response``."""
-    key = ("logphase", n_fft, str(device))
-    cached = _SHAPE_CACHE.get(key)
-    if cached is None:
-        # Built outside inference mode, so that a run that first filters under inference_mode (an
-        # attention snapshot) can still save these tensors for backward later.
-        with torch.inference_mode(False), torch.no_grad():
-            bins = torch.arange(n_fft // 2 + 1, device=device, dtype=torch.float32)
-            shape = torch.atan(torch.log(bins / n_fft + EPSILON))
-            # DC and (for even n_fft) Nyquist bins must be real for a real inverse transform.
-            shape[0] = 0.0
-            if n_fft % 2 == 0:
-                shape[-1] = 0.0
-            cached = (shape, torch.ones_like(shape))
-        _SHAPE_CACHE[key] = cached
-    return cached
+    """Return arctan(ln(k + ε)) per rFFT bin (0 at DC and Nyquist) and ones, cached per n_fft and device."""
+    # Built outside inference mode, so that a run that first filters under inference_mode (an
+    # attention snapshot) can still save these tensors for backward later.
+    with torch.inference_mode(False), torch.no_grad():
+        bins = torch.arange(n_fft // 2 + 1, device=device, dtype=torch.float32)
+        shape = torch.atan(torch.log(bins / n_fft + EPSILON))
+        # DC and (for even n_fft) Nyquist bins must be real for a real inverse transform.
+        shape[0] = 0.0
+        if n_fft % 2 == 0:
+            shape[-1] = 0.0
+        return shape, torch.ones_like(shape)
 
 
 # Cost model of the two filter paths, per sequence and channel: the Toeplitz product costs T²
@@ -124,15 +116,12 @@ def toeplitz_from_impulse(h: torch.Tensor, length: int) -> torch.Tensor:
     return gathered.movedim((0, 1), (-2, -1))
 
 
+@functools.lru_cache(maxsize=None)
 def _toeplitz_offsets(length: int, n_fft: int, device: torch.device) -> torch.Tensor:
-    key = ("offsets", length, n_fft, str(device))
-    offsets = _SHAPE_CACHE.get(key)
-    if offsets is None:
-        with torch.inference_mode(False), torch.no_grad():
-            positions = torch.arange(length, device=device)
-            offsets = (positions[:, None] - positions[None, :]) % n_fft  # (T, T)
-        _SHAPE_CACHE[key] = offsets
-    return offsets
+    """Return the (T, T) indices (t − s) mod n_fft, cached per length, n_fft and device."""
+    with torch.inference_mode(False), torch.no_grad():
+        positions = torch.arange(length, device=device)
+        return (positions[:, None] - positions[None, :]) % n_fft
 
 
 class _PhaseStrength(nn.Module):
@@ -212,10 +201,9 @@ class LogPhaseMixer(SoftmaxMixer):
         batch, length, d_model = x.shape
         real = mask[:, :, None].to(x.dtype)  # (B, T, 1)
         # TODO: on short SST-2 batches (T ≈ 11, batch 32, 2 CPU threads) the student trains at about
-        # 0.9 times the speed of a BERT of its shape with a frozen token table (bench/
-        # student_throughput.py). Caching the filter's α-independent parts and filtering the mask
-        # as one more channel gained 1% (bench/before_after.py --revision 4a7ea2e), so the
-        # difference lies elsewhere and is not yet located.
+        # 0.9 times the speed of a BERT of its shape with a frozen token table
+        # (bench/student_throughput.py). Caching the filter's α-independent parts gained only 1%, so
+        # the cause is not located yet.
         # The mask is filtered as one more channel of x. Its filtered copy then multiplies the Q/K
         # bias as one more input column of the Q/K weight. That is one filter product and one
         # matrix product instead of two of each.

@@ -47,7 +47,7 @@ from engine.events import (
 from engine.glue_data import GlueSplit, load_split, validate_glue_dir
 from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
 from engine.student import Student
-from engine.tasks import GlueTask, majority_baseline
+from engine.tasks import TASKS, GlueTask, majority_baseline
 from engine.teacher_targets import TeacherEmbeddings, extract_teacher_embeddings, standardize
 from engine.teachers import TeacherInfo, check_sequence_length, inspect_teacher
 from engine.tokenization import EncodedRows, StudentTokenizer, collate, epoch_batches
@@ -214,8 +214,6 @@ class Trainer:
 
         Rows are parsed later, by the run, so a malformed row is still stored as a failed run.
         """
-        from engine.tasks import TASKS
-
         if self.resume_run_id is None and self.config.data.glue_dir:
             validate_glue_dir(TASKS[self.config.task], self.config.data.glue_dir)
 

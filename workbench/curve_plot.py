@@ -152,17 +152,17 @@ class CurvePlot(QWidget):
         if not self._follow_y or view_box.autoRangeEnabled()[1]:
             return
         drawn = [curve.getData()[1] for curve in self._curves.values()]
-        finite = [values[np.isfinite(values)] for values in drawn if values is not None and len(values)]
-        finite = [values for values in finite if len(values)]
-        if not finite:
+        values = np.concatenate([y for y in drawn if y is not None] or [np.empty(0)])
+        values = values[np.isfinite(values)]
+        if values.size == 0:
             return
-        low = min(float(values.min()) for values in finite)
-        high = max(float(values.max()) for values in finite)
+        low, high = float(values.min()), float(values.max())
         (_, _), (view_low, view_high) = view_box.viewRange()
         view_span = view_high - view_low
         if low >= view_low and high <= view_high and high - low >= Y_FILL_FRACTION * view_span:
             return
-        margin = Y_MARGIN_FRACTION * (high - low) if high > low else max(abs(high) * 0.1, 0.5)
+        # A flat curve has no span, so its margin comes from its value instead.
+        margin = Y_MARGIN_FRACTION * (high - low) if high > low else max(abs(high) * Y_MARGIN_FRACTION, 0.5)
         view_box.setYRange(low - margin, high + margin, padding=0)
 
     def clear(self) -> None:

@@ -11,14 +11,14 @@ def test_drain_shows_last_progress_of_burst(qtbot, monkeypatch):
     view = LiveView()
     qtbot.addWidget(view)
     view.begin_run("sst2")
-    shown = []
-    monkeypatch.setattr(view.progress, "_show_progress", lambda event: shown.append(event.done))
+    displayed_steps = []
+    monkeypatch.setattr(view.progress, "_show_progress", lambda event: displayed_steps.append(event.done))
 
     for done in range(1, 6):
         view.enqueue(Progress("training", done, 100, done * 0.1, None))
     view.end_run()
 
-    assert shown == [5]
+    assert displayed_steps == [5]
 
 
 def test_drain_keeps_progress_before_phase_change(qtbot):
