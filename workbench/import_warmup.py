@@ -10,9 +10,12 @@ much (bench/gui_overhead.py):
   the cyclic collector walks at every generation-2 collection (about 0.2 s here), triggered by any
   thread that allocates many objects, such as the run reading a GLUE file.
 
-Right after start-up a background thread imports those modules, then collects once and moves
-every object that exists by then into the collector's permanent generation (``gc.freeze``), so
-later collections walk only what the session creates.
+Right after start-up a background thread imports those modules, then moves every object that
+exists by then into the collector's permanent generation (``gc.freeze``), so later collections
+walk only what the session creates. It does not collect first: a collection on that thread can
+destroy a Qt object, whose destructor then waits for the GIL while holding a Qt lock that the GUI
+thread waits for (a GUI test hung so). The garbage frozen with the rest is small, about 2,000
+objects at start-up, and stays in memory until the process ends.
 """
 
 from __future__ import annotations
@@ -53,6 +56,5 @@ def _import_all() -> None:
         except Exception:  # noqa: BLE001 - a module that fails here fails again, with context, in the run
             log.warning("Could not import %s ahead of the first run", name, exc_info=True)
 
-    gc.collect()
     gc.freeze()
     log.debug("Warmed the run's lazy imports and froze %d start-up objects in %.1f s", gc.get_freeze_count(), time.perf_counter() - started)

@@ -56,3 +56,15 @@ def test_teacher_release_collects_only_on_main_thread(monkeypatch):
     released_encoder().release()
 
     assert calls == [threading.main_thread().name]
+
+
+def test_import_warmup_never_collects_on_its_thread(monkeypatch):
+    from workbench.import_warmup import warm_run_imports
+
+    calls = []
+    monkeypatch.setattr(gc, "collect", lambda *args: calls.append(threading.current_thread().name) or 0)
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+
+    warm_run_imports().join()
+
+    assert calls == ["freeze"]
