@@ -14,7 +14,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
-from engine.events import AttentionCaptured, Event, EvaluationLogged, Progress, RunPrepared, StepLogged
+from engine.events import AttentionCaptured, Event, EvaluationLogged, RunPrepared, StepLogged
 from engine.tasks import TASKS
 from workbench.attention_view import AttentionView
 from workbench.curve_plot import CurvePlot
@@ -133,17 +133,8 @@ class LiveView(QWidget):
     @Slot()
     def drain(self) -> None:
         latest_attention: AttentionCaptured | None = None
-        # QProgressBar.setValue repaints at once, so of a burst of progress events only the last is
-        # shown (a queued event of another kind still shows its progress first, keeping the order).
-        pending_progress: Progress | None = None
         while self._queue:
             event = self._queue.popleft()
-            if isinstance(event, Progress):
-                pending_progress = event
-                continue
-            if pending_progress is not None:
-                self.progress.handle(pending_progress)
-                pending_progress = None
             self.progress.handle(event)
             if isinstance(event, StepLogged):
                 self._add_step(event)
@@ -153,8 +144,6 @@ class LiveView(QWidget):
                 self._add_baselines(event)
             elif isinstance(event, AttentionCaptured):
                 latest_attention = event
-        if pending_progress is not None:
-            self.progress.handle(pending_progress)
         for plot in (self.loss_plot, self.metric_plot, self.weight_plot):
             plot.refresh()
         if latest_attention is not None:

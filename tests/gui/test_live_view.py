@@ -1,9 +1,10 @@
 """The live view's drain: a burst of queued events costs one progress repaint, in event order.
 
-``end_run`` drains what is queued and stops the refresh timer that ``begin_run`` started.
+``end_run`` drains what is queued and stops the refresh timer that ``begin_run`` started. The
+progress header shows frequent events (progress, step speeds) at the refresh, not one by one.
 """
 
-from engine.events import PhaseChanged, Progress
+from engine.events import PhaseChanged, Progress, StepLogged
 from workbench.live_view import LiveView
 
 
@@ -33,3 +34,50 @@ def test_drain_keeps_progress_before_phase_change(qtbot):
 
     # The phase change came last, so the bar is busy (no total) rather than stuck at 50 of 50.
     assert view.progress.progress_bar.maximum() == 0
+
+
+def _step(step: int, samples_per_second: float) -> StepLogged:
+    return StepLogged(step, 0.1, {"total": 1.0}, {}, 1e-3, samples_per_second, samples_per_second * 10, step * 0.1, 0.1)
+
+
+def test_step_speeds_wait_for_the_refresh_and_show_the_latest(qtbot, monkeypatch):
+    view = LiveView()
+    qtbot.addWidget(view)
+    view.begin_run("sst2")
+    shown = []
+    monkeypatch.setattr(view.progress.speed_label, "setText", shown.append)
+
+    for step in range(1, 4):
+        view.progress.handle(_step(step, 100.0 * step))
+    assert shown == []
+
+    view.progress.tick()
+    assert shown == ["300.0 samples/s · 3,000 tokens/s"]
+    view.progress.tick()
+    assert len(shown) == 1
+    view.end_run()
+
+
+def test_progress_waits_for_the_refresh_but_not_past_a_phase_change(qtbot, monkeypatch):
+    view = LiveView()
+    qtbot.addWidget(view)
+    view.begin_run("sst2")
+    bar = view.progress.progress_bar
+
+    view.progress.handle(PhaseChanged("training", "", 1, 2))
+    view.progress.handle(Progress("training", 10, 100, 1.0, 9.0))
+    assert bar.maximum() == 0  # still the busy bar of the phase change
+
+    view.progress.tick()
+    assert (bar.value(), bar.maximum()) == (10, 100)
+    assert view.progress.eta_label.text() == "ETA 0:09"
+
+    shown = []
+    show_progress = view.progress._show_progress
+    monkeypatch.setattr(view.progress, "_show_progress", lambda event: (shown.append(event.done), show_progress(event)))
+    view.progress.handle(Progress("training", 100, 100, 10.0, 0.0))
+    view.progress.handle(PhaseChanged("evaluating", "dev"))
+    # The final progress was shown, and then the phase change set the bar busy again.
+    assert shown == [100]
+    assert bar.maximum() == 0 and view.progress.eta_label.text() == ""
+    view.end_run()
