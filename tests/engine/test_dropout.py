@@ -46,3 +46,28 @@ def test_attention_without_dropout_matches_sdpa():
     reference = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
 
     assert torch.allclose(written_out, reference, atol=1e-6)
+
+
+def test_attention_dropout_equals_dropping_the_probabilities():
+    torch.manual_seed(0)
+    mixer = SoftmaxMixer(32, 4, dropout=0.3).train()
+    x = torch.randn(3, 10, 32)
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[2, 4:] = False
+    q, k, v = (tensor.detach().requires_grad_() for tensor in mixer._heads(x, mask))
+    key_mask = mask[:, None, None, :]
+
+    torch.manual_seed(7)
+    written_out = mixer._attention_with_dropout(q, k, v, key_mask)
+    torch.manual_seed(7)
+    scores = (q @ k.transpose(-1, -2) / 8**0.5).masked_fill(~key_mask, float("-inf"))
+    probabilities = scores.softmax(dim=-1)
+    keep = torch.rand_like(probabilities) >= 0.3
+    reference = (probabilities * keep / 0.7) @ v
+
+    assert 0.6 < keep.float().mean() < 0.8
+    assert torch.allclose(written_out, reference, atol=1e-6)
+    gradients = torch.autograd.grad(written_out.square().sum(), (q, k, v))
+    expected = torch.autograd.grad(reference.square().sum(), (q, k, v))
+    for got, want in zip(gradients, expected):
+        assert torch.allclose(got, want, atol=1e-5)
