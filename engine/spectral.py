@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.dropout import keep_mask
+
 
 EPSILON = 1e-10
 ALPHA_RANGE = (0.1, 3.0)
@@ -167,7 +169,7 @@ class SoftmaxMixer(nn.Module):
 
         torch 2.13's CPU flash-attention kernel has no dropout, so scaled_dot_product_attention
         falls back to its generic path there; this is the same computation with the faster dropout
-        mask of engine.dropout (``rand >= p``). Every row has at least one real key, so no softmax
+        mask of engine.dropout. Every row has at least one real key, so no softmax
         row is empty.
         """
         scores = torch.matmul(q * (1.0 / math.sqrt(self.head_dim)), k.transpose(-1, -2))  # (B, H, T, T)
@@ -175,8 +177,8 @@ class SoftmaxMixer(nn.Module):
         probabilities = scores.softmax(dim=-1)
         # Dropout's 1 / (1 - p) scales the (B, H, T, dh) output instead of the (B, H, T, T)
         # probabilities: the same product, with the scaling on dh / T of the elements.
-        keep = torch.rand_like(probabilities, dtype=torch.float32) >= self.dropout
-        return (probabilities * keep) @ v * (1.0 / (1.0 - self.dropout))
+        keep, dropped = keep_mask(probabilities.shape, self.dropout)
+        return (probabilities * keep) @ v * (1.0 / (1.0 - dropped))
 
     def mixing_matrix(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Attention probabilities (B, H, T, T); every row sums to 1 over the real keys."""

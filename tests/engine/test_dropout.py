@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from engine.dropout import Dropout, dropout
+from engine.dropout import Dropout, drop_threshold, dropout, keep_mask
 from engine.spectral import SoftmaxMixer
 
 
@@ -13,8 +13,34 @@ def test_dropout_keeps_one_minus_p_and_rescales():
 
     y = dropout(x, 0.1, training=True)
 
+    _, dropped = drop_threshold(0.1)
+    assert abs(dropped - 0.1) < 1e-5
     assert abs((y > 0).float().mean().item() - 0.9) < 0.002
-    assert torch.equal(y.unique(), torch.tensor([0.0, 1.0 / 0.9]))
+    assert torch.equal(y.unique(), torch.tensor([0.0, 1.0 / (1.0 - dropped)]))
+
+
+def test_mask_lanes_are_uniform_16_bit_values():
+    # The mask takes three 16-bit lanes of each int64 draw; torch draws 63 bits, so the fourth
+    # lane's top bit is always 0 and that lane is left out. A torch that drew fewer bits would
+    # make a used lane non-uniform, which this checks.
+    torch.manual_seed(0)
+    draws = torch.empty(200_000, dtype=torch.int64).random_()
+    bits = torch.stack([(draws >> shift) & 1 for shift in range(48)]).float().mean(dim=1)
+
+    assert torch.all((bits - 0.5).abs() < 0.005)
+
+
+def test_keep_mask_shape_and_rate():
+    torch.manual_seed(0)
+    mask, dropped = keep_mask((7, 11, 13), 0.25)
+
+    assert mask.shape == (7, 11, 13) and mask.dtype == torch.bool
+    assert dropped == 0.25
+    large, _ = keep_mask((1000, 999), 0.25)
+    assert abs(large.float().mean().item() - 0.75) < 0.003
+    # Each third of a draw's lanes is used, so the rate holds in every lane position.
+    lanes = large.view(-1)[: 333_000 * 3].view(-1, 3).float().mean(dim=0)
+    assert torch.all((lanes - 0.75).abs() < 0.005)
 
 
 def test_dropout_gradient_uses_the_same_mask():
@@ -62,8 +88,8 @@ def test_attention_dropout_equals_dropping_the_probabilities():
     torch.manual_seed(7)
     scores = (q @ k.transpose(-1, -2) / 8**0.5).masked_fill(~key_mask, float("-inf"))
     probabilities = scores.softmax(dim=-1)
-    keep = torch.rand_like(probabilities) >= 0.3
-    reference = (probabilities * keep / 0.7) @ v
+    keep, dropped = keep_mask(probabilities.shape, 0.3)
+    reference = (probabilities * keep / (1.0 - dropped)) @ v
 
     assert 0.6 < keep.float().mean() < 0.8
     assert torch.allclose(written_out, reference, atol=1e-6)
