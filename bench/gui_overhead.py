@@ -15,12 +15,21 @@ fell in. That timer wakes the GUI thread a hundred times a second, which a user'
 do, so its run does not enter the throughput figure (its speed is printed beside it). The GUI
 thread's CPU time over the run's wall time is printed per run as a diagnostic.
 
+Runs in separate processes differ by 10-20% on this kind of machine, more than the effect
+measured, so a third windowed run compares the two states within one run: its GUI thread
+alternates between working as usual for half a second and sleeping for half a second (no event
+processing, no redraws, as if no window were there). The trainer's step timings, taken on the run
+thread as the steps happen, are split by state, and each working half is compared with the mean of
+the sleeping halves beside it. Step and progress events of a sleeping half are not passed to the
+window (the other events are), so a working half carries the GUI work of its own steps only.
+
     python bench/gui_overhead.py [--quick] [--data DIR] [--threads N] [--repeats N]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -44,8 +53,9 @@ from bench.common import (  # noqa: E402
 )
 
 TICK_MS = 10
-HEADLESS, WINDOWED, STALL_PROBE = "headless", "windowed", "windowed with stall timer"
-VARIANTS = (HEADLESS, WINDOWED, STALL_PROBE)
+HALF_TURN_S = 0.5
+HEADLESS, WINDOWED, STALL_PROBE, TURNS = "headless", "windowed", "windowed with stall timer", "windowed in turns"
+VARIANTS = (HEADLESS, WINDOWED, STALL_PROBE, TURNS)
 # Training rows of the full benchmark: two epochs of 4,000 rows train for about 7 s here, long
 # enough that a run's speed varies less than the effect measured.
 TRAIN_ROWS = 4000
@@ -106,15 +116,19 @@ def headless_run(config, scratch: Path) -> float:
     return speed.samples_per_second
 
 
-def windowed_run(config, scratch: Path, app, stall_probe: bool) -> tuple[float, float, str, float]:
-    """Return (training samples/s, largest stall in ms, the phase it fell in, GUI-thread CPU share) of a run from the main window.
+def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: bool = False) -> dict:
+    """Run ``config`` from the main window and return its measurements.
 
-    Without ``stall_probe`` the stall is reported as 0 ms.
+    Keys: ``speed`` (training samples/s), ``stall_ms`` and ``stall_phase`` (largest gap of the
+    stall timer, 0 without ``stall_probe``), ``gui_cpu`` (GUI-thread CPU time over wall time) and,
+    with ``turns``, ``turn_ratios`` (see ``turn_ratios``).
     """
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
+    from engine.events import Progress, StepLogged
     from engine.run_store import RunStore
     from workbench.main_window import MainWindow
+    from workbench.run_worker import RunWorker
     from workbench.settings import WorkbenchSettings
 
     store = RunStore(scratch / "windowed.sqlite3")
@@ -129,10 +143,14 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool) -> tuple[float, 
     QTimer.singleShot(SETTLE_MS, settle.quit)
     settle.exec()
 
-    speed = StepSpeed()
-    window.controller.event_received.connect(speed)
     phase = ["starting"]
-    window.controller.event_received.connect(lambda event: phase.__setitem__(0, getattr(event, "phase", phase[0])))
+
+    def track_phase(events) -> None:
+        for event in events:
+            phase[0] = getattr(event, "phase", phase[0])
+
+    if stall_probe:
+        window.controller.events_received.connect(track_phase)
     gaps: list[tuple[float, str]] = []
     last_tick: list[float | None] = [None]
 
@@ -149,6 +167,34 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool) -> tuple[float, 
     timer = QTimer()
     timer.setInterval(TICK_MS)
     timer.timeout.connect(tick)
+
+    # Step timings as the run thread logs them, and the GUI thread's sleeps, on one clock. They are
+    # taken on the run thread, as the headless variant takes them, so no measuring code runs on
+    # the GUI thread.
+    arrivals: list[tuple[float, float, float]] = []
+    pauses: list[tuple[float, float]] = []
+    asleep = [False]
+    send = RunWorker._send
+
+    def timed_send(worker, event) -> None:
+        if isinstance(event, StepLogged):
+            arrivals.append((time.perf_counter(), event.samples_per_second * event.window_seconds, event.window_seconds))
+        if not (asleep[0] and isinstance(event, (StepLogged, Progress))):
+            send(worker, event)
+
+    def pause() -> None:
+        if not window.controller.is_running:
+            return
+        asleep[0] = True
+        started = time.perf_counter()
+        time.sleep(HALF_TURN_S)
+        pauses.append((started, time.perf_counter()))
+        asleep[0] = False
+        QTimer.singleShot(int(HALF_TURN_S * 1000), pause)
+
+    RunWorker._send = timed_send
+    if turns:
+        QTimer.singleShot(int(HALF_TURN_S * 1000), pause)
     loop = QEventLoop()
     statuses: list[str] = []
     window.controller.run_ended.connect(lambda status: (statuses.append(status), loop.quit()))
@@ -162,6 +208,7 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool) -> tuple[float, 
     loop.exec()
     gui_cpu_share = (time.thread_time() - cpu_started) / (time.perf_counter() - wall_started)
     timer.stop()
+    RunWorker._send = send
 
     window.close()
     window.deleteLater()
@@ -170,14 +217,55 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool) -> tuple[float, 
     if statuses != ["finished"]:
         raise SystemExit(f"The windowed run ended as {statuses}")
     gap, stall_phase = max(gaps, default=(0.0, "none"))
-    return speed.samples_per_second, max(0.0, gap * 1000 - TICK_MS), stall_phase, gui_cpu_share
+    return {
+        "speed": sum(samples for _, samples, _ in arrivals) / max(sum(seconds for _, _, seconds in arrivals), 1e-9),
+        "stall_ms": max(0.0, gap * 1000 - TICK_MS) if stall_probe else 0.0,
+        "stall_phase": stall_phase if stall_probe else "none",
+        "gui_cpu": gui_cpu_share,
+        "turn_ratios": turn_ratios(arrivals, pauses) if turns else [],
+    }
+
+
+def turn_ratios(arrivals: list[tuple[float, float, float]], pauses: list[tuple[float, float]]) -> list[float]:
+    """Training speed of each working half over the mean speed of the sleeping halves beside it.
+
+    ``arrivals`` holds (time, samples, training seconds) of each logged step, ``pauses`` the
+    (start, end) of each sleep of the GUI thread. A step counts for a state when the time since the
+    previous step lies wholly inside it; steps with an evaluation before them are left out.
+    """
+    paused = [[0.0, 0.0] for _ in pauses]  # samples, seconds
+    working = [[0.0, 0.0] for _ in range(len(pauses) + 1)]  # working half k ends where pause k starts
+    for (previous, _, _), (now, samples, seconds) in zip(arrivals, arrivals[1:]):
+        if seconds <= 0 or now - previous > 1.5 * seconds:
+            continue
+        index = sum(1 for start, _ in pauses if start < now)  # pauses begun before this step ended
+        if index and pauses[index - 1][0] <= previous and now <= pauses[index - 1][1]:
+            totals = paused[index - 1]
+        elif index == 0 or previous >= pauses[index - 1][1]:
+            totals = working[index]
+        else:
+            continue  # the step straddles the start or end of a sleep
+        totals[0] += samples
+        totals[1] += seconds
+
+    def speed(totals: list[float]) -> float | None:
+        return totals[0] / totals[1] if totals[1] >= 0.2 * HALF_TURN_S else None
+
+    ratios = []
+    for index in range(1, len(pauses)):  # working half between pause index-1 and pause index
+        neighbours = [value for value in (speed(paused[index - 1]), speed(paused[index])) if value]
+        own = speed(working[index])
+        if own and neighbours:
+            ratios.append(own / (sum(neighbours) / len(neighbours)))
+    return ratios
 
 
 def run_variant(variant: str, data: Path, quick: bool, scratch: Path) -> None:
     """Run one variant in this process and print its result as one ``RESULT`` line."""
     config = make_config(data, quick, seed=42)
     if variant == HEADLESS:
-        print(f"RESULT {headless_run(config, scratch)} 0 0 none", flush=True)
+        result = {"speed": headless_run(config, scratch), "stall_ms": 0.0, "stall_phase": "none", "gui_cpu": 0.0, "turn_ratios": []}
+        print("RESULT " + json.dumps(result), flush=True)
         return
 
     from PySide6.QtWidgets import QApplication
@@ -190,11 +278,11 @@ def run_variant(variant: str, data: Path, quick: bool, scratch: Path) -> None:
     # The run starts after the import warm-up, as it does when a user sets up a run before
     # pressing Run.
     warm_run_imports().join()
-    speed, stall, stall_phase, gui_cpu_share = windowed_run(config, scratch, app, stall_probe=variant == STALL_PROBE)
-    print(f"RESULT {speed} {stall} {gui_cpu_share} {stall_phase}", flush=True)
+    result = windowed_run(config, scratch, app, stall_probe=variant == STALL_PROBE, turns=variant == TURNS)
+    print("RESULT " + json.dumps(result), flush=True)
 
 
-def measure_in_subprocess(variant: str, data: Path, quick: bool, threads: int | None) -> tuple[float, float, float, str]:
+def measure_in_subprocess(variant: str, data: Path, quick: bool, threads: int | None) -> dict:
     """Run one variant in a fresh process: a process's earlier runs would change its thread teams."""
     with tempfile.TemporaryDirectory() as scratch:
         command = [sys.executable, __file__, "--variant", variant, "--scratch", scratch, "--data", str(data)]
@@ -203,8 +291,7 @@ def measure_in_subprocess(variant: str, data: Path, quick: bool, threads: int | 
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     if completed.returncode != 0 or not lines:
         raise SystemExit(f"The {variant} run failed (exit status {completed.returncode}); its error is above.")
-    _, speed, stall, gui_cpu_share, stall_phase = lines[-1].split(maxsplit=4)
-    return float(speed), float(stall), float(gui_cpu_share), stall_phase
+    return json.loads(lines[-1].removeprefix("RESULT "))
 
 
 def main() -> None:
@@ -227,24 +314,28 @@ def main() -> None:
         measure_in_subprocess(HEADLESS, data, args.quick, args.threads)
 
         speeds: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
-        stalls, gui_cpu = [], []
+        stalls, gui_cpu, turns = [], [], []
         for repeat in range(repeats):
             # Each variant takes each place in the order in turn, so the machine's drift over a
             # repetition does not favour one of them.
-            order = VARIANTS[repeat % 3:] + VARIANTS[:repeat % 3]
-            for variant in order:
-                speed, stall, gui_cpu_share, stall_phase = measure_in_subprocess(variant, data, args.quick, args.threads)
-                speeds[variant].append(speed)
+            shift = repeat % len(VARIANTS)
+            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+                result = measure_in_subprocess(variant, data, args.quick, args.threads)
+                speeds[variant].append(result["speed"])
                 if variant == STALL_PROBE:
-                    stalls.append((stall, stall_phase))
+                    stalls.append((result["stall_ms"], result["stall_phase"]))
                 elif variant == WINDOWED:
-                    gui_cpu.append(gui_cpu_share)
+                    gui_cpu.append(result["gui_cpu"])
+                elif variant == TURNS:
+                    turns.extend(result["turn_ratios"])
+                    turn_count = len(result["turn_ratios"])
             headless = speeds[HEADLESS][-1]
             detail(
                 f"repeat {repeat + 1}: headless {headless:.1f} samples/s, windowed {speeds[WINDOWED][-1]:.1f} samples/s "
                 f"({speeds[WINDOWED][-1] / headless:.2f}, GUI thread busy {gui_cpu[-1]:.1%} of the run); "
                 f"with the stall timer {speeds[STALL_PROBE][-1]:.1f} samples/s ({speeds[STALL_PROBE][-1] / headless:.2f}), "
-                f"largest stall {stalls[-1][0]:.0f} ms (phase: {stalls[-1][1]})"
+                f"largest stall {stalls[-1][0]:.0f} ms (phase: {stalls[-1][1]}); "
+                f"in turns: {turn_count} working halves, median {median(turns[-turn_count:]) if turn_count else float('nan'):.2f}"
             )
 
     config = make_config(data, args.quick, seed=42)
@@ -259,6 +350,13 @@ def main() -> None:
         f"{median(speeds[WINDOWED]):.1f} vs {median(speeds[HEADLESS]):.1f} samples/s (medians); "
         f"throughput windowed/headless, median of the {repeats} pairs = {ratio:.2f} (goal >= 0.95)"
     )
+    if turns:
+        summary(
+            f"gui work within one run (GUI thread working or asleep in turns of {HALF_TURN_S:g} s): training speed working/asleep, "
+            f"median of {len(turns)} working halves over {repeats} runs = {median(turns):.2f} (goal >= 0.95)"
+        )
+    else:
+        summary("gui work within one run: no complete turn (the runs are too short); run without --quick")
     worst, worst_phase = max(stalls)
     summary(
         f"gui event loop: largest stall during a run {worst:.0f} ms ({worst_phase} phase) over {repeats} runs; "

@@ -130,6 +130,10 @@ class LiveView(QWidget):
     def enqueue(self, event: Event) -> None:
         self._queue.append(event)
 
+    @Slot(object)
+    def enqueue_all(self, events: list[Event]) -> None:
+        self._queue.extend(events)
+
     @Slot()
     def drain(self) -> None:
         latest_attention: AttentionCaptured | None = None

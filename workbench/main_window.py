@@ -159,8 +159,8 @@ class MainWindow(QMainWindow):
         self.run_controls.run_clicked.connect(self.start_run)
         self.run_controls.stop_clicked.connect(self.stop_run)
 
-        self.controller.event_received.connect(self.live_view.enqueue)
-        self.controller.event_received.connect(self._on_event)
+        self.controller.events_received.connect(self.live_view.enqueue_all)
+        self.controller.events_received.connect(self._on_events)
         self.controller.running_changed.connect(self._on_running_changed)
         self.controller.run_ended.connect(self._on_run_ended)
 
@@ -216,7 +216,12 @@ class MainWindow(QMainWindow):
         self.controller.shutdown()
 
     @Slot(object)
-    def _on_event(self, event: Event) -> None:
+    def _on_events(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, (RunStarted, RunFinished, RunFailed)):
+                self._on_run_event(event)
+
+    def _on_run_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self._active_run_name = event.name
             self.device_label.setText(f"Device: {event.device}")

@@ -5,3 +5,37 @@ def test_gui_overhead_quick_prints_ratio_and_stall(run_bench, shared_data):
     assert "throughput windowed/headless, median of the 1 pairs = " in completed.stdout
     assert "GUI thread busy" in completed.stderr
     assert "gui event loop: largest stall during a run " in completed.stdout
+
+
+def test_turn_ratios_split_steps_by_gui_state():
+    from bench.gui_overhead import HALF_TURN_S, turn_ratios
+
+    # Steps of 0.05 s: 100 samples each while the GUI sleeps, 90 while it works; the sleeps are
+    # [0.5, 1.0), [1.5, 2.0) and [2.5, 3.0).
+    pauses = [(start, start + HALF_TURN_S) for start in (0.5, 1.5, 2.5)]
+    arrivals = [(0.0, 0.0, 0.05)]
+    for index in range(1, 61):
+        now = index * 0.05 + 0.001
+        sleeping = any(start <= now - 0.05 and now <= end for start, end in pauses)
+        arrivals.append((now, 100.0 if sleeping else 90.0, 0.05))
+
+    ratios = turn_ratios(arrivals, pauses)
+
+    # Working halves between two sleeps: [1.0, 1.5) and [2.0, 2.5).
+    assert len(ratios) == 2
+    for ratio in ratios:
+        assert abs(ratio - 0.9) < 1e-9
+
+
+def test_turn_ratios_skip_steps_after_an_evaluation():
+    from bench.gui_overhead import turn_ratios
+
+    pauses = [(0.5, 1.0), (1.5, 2.0)]
+    # One step per 0.05 s, except a 0.3 s evaluation before the step at 1.4 s, which counts 1000 samples.
+    arrivals = [(0.0, 0.0, 0.05)] + [(t / 100, 100.0, 0.05) for t in range(5, 106, 5)]
+    arrivals += [(1.4, 1000.0, 0.05)] + [(t / 100, 100.0, 0.05) for t in range(145, 201, 5)]
+
+    ratios = turn_ratios(arrivals, pauses)
+
+    assert len(ratios) == 1
+    assert abs(ratios[0] - 1.0) < 1e-9

@@ -14,7 +14,7 @@ PROBE = "A short probe about the film."
 
 def _record_events(window) -> list:
     events: list = []
-    window.controller.event_received.connect(events.append)
+    window.controller.events_received.connect(events.extend)
     return events
 
 
