@@ -1,8 +1,8 @@
 """The live-training area: the run's progress header and tabs of plots fed by its events.
 
-Events arrive on the GUI thread as queued signals and are only appended to a queue here. A 250 ms
+Events arrive on the GUI thread in queued batches and are only appended to a queue here. A 500 ms
 timer drains the queue and redraws each changed curve once, so a run that logs hundreds of steps a
-second costs four redraws a second. Plot items are created once and then only given new data.
+second costs two redraws a second. Plot items are created once and then only given new data.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from workbench.run_progress import RunProgress
 
 log = logging.getLogger(__name__)
 
-# Four redraws a second look live and leave the run's thread the GIL: at ten a second the GUI
-# thread used about 9% of a core during a run, at four about 6% (bench/gui_overhead.py).
-# TODO: with the window open, a small student on a 2-core CPU trains at 0.85 to 0.96 of its
-# headless speed, against a goal of 0.95 (bench/gui_overhead.py). The GUI thread is busy about
-# 6% of a run, and the redraws were about 7% of the run's speed before the y range followed the
-# curves. Where the rest goes is not known yet; docs/benchmarks.md (figure 6) has the experiments.
-REFRESH_INTERVAL_MS = 250
+# Two redraws a second still show a run's progress. On a 2-core CPU each bit of GUI-thread work
+# costs the run about twice its time, because it takes a core from one of torch's two threads in
+# the middle of an operator. In 8 paired runs of bench/gui_overhead.py (working/sleeping turns),
+# 500 ms redraws with 250 ms event batches beat 250 ms with 100 ms in 6 runs, tied in 1 and lost 1.
+# TODO: with the window open, a small student on a 2-core CPU still trains at about 0.8 to 0.95 of
+# the speed it has while the GUI thread sleeps, against a goal of 0.95 (docs/benchmarks.md,
+# figure 6); the GUI thread is busy about 4% of a run.
+REFRESH_INTERVAL_MS = 500
 BASELINE_PREFIX = "baseline:"
 LOSS_PREFIX = "train/loss_"
 WEIGHT_PREFIX = "train/weight/"

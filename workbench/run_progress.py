@@ -1,7 +1,7 @@
 """The live run's header: phase, progress bar, ETA, throughput and elapsed time.
 
 Progress and step events come many times a second. The header only notes the latest of each and
-shows it at the live view's next refresh, four times a second: ``QProgressBar.setValue`` repaints
+shows it at the live view's next refresh, twice a second: ``QProgressBar.setValue`` repaints
 at once, and a label whose text changes width makes the layout recompute. Per event, that cost
 the GUI thread about 1% of a run (bench/gui_overhead.py). The other events are rare and are shown
 at once, after what is pending, so the header never shows an older state after a newer one.

@@ -3,7 +3,7 @@
 The trainer calls its event sink on the worker thread, and the sink emits
 ``RunWorker.events_emitted`` with a list of events. The receiver lives on the GUI thread, so Qt
 queues the list there. Step and progress events, which come many times a second, are sent at most
-every 100 ms, because each queued signal wakes the GUI thread. On a machine with few cores every
+every 250 ms, because each queued signal wakes the GUI thread. On a machine with few cores every
 wake-up takes a core from torch's worker threads in the middle of a step.
 Events are the engine's frozen dataclasses (built-in types and NumPy arrays), so no torch object
 or engine state crosses threads.
@@ -29,7 +29,7 @@ from workbench.threads import thread_registry
 log = logging.getLogger(__name__)
 
 # Maximum delay of a step or progress event on its way to the GUI thread.
-BATCH_INTERVAL_S = 0.1
+BATCH_INTERVAL_S = 0.25
 
 
 class RunWorker(QObject):
