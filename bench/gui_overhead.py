@@ -1,21 +1,21 @@
 #!/usr/bin/env python3
 """The GUI costs nothing: training throughput with the workbench attached over the same run headless.
 
-Each repetition runs the same SST-2 distillation three times, interleaved, each in a fresh
-process: headless through ``run_distillation`` on the main thread, and twice through the
+Each repetition runs the same SST-2 distillation four times, interleaved, each in a fresh
+process: headless through ``run_distillation`` on the main thread, and three times through the
 workbench's main window (offscreen Qt, live plots on, the run on its QThread, set up as
 `lampreia gui` sets it up). Throughput is training samples per second of the training phase, from
 the trainer's own step timings (evaluations excluded). The window is shown and left to paint for
 a second before Run is pressed.
 
-The first windowed run gives the throughput figure. The second measures stalls: from the press
-of Run until the run ends, a 10 ms QTimer records every gap between its ticks, and the largest
-gap minus the interval is the worst stall of the GUI event loop, reported with the run phase it
-fell in. That timer wakes the GUI thread a hundred times a second, which a user's window does not
+The first windowed run gives the throughput figure. The second measures stalls. From the press
+of Run until the run ends, a 10 ms QTimer records every gap between its ticks. The largest gap
+minus the interval is the worst stall of the GUI event loop, reported with the run phase it fell
+in. That timer wakes the GUI thread a hundred times a second, which a user's window does not
 do, so its run does not enter the throughput figure (its speed is printed beside it). The GUI
 thread's CPU time over the run's wall time is printed per run as a diagnostic.
 
-Runs in separate processes differ by 10-20% on this kind of machine, more than the effect
+Runs in separate processes differ by 10-30% on this kind of machine, more than the effect
 measured, so a third windowed run compares the two states within one run: its GUI thread
 alternates between working as usual for half a second and sleeping for half a second (no event
 processing, no redraws, as if no window were there). The trainer's step timings, taken on the run
@@ -229,7 +229,7 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: b
 def turn_ratios(arrivals: list[tuple[float, float, float]], pauses: list[tuple[float, float]]) -> list[float]:
     """Training speed of each working half over the mean speed of the sleeping halves beside it.
 
-    ``arrivals`` holds (time, samples, training seconds) of each logged step, ``pauses`` the
+    ``arrivals`` contains (time, samples, training seconds) of each logged step, and ``pauses`` the
     (start, end) of each sleep of the GUI thread. A step counts for a state when the time since the
     previous step lies wholly inside it; steps with an evaluation before them are left out.
     """

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 # 500 ms redraws with 250 ms event batches beat 250 ms with 100 ms in 6 runs, tied in 1 and lost 1.
 # TODO: with the window open, a small student on a 2-core CPU still trains at about 0.8 to 0.95 of
 # the speed it has while the GUI thread sleeps, against a goal of 0.95 (docs/benchmarks.md,
-# figure 6); the GUI thread is busy about 4% of a run.
+# figure 6). The GUI thread is busy about 4% of a run.
 REFRESH_INTERVAL_MS = 500
 BASELINE_PREFIX = "baseline:"
 LOSS_PREFIX = "train/loss_"
