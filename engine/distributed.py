@@ -72,9 +72,20 @@ def shard_batches(batches: list[np.ndarray], group: ProcessGroup) -> list[np.nda
     return batches[group.rank :: group.world_size][:per_rank]
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(synchronize: bool) -> None:
+    """Destroy the process group; with ``synchronize``, first wait until every rank has got here.
+
+    A rank that destroyed its gloo group while the other was still in its last collective aborted
+    with "terminate called without an active exception" (seen once, in a CI run of the
+    two-process test). Only ranks that all finished may wait: a rank that failed or was cancelled
+    alone would leave the others waiting for the collective timeout, or match a barrier they wait
+    in for another reason.
+    """
+    if not dist.is_initialized():
+        return
+    if synchronize:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 class FollowerStore:
