@@ -5,6 +5,10 @@ shows it at the live view's next refresh, twice a second: ``QProgressBar.setValu
 at once, and a label whose text changes width makes the layout recompute. Per event, that cost
 the GUI thread about 1% of a run (bench/gui_overhead.py). The other events are rare and are shown
 at once, after what is pending, so the header never shows an older state after a newer one.
+
+Phases without a known length (loading data, probing, evaluating) show an empty bar with the
+phase as its text, not Qt's busy indicator: that indicator animates at 60 frames a second, and
+each frame woke the GUI thread in the middle of the run's training steps.
 """
 
 from __future__ import annotations
@@ -65,14 +69,15 @@ class RunProgress(QWidget):
         self._running = False
         self._pending_progress: Progress | None = None
         self._pending_step: StepLogged | None = None
+        self._training_progress: Progress | None = None
 
     def begin(self) -> None:
         self._started_at = time.monotonic()
         self._running = True
-        self._pending_progress = self._pending_step = None
+        self._pending_progress = self._pending_step = self._training_progress = None
         self.title_label.setText("Starting run …")
         self.phase_label.setText("Starting")
-        self.progress_bar.setRange(0, 0)
+        self._show_phase_without_progress("starting")
         self.progress_bar.setTextVisible(True)
         for label in (self.eta_label, self.speed_label, self.details_label):
             label.setText("")
@@ -105,8 +110,11 @@ class RunProgress(QWidget):
         elif isinstance(event, PhaseChanged):
             self.phase_label.setText(describe_phase(event))
             if event.phase != "training":
-                self.progress_bar.setRange(0, 0)
+                self._show_phase_without_progress(event.phase)
                 self.eta_label.setText("")
+            elif self._training_progress is not None:
+                # Back from an evaluation: the training progress so far, until the next step's.
+                self._show_progress(self._training_progress)
         elif isinstance(event, RunFinished):
             self._end(f"{event.status.capitalize()} after {format_duration(event.duration_seconds)}")
         elif isinstance(event, RunFailed):
@@ -123,9 +131,16 @@ class RunProgress(QWidget):
             self.speed_label.setText(f"{step.samples_per_second:,.1f} samples/s · {step.tokens_per_second:,.0f} tokens/s")
             self._pending_step = None
 
+    def _show_phase_without_progress(self, phase: str) -> None:
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat(f"{phase} …")
+
     def _show_progress(self, event: Progress) -> None:
         if event.total <= 0:
             return
+        if event.phase == "training":
+            self._training_progress = event
         self.progress_bar.setRange(0, event.total)
         self.progress_bar.setValue(min(event.done, event.total))
         self.progress_bar.setFormat(f"%v of %m ({event.phase})")
@@ -136,9 +151,8 @@ class RunProgress(QWidget):
         self._running = False
         self.phase_label.setText(text)
         self.eta_label.setText("")
-        if self.progress_bar.maximum() == 0:
-            self.progress_bar.setRange(0, 1)
-            self.progress_bar.setValue(0)
+        if self.progress_bar.format().endswith(" …"):
+            self.progress_bar.setFormat("")
 
     def show_stopping(self) -> None:
         self.phase_label.setText("Stopping at the next step …")

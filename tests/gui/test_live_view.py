@@ -32,8 +32,10 @@ def test_drain_keeps_progress_before_phase_change(qtbot):
     view.enqueue(PhaseChanged("probing", "teacher confidence"))
     view.end_run()
 
-    # The phase change came last, so the bar is busy (no total) rather than stuck at 50 of 50.
-    assert view.progress.progress_bar.maximum() == 0
+    # The phase change came last, so the bar is empty and names the phase rather than stuck at 50 of 50.
+    bar = view.progress.progress_bar
+    assert (bar.value(), bar.maximum()) == (0, 1)
+    assert bar.format() == "probing …"
 
 
 def _step(step: int, samples_per_second: float) -> StepLogged:
@@ -66,7 +68,7 @@ def test_progress_waits_for_the_refresh_but_not_past_a_phase_change(qtbot, monke
 
     view.progress.handle(PhaseChanged("training", "", 1, 2))
     view.progress.handle(Progress("training", 10, 100, 1.0, 9.0))
-    assert bar.maximum() == 0  # still the busy bar of the phase change
+    assert bar.format() == "starting …"  # the progress waits for the refresh
 
     view.progress.tick()
     assert (bar.value(), bar.maximum()) == (10, 100)
@@ -77,7 +79,25 @@ def test_progress_waits_for_the_refresh_but_not_past_a_phase_change(qtbot, monke
     monkeypatch.setattr(view.progress, "_show_progress", lambda event: (shown.append(event.done), show_progress(event)))
     view.progress.handle(Progress("training", 100, 100, 10.0, 0.0))
     view.progress.handle(PhaseChanged("evaluating", "dev"))
-    # The final progress was shown, and then the phase change set the bar busy again.
+    # The final progress was shown, and then the phase change emptied the bar.
     assert shown == [100]
-    assert bar.maximum() == 0 and view.progress.eta_label.text() == ""
+    assert (bar.value(), bar.maximum(), bar.format()) == (0, 1, "evaluating …")
+    assert view.progress.eta_label.text() == ""
+
+    view.progress.handle(PhaseChanged("training", "", 1, 2))
+    # Back to training: the last training progress at once, not the evaluation's empty bar.
+    assert (bar.value(), bar.maximum()) == (100, 100)
+    view.end_run()
+
+
+def test_progress_bar_never_animates_during_a_run(qtbot):
+    view = LiveView()
+    qtbot.addWidget(view)
+    view.begin_run("sst2")
+
+    for phase in ("loading data", "extracting", "probing", "training", "evaluating"):
+        view.progress.handle(PhaseChanged(phase))
+        view.progress.tick()
+        # A maximum of 0 would make Qt draw its busy indicator, 60 repaints a second.
+        assert view.progress.progress_bar.maximum() > 0, phase
     view.end_run()
