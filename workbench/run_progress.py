@@ -7,7 +7,7 @@ the GUI thread about 1% of a run (bench/gui_overhead.py). The other events are r
 at once, after what is pending, so the header never shows an older state after a newer one.
 
 Phases without a known length (loading data, probing, evaluating) show an empty bar with the
-phase as its text, not Qt's busy indicator: that indicator animates at 60 frames a second, and
+phase as its text, not Qt's busy indicator. That indicator animates at 60 frames a second, and
 each frame woke the GUI thread in the middle of the run's training steps.
 """
 
