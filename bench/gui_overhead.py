@@ -21,7 +21,10 @@ alternates between working as usual for half a second and sleeping for half a se
 processing, no redraws, as if no window were there). The trainer's step timings, taken on the run
 thread as the steps happen, are split by state, and each working half is compared with the mean of
 the sleeping halves beside it. Step and progress events of a sleeping half are not passed to the
-window (the other events are), so a working half carries the GUI work of its own steps only.
+window (the other events are), so a working half carries the GUI work of its own steps only. A
+fourth windowed run, the control, marks the same turns on the clock without sleeping. Both of its
+states are alike, so its median shows how far the split alone moves the figure: the medians of
+about 30 halves vary by about 0.05, and a first control series gave 0.94.
 
     python bench/gui_overhead.py [--quick] [--data DIR] [--threads N] [--repeats N]
 """
@@ -54,8 +57,9 @@ from bench.common import (  # noqa: E402
 
 TICK_MS = 10
 HALF_TURN_S = 0.5
-HEADLESS, WINDOWED, STALL_PROBE, TURNS = "headless", "windowed", "windowed with stall timer", "windowed in turns"
-VARIANTS = (HEADLESS, WINDOWED, STALL_PROBE, TURNS)
+HEADLESS, WINDOWED, STALL_PROBE = "headless", "windowed", "windowed with stall timer"
+TURNS, TURNS_CONTROL = "windowed in turns", "windowed in turns, control"
+VARIANTS = (HEADLESS, WINDOWED, STALL_PROBE, TURNS, TURNS_CONTROL)
 # Training rows of the full benchmark: two epochs of 4,000 rows train for about 7 s here, long
 # enough that a run's speed varies less than the effect measured.
 TRAIN_ROWS = 4000
@@ -116,12 +120,13 @@ def headless_run(config, scratch: Path) -> float:
     return speed.samples_per_second
 
 
-def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: bool = False) -> dict:
+def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: bool = False, control: bool = False) -> dict:
     """Run ``config`` from the main window and return its measurements.
 
     Keys: ``speed`` (training samples/s), ``stall_ms`` and ``stall_phase`` (largest gap of the
     stall timer, 0 without ``stall_probe``), ``gui_cpu`` (GUI-thread CPU time over wall time) and,
-    with ``turns``, ``turn_ratios`` (see ``turn_ratios``).
+    with ``turns``, ``turn_ratios`` (see ``turn_ratios``). With ``control`` as well, the turns
+    are only marked on the clock and the GUI thread never sleeps, so both states are alike.
     """
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
 
@@ -185,11 +190,17 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: b
     def pause() -> None:
         if not window.controller.is_running:
             return
-        asleep[0] = True
         started = time.perf_counter()
+        if control:
+            QTimer.singleShot(int(HALF_TURN_S * 1000), lambda: end_pause(started))
+            return
+        asleep[0] = True
         time.sleep(HALF_TURN_S)
-        pauses.append((started, time.perf_counter()))
         asleep[0] = False
+        end_pause(started)
+
+    def end_pause(started: float) -> None:
+        pauses.append((started, time.perf_counter()))
         QTimer.singleShot(int(HALF_TURN_S * 1000), pause)
 
     RunWorker._send = timed_send
@@ -278,7 +289,8 @@ def run_variant(variant: str, data: Path, quick: bool, scratch: Path) -> None:
     # The run starts after the import warm-up, as it does when a user sets up a run before
     # pressing Run.
     warm_run_imports().join()
-    result = windowed_run(config, scratch, app, stall_probe=variant == STALL_PROBE, turns=variant == TURNS)
+    turns = variant in (TURNS, TURNS_CONTROL)
+    result = windowed_run(config, scratch, app, stall_probe=variant == STALL_PROBE, turns=turns, control=variant == TURNS_CONTROL)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -314,7 +326,7 @@ def main() -> None:
         measure_in_subprocess(HEADLESS, data, args.quick, args.threads)
 
         speeds: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
-        stalls, gui_cpu, turns = [], [], []
+        stalls, gui_cpu, turns, control = [], [], [], []
         for repeat in range(repeats):
             # Each variant takes each place in the order in turn, so the machine's drift over a
             # repetition does not favour one of them.
@@ -329,13 +341,17 @@ def main() -> None:
                 elif variant == TURNS:
                     turns.extend(result["turn_ratios"])
                     turn_count = len(result["turn_ratios"])
+                elif variant == TURNS_CONTROL:
+                    control.extend(result["turn_ratios"])
+                    control_count = len(result["turn_ratios"])
             headless = speeds[HEADLESS][-1]
             detail(
                 f"repeat {repeat + 1}: headless {headless:.1f} samples/s, windowed {speeds[WINDOWED][-1]:.1f} samples/s "
                 f"({speeds[WINDOWED][-1] / headless:.2f}, GUI thread busy {gui_cpu[-1]:.1%} of the run); "
                 f"with the stall timer {speeds[STALL_PROBE][-1]:.1f} samples/s ({speeds[STALL_PROBE][-1] / headless:.2f}), "
                 f"largest stall {stalls[-1][0]:.0f} ms (phase: {stalls[-1][1]}); "
-                f"in turns: {turn_count} working halves, median {median(turns[-turn_count:]) if turn_count else float('nan'):.2f}"
+                f"in turns: {turn_count} working halves, median {median(turns[-turn_count:]) if turn_count else float('nan'):.2f}; "
+                f"control: {control_count} halves, median {median(control[-control_count:]) if control_count else float('nan'):.2f}"
             )
 
     config = make_config(data, args.quick, seed=42)
@@ -350,10 +366,14 @@ def main() -> None:
         f"{median(speeds[WINDOWED]):.1f} vs {median(speeds[HEADLESS]):.1f} samples/s (medians); "
         f"throughput windowed/headless, median of the {repeats} pairs = {ratio:.2f} (goal >= 0.95)"
     )
-    if turns:
+    if turns and control:
+        # The control run marks the same turns without sleeping; its median shows how far the
+        # split itself moves the figure when both states are alike (1.0 if it did not at all).
+        detail(f"control run (turns marked, GUI thread never asleep): median of {len(control)} halves = {median(control):.2f}")
         summary(
             f"gui work within one run (GUI thread working or asleep in turns of {HALF_TURN_S:g} s): training speed working/asleep, "
-            f"median of {len(turns)} working halves over {repeats} runs = {median(turns):.2f} (goal >= 0.95)"
+            f"median of {len(turns)} working halves over {repeats} runs = {median(turns):.2f}; "
+            f"over the control run's {median(control):.2f} = {median(turns) / median(control):.2f} (goal >= 0.95)"
         )
     else:
         summary("gui work within one run: no complete turn (the runs are too short); run without --quick")
