@@ -23,8 +23,8 @@ thread as the steps happen, are split by state, and each working half is compare
 the sleeping halves beside it. Step and progress events of a sleeping half are not passed to the
 window (the other events are), so a working half carries the GUI work of its own steps only. A
 fourth windowed run, the control, marks the same turns on the clock without sleeping. Both of its
-states are alike, so its median shows how far the split alone moves the figure: the medians of
-about 30 halves vary by about 0.05, and a first control series gave 0.94.
+states are alike, so its median shows how far the split alone moves the figure. On a 2-core VM the
+control's per-run medians ranged from 0.87 to 1.09, and its median over five runs was 1.02.
 
     python bench/gui_overhead.py [--quick] [--data DIR] [--threads N] [--repeats N]
 """
@@ -367,7 +367,7 @@ def main() -> None:
         f"throughput windowed/headless, median of the {repeats} pairs = {ratio:.2f} (goal >= 0.95)"
     )
     if turns and control:
-        # The control run marks the same turns without sleeping; its median shows how far the
+        # The control run marks the same turns without sleeping. Its median shows how far the
         # split itself moves the figure when both states are alike (1.0 if it did not at all).
         detail(f"control run (turns marked, GUI thread never asleep): median of {len(control)} halves = {median(control):.2f}")
         summary(
