@@ -242,7 +242,7 @@ def turn_ratios(arrivals: list[tuple[float, float, float]], pauses: list[tuple[f
 
     ``arrivals`` contains (time, samples, training seconds) of each logged step, and ``pauses`` the
     (start, end) of each sleep of the GUI thread. A step counts for a state when the time since the
-    previous step lies wholly inside it; steps with an evaluation before them are left out.
+    previous step lies wholly inside it. Steps with an evaluation before them are left out.
     """
     paused = [[0.0, 0.0] for _ in pauses]  # samples, seconds
     working = [[0.0, 0.0] for _ in range(len(pauses) + 1)]  # working half k ends where pause k starts
