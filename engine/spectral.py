@@ -23,7 +23,6 @@ from torch import nn
 
 from engine.dropout import keep_mask
 
-
 EPSILON = 1e-10
 ALPHA_RANGE = (0.1, 3.0)
 
@@ -169,8 +168,7 @@ class SoftmaxMixer(nn.Module):
 
         torch 2.13's CPU flash-attention kernel has no dropout, so scaled_dot_product_attention
         falls back to its generic path there; this is the same computation with the faster dropout
-        mask of engine.dropout. Every row has at least one real key, so no softmax
-        row is empty.
+        mask of engine.dropout. Every row has at least one real key, so no softmax row is empty.
         """
         # The padding enters as an additive bias of 0 or -inf rather than through masked_fill,
         # whose backward copies the whole (B, H, T, T) gradient.

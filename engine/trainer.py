@@ -293,7 +293,7 @@ class Trainer:
     def _close_run(self, status: str, message: str | None, seconds: float) -> RunResult:
         if self.group is not None:
             # A finished run ends on every rank after the same last step, so the ranks can wait
-            # for each other; a failure or a cancellation can end one rank alone.
+            # for each other. A failure or a cancellation can end one rank alone.
             distributed.shutdown(synchronize=status == "finished")
         if self.is_main:
             self._disk_reserve.release()

@@ -12,9 +12,9 @@ much (bench/gui_overhead.py):
 
 Right after start-up a background thread imports those modules, then moves every object that
 exists by then into the collector's permanent generation (``gc.freeze``), so later collections
-walk only what the session creates. It does not collect first: a collection on that thread can
-destroy a Qt object, whose destructor then waits for the GIL while holding a Qt lock that the GUI
-thread waits for (a GUI test hung so). The garbage frozen with the rest is small, about 2,000
+walk only what the session creates. It does not collect first, because a collection on that
+thread can destroy a Qt object, whose destructor then waits for the GIL while holding a Qt lock
+that the GUI thread waits for (a GUI test hung so). The garbage frozen with the rest is small, about 2,000
 objects at start-up, and stays in memory until the process ends.
 """
 

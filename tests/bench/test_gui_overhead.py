@@ -10,8 +10,8 @@ def test_gui_overhead_quick_prints_ratio_and_stall(run_bench, shared_data):
 def test_turn_ratios_split_steps_by_gui_state():
     from bench.gui_overhead import HALF_TURN_S, turn_ratios
 
-    # Steps of 0.05 s: 100 samples each while the GUI sleeps, 90 while it works; the sleeps are
-    # [0.5, 1.0), [1.5, 2.0) and [2.5, 3.0).
+    # Steps of 0.05 s count 100 samples each while the GUI sleeps and 90 while it works. The sleeps
+    # are [0.5, 1.0), [1.5, 2.0) and [2.5, 3.0).
     pauses = [(start, start + HALF_TURN_S) for start in (0.5, 1.5, 2.5)]
     arrivals = [(0.0, 0.0, 0.05)]
     for index in range(1, 61):

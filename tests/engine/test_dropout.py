@@ -19,10 +19,9 @@ def test_dropout_keeps_one_minus_p_and_rescales():
     assert torch.equal(y.unique(), torch.tensor([0.0, 1.0 / (1.0 - dropped)]))
 
 
-def test_mask_lanes_are_uniform_16_bit_values():
-    # The mask takes three 16-bit lanes of each int64 draw; torch draws 63 bits, so the fourth
-    # lane's top bit is always 0 and that lane is left out. A torch that drew fewer bits would
-    # make a used lane non-uniform, which this checks.
+def test_mask_lanes_are_uniform():
+    # The mask takes the three low 16-bit lanes of each int64 draw, because torch draws 63 bits.
+    # A torch that drew fewer bits would make a used lane non-uniform, which this checks.
     torch.manual_seed(0)
     draws = torch.empty(200_000, dtype=torch.int64).random_()
     bits = torch.stack([(draws >> shift) & 1 for shift in range(48)]).float().mean(dim=1)
@@ -34,11 +33,12 @@ def test_keep_mask_shape_and_rate():
     torch.manual_seed(0)
     mask, dropped = keep_mask((7, 11, 13), 0.25)
 
-    assert mask.shape == (7, 11, 13) and mask.dtype == torch.bool
+    assert mask.shape == (7, 11, 13)
+    assert mask.dtype == torch.bool
     assert dropped == 0.25
     large, _ = keep_mask((1000, 999), 0.25)
     assert abs(large.float().mean().item() - 0.75) < 0.003
-    # Each third of a draw's lanes is used, so the rate holds in every lane position.
+    # All three lanes of a draw are used, so each lane position must keep the same rate.
     lanes = large.view(-1)[: 333_000 * 3].view(-1, 3).float().mean(dim=0)
     assert torch.all((lanes - 0.75).abs() < 0.005)
 
@@ -74,7 +74,7 @@ def test_attention_without_dropout_matches_sdpa():
     assert torch.allclose(written_out, reference, atol=1e-6)
 
 
-def test_attention_dropout_equals_dropping_the_probabilities():
+def test_attention_dropout_drops_probabilities():
     torch.manual_seed(0)
     mixer = SoftmaxMixer(32, 4, dropout=0.3).train()
     x = torch.randn(3, 10, 32)

@@ -42,25 +42,25 @@ def _step(step: int, samples_per_second: float) -> StepLogged:
     return StepLogged(step, 0.1, {"total": 1.0}, {}, 1e-3, samples_per_second, samples_per_second * 10, step * 0.1, 0.1)
 
 
-def test_step_speeds_wait_for_the_refresh_and_show_the_latest(qtbot, monkeypatch):
+def test_speed_label_waits_for_refresh(qtbot, monkeypatch):
     view = LiveView()
     qtbot.addWidget(view)
     view.begin_run("sst2")
-    shown = []
-    monkeypatch.setattr(view.progress.speed_label, "setText", shown.append)
+    displayed_texts = []
+    monkeypatch.setattr(view.progress.speed_label, "setText", displayed_texts.append)
 
     for step in range(1, 4):
         view.progress.handle(_step(step, 100.0 * step))
-    assert shown == []
+    assert displayed_texts == []
 
     view.progress.tick()
-    assert shown == ["300.0 samples/s · 3,000 tokens/s"]
+    assert displayed_texts == ["300.0 samples/s · 3,000 tokens/s"]
     view.progress.tick()
-    assert len(shown) == 1
+    assert len(displayed_texts) == 1
     view.end_run()
 
 
-def test_progress_waits_for_the_refresh_but_not_past_a_phase_change(qtbot, monkeypatch):
+def test_progress_waits_for_refresh(qtbot, monkeypatch):
     view = LiveView()
     qtbot.addWidget(view)
     view.begin_run("sst2")
@@ -74,13 +74,18 @@ def test_progress_waits_for_the_refresh_but_not_past_a_phase_change(qtbot, monke
     assert (bar.value(), bar.maximum()) == (10, 100)
     assert view.progress.eta_label.text() == "ETA 0:09"
 
-    shown = []
+    displayed_steps = []
     show_progress = view.progress._show_progress
-    monkeypatch.setattr(view.progress, "_show_progress", lambda event: (shown.append(event.done), show_progress(event)))
+
+    def record_and_show(event: Progress) -> None:
+        displayed_steps.append(event.done)
+        show_progress(event)
+
+    monkeypatch.setattr(view.progress, "_show_progress", record_and_show)
     view.progress.handle(Progress("training", 100, 100, 10.0, 0.0))
     view.progress.handle(PhaseChanged("evaluating", "dev"))
     # The final progress was shown, and then the phase change emptied the bar.
-    assert shown == [100]
+    assert displayed_steps == [100]
     assert (bar.value(), bar.maximum(), bar.format()) == (0, 1, "evaluating …")
     assert view.progress.eta_label.text() == ""
 
@@ -90,7 +95,7 @@ def test_progress_waits_for_the_refresh_but_not_past_a_phase_change(qtbot, monke
     view.end_run()
 
 
-def test_progress_bar_never_animates_during_a_run(qtbot):
+def test_progress_bar_never_busy(qtbot):
     view = LiveView()
     qtbot.addWidget(view)
     view.begin_run("sst2")
