@@ -5,10 +5,9 @@ on one thread (torch 2.13). In the student's CPU training step at batch 32 × 12
 about 8% of the time on one thread (torch profiler). Drawing one uniform float per element
 instead (``rand >= p``) still took 13% of that step with two threads, most of it for the
 attention masks of (B, H, T, T) elements. So the mask here compares 16-bit random integers with
-a threshold, three of them cut from each 64-bit draw of torch's generator: about 0.6 times the
-time of ``rand >= p`` for a 32 × 8 × 128 × 128 mask. The drop probability is rounded to a multiple
-of 1/65536 (0.1 becomes 0.1000061) and the kept elements are scaled by 1 / (1 − that), so the
-expected value stays exact. Other devices use torch's fused kernel.
+a threshold, four of them cut from each 64-bit draw of torch's generator. The drop probability is
+rounded to a multiple of 2/65536 (0.1 becomes 0.1000061) and the kept elements are scaled by
+1 / (1 − that), so the expected value stays exact. Other devices use torch's fused kernel.
 """
 
 from __future__ import annotations
@@ -35,28 +34,34 @@ class _ScaleByMask(torch.autograd.Function):
         return grad.mul(keep).mul_(ctx.scale), None, None
 
 
-# torch's CPU ``random_()`` on int64 draws 63-bit values (the sign bit is always 0), so of the
-# four 16-bit lanes of each draw only the three low ones are uniform.
-_UNIFORM_LANES = 3
+# torch's CPU ``random_()`` on int64 draws 63-bit values (the sign bit is always 0). Shifted left
+# by one bit, each draw holds four 16-bit lanes: three uniform over [-32768, 32767] and the lowest
+# uniform over its even values. One threshold gives all four the same drop probability when that
+# probability is a multiple of 2/65536.
+_LANES = 4
 _LANE_VALUES = 1 << 16
 
 
 def drop_threshold(p: float) -> tuple[int, float]:
-    """Return (threshold on a signed 16-bit lane, the drop probability it gives) for probability ``p``."""
-    dropped = round(p * _LANE_VALUES)
+    """Return (threshold on a signed 16-bit lane, the drop probability it gives) for probability ``p``.
+
+    The probability is ``p`` rounded to a multiple of 2/65536 (see the lanes above).
+    """
+    # At most 65534 of 65536 values, so that the threshold fits a 16-bit lane.
+    dropped = min(2 * round(p * _LANE_VALUES / 2), _LANE_VALUES - 2)
     return dropped - _LANE_VALUES // 2, dropped / _LANE_VALUES
 
 
 def keep_mask(shape: torch.Size | tuple[int, ...], p: float) -> tuple[torch.Tensor, float]:
     """Return a boolean CPU mask of ``shape`` that keeps each element with probability 1 − p', and p'.
 
-    p' is ``p`` rounded to a multiple of 1/65536 (``drop_threshold``).
+    p' is ``p`` rounded to a multiple of 2/65536 (``drop_threshold``).
     """
     count = math.prod(shape)
-    draws = torch.empty(-(-count // _UNIFORM_LANES), dtype=torch.int64).random_()
-    lanes = draws.view(torch.int16).view(-1, 4)[:, :_UNIFORM_LANES]
+    draws = torch.empty(-(-count // _LANES), dtype=torch.int64).random_()
+    draws <<= 1
     threshold, dropped = drop_threshold(p)
-    return (lanes >= threshold).view(-1)[:count].view(shape), dropped
+    return (draws.view(torch.int16) >= threshold)[:count].view(shape), dropped
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:

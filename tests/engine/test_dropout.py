@@ -20,13 +20,15 @@ def test_dropout_keeps_one_minus_p_and_rescales():
 
 
 def test_mask_lanes_are_uniform():
-    # The mask takes the three low 16-bit lanes of each int64 draw, because torch draws 63 bits.
+    # The mask shifts each int64 draw left by one bit and cuts four 16-bit lanes from it, so it
+    # needs 63 random bits.
     # A torch that drew fewer bits would make a used lane non-uniform, which this checks.
     torch.manual_seed(0)
     draws = torch.empty(200_000, dtype=torch.int64).random_()
-    bits = torch.stack([(draws >> shift) & 1 for shift in range(48)]).float().mean(dim=1)
+    bits = torch.stack([(draws >> shift) & 1 for shift in range(63)]).float().mean(dim=1)
 
     assert torch.all((bits - 0.5).abs() < 0.005)
+    assert torch.all(draws >= 0)
 
 
 def test_keep_mask_shape_and_rate():
@@ -38,9 +40,29 @@ def test_keep_mask_shape_and_rate():
     assert dropped == 0.25
     large, _ = keep_mask((1000, 999), 0.25)
     assert abs(large.float().mean().item() - 0.75) < 0.003
-    # All three lanes of a draw are used, so each lane position must keep the same rate.
-    lanes = large.view(-1)[: 333_000 * 3].view(-1, 3).float().mean(dim=0)
+    # All four lanes of a draw are used, the lowest with even values only, so each lane position
+    # must keep the same rate.
+    lanes = large.view(-1)[: 249_750 * 4].view(-1, 4).float().mean(dim=0)
     assert torch.all((lanes - 0.75).abs() < 0.005)
+
+
+def test_drop_probability_fits_the_lanes():
+    _, almost_all = drop_threshold(0.9999999)
+    _, none = drop_threshold(1e-7)
+
+    assert almost_all == 65534 / 65536
+    assert none == 0.0
+
+
+def test_masks_follow_the_seed():
+    torch.manual_seed(3)
+    first, _ = keep_mask((64, 4096), 0.1)
+    torch.manual_seed(3)
+    again, _ = keep_mask((64, 4096), 0.1)
+    other, _ = keep_mask((64, 4096), 0.1)
+
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
 
 
 def test_dropout_gradient_uses_the_same_mask():
@@ -50,7 +72,8 @@ def test_dropout_gradient_uses_the_same_mask():
     y = dropout(x, 0.3, training=True)
     y.sum().backward()
 
-    assert torch.allclose(x.grad, (y != 0).float() / 0.7)
+    _, dropped = drop_threshold(0.3)
+    assert torch.allclose(x.grad, (y != 0).float() / (1.0 - dropped))
 
 
 def test_dropout_module_is_identity_in_eval_mode():
