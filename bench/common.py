@@ -118,6 +118,27 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def median_interval(values: list[float], over: list[float] | None = None, level: float = 0.95, resamples: int = 4000, seed: int = 0) -> tuple[float, float]:
+    """Return a bootstrap percentile interval of median(values), or of median(values) / median(over).
+
+    Each resample draws ``values`` (and ``over``, independently) with replacement; the interval
+    holds the central ``level`` of the resampled medians or ratios. The seed is fixed, so the same
+    numbers give the same interval.
+    """
+    import random
+
+    generator = random.Random(seed)
+    estimates = []
+    for _ in range(resamples):
+        estimate = statistics.median(generator.choices(values, k=len(values)))
+        if over is not None:
+            estimate /= statistics.median(generator.choices(over, k=len(over)))
+        estimates.append(estimate)
+    estimates.sort()
+    tail = (1.0 - level) / 2.0
+    return estimates[int(tail * (resamples - 1))], estimates[int(round((1.0 - tail) * (resamples - 1)))]
+
+
 def add_common_arguments(parser) -> None:
     """Add --quick, --threads and --repeats, which every benchmark script accepts."""
     parser.add_argument("--quick", action="store_true", help="smoke-test mode: tiny sizes, one repetition; the ratios are not meaningful")

@@ -26,7 +26,11 @@ fourth windowed run, the control, marks the same turns on the clock without slee
 states are alike, so its median shows how far the split alone moves the figure. On a 2-core VM the
 control's per-run medians ranged from 0.87 to 1.09, and its median over five runs was 1.02.
 
-    python bench/gui_overhead.py [--quick] [--data DIR] [--threads N] [--repeats N]
+The in-run figure and the control's median are printed with 95% bootstrap intervals of their
+medians over the halves. ``--turns-only --rows N`` runs only those two, with longer runs, for a
+narrower interval.
+
+    python bench/gui_overhead.py [--quick] [--data DIR] [--threads N] [--repeats N] [--rows N] [--turns-only]
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from bench.common import (  # noqa: E402
     detail,
     isolated_user_folders,
     median,
+    median_interval,
     summary,
 )
 
@@ -66,14 +71,14 @@ TRAIN_ROWS = 4000
 SETTLE_MS = 1000
 
 
-def make_config(data: Path, quick: bool, seed: int):
+def make_config(data: Path, quick: bool, seed: int, rows: int = TRAIN_ROWS):
     from engine.config import RunConfig
 
     student = {"tokenizer": "minilm", "d_model": 64 if quick else 128, "n_layers": 2, "n_heads": 4, "max_seq_len": 64}
     return RunConfig.from_dict(
         {
             "task": "sst2",
-            "data": {"glue_dir": str(data / "glue"), "train_limit": 256 if quick else TRAIN_ROWS, "dev_limit": 100 if quick else 400},
+            "data": {"glue_dir": str(data / "glue"), "train_limit": 256 if quick else rows, "dev_limit": 100 if quick else 400},
             "student": student,
             "distillation": {"teachers": ["minilm"]},
             "training": {"epochs": 1 if quick else 2, "batch_size": 32, "evals_per_epoch": 2, "device": "cpu", "seed": seed},
@@ -271,9 +276,9 @@ def turn_ratios(arrivals: list[tuple[float, float, float]], pauses: list[tuple[f
     return ratios
 
 
-def run_variant(variant: str, data: Path, quick: bool, scratch: Path) -> None:
+def run_variant(variant: str, data: Path, quick: bool, scratch: Path, rows: int) -> None:
     """Run one variant in this process and print its result as one ``RESULT`` line."""
-    config = make_config(data, quick, seed=42)
+    config = make_config(data, quick, seed=42, rows=rows)
     if variant == HEADLESS:
         result = {"speed": headless_run(config, scratch), "stall_ms": 0.0, "stall_phase": "none", "gui_cpu": 0.0, "turn_ratios": []}
         print("RESULT " + json.dumps(result), flush=True)
@@ -294,10 +299,10 @@ def run_variant(variant: str, data: Path, quick: bool, scratch: Path) -> None:
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def measure_in_subprocess(variant: str, data: Path, quick: bool, threads: int | None) -> dict:
+def measure_in_subprocess(variant: str, data: Path, quick: bool, threads: int | None, rows: int) -> dict:
     """Run one variant in a fresh process: a process's earlier runs would change its thread teams."""
     with tempfile.TemporaryDirectory() as scratch:
-        command = [sys.executable, __file__, "--variant", variant, "--scratch", scratch, "--data", str(data)]
+        command = [sys.executable, __file__, "--variant", variant, "--scratch", scratch, "--data", str(data), "--rows", str(rows)]
         command += (["--quick"] if quick else []) + (["--threads", str(threads)] if threads else [])
         completed = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
@@ -310,29 +315,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_common_arguments(parser)
     add_data_argument(parser)
+    parser.add_argument("--rows", type=int, default=TRAIN_ROWS, help=f"SST-2 training rows per run (default {TRAIN_ROWS}); more rows give more turns per run")
+    parser.add_argument(
+        "--turns-only",
+        action="store_true",
+        help="run only the in-turns run and its control, for a narrower interval of the in-run figure",
+    )
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = data_folder(args.data)
     apply_threads(args.threads)
     if args.variant is not None:
-        run_variant(args.variant, data, args.quick, args.scratch)
+        run_variant(args.variant, data, args.quick, args.scratch, args.rows)
         return
 
     repeats = args.repeats or (1 if args.quick else 5)
+    variants = (TURNS, TURNS_CONTROL) if args.turns_only else VARIANTS
     detail(describe_environment())
     with isolated_user_folders():
         # Fill the teacher-embedding cache first, so that every variant times training alone.
-        measure_in_subprocess(HEADLESS, data, args.quick, args.threads)
+        measure_in_subprocess(HEADLESS, data, args.quick, args.threads, args.rows)
 
         speeds: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
         stalls, gui_cpu, turns, control = [], [], [], []
         for repeat in range(repeats):
             # Each variant takes each place in the order in turn, so the machine's drift over a
             # repetition does not favour one of them.
-            shift = repeat % len(VARIANTS)
-            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
-                result = measure_in_subprocess(variant, data, args.quick, args.threads)
+            shift = repeat % len(variants)
+            turn_count = control_count = 0
+            for variant in variants[shift:] + variants[:shift]:
+                result = measure_in_subprocess(variant, data, args.quick, args.threads, args.rows)
                 speeds[variant].append(result["speed"])
                 if variant == STALL_PROBE:
                     stalls.append((result["stall_ms"], result["stall_phase"]))
@@ -344,17 +357,29 @@ def main() -> None:
                 elif variant == TURNS_CONTROL:
                     control.extend(result["turn_ratios"])
                     control_count = len(result["turn_ratios"])
-            headless = speeds[HEADLESS][-1]
-            detail(
-                f"repeat {repeat + 1}: headless {headless:.1f} samples/s, windowed {speeds[WINDOWED][-1]:.1f} samples/s "
-                f"({speeds[WINDOWED][-1] / headless:.2f}, GUI thread busy {gui_cpu[-1]:.1%} of the run); "
-                f"with the stall timer {speeds[STALL_PROBE][-1]:.1f} samples/s ({speeds[STALL_PROBE][-1] / headless:.2f}), "
-                f"largest stall {stalls[-1][0]:.0f} ms (phase: {stalls[-1][1]}); "
+            parts = []
+            if not args.turns_only:
+                headless = speeds[HEADLESS][-1]
+                parts.append(
+                    f"headless {headless:.1f} samples/s, windowed {speeds[WINDOWED][-1]:.1f} samples/s "
+                    f"({speeds[WINDOWED][-1] / headless:.2f}, GUI thread busy {gui_cpu[-1]:.1%} of the run); "
+                    f"with the stall timer {speeds[STALL_PROBE][-1]:.1f} samples/s ({speeds[STALL_PROBE][-1] / headless:.2f}), "
+                    f"largest stall {stalls[-1][0]:.0f} ms (phase: {stalls[-1][1]})"
+                )
+            parts.append(
                 f"in turns: {turn_count} working halves, median {median(turns[-turn_count:]) if turn_count else float('nan'):.2f}; "
                 f"control: {control_count} halves, median {median(control[-control_count:]) if control_count else float('nan'):.2f}"
             )
+            detail(f"repeat {repeat + 1}: " + "; ".join(parts))
 
-    config = make_config(data, args.quick, seed=42)
+    config = make_config(data, args.quick, seed=42, rows=args.rows)
+    if not args.turns_only:
+        summarize_separate_runs(config, speeds, stalls, repeats)
+    summarize_turns(turns, control, repeats)
+
+
+def summarize_separate_runs(config, speeds: dict[str, list[float]], stalls: list[tuple[float, str]], repeats: int) -> None:
+    """Print the windowed/headless throughput figure and the worst stall."""
     student = config.student
     # The machine's speed drifts by 10-20% over minutes, so each windowed run is compared with the
     # headless run next to it, and the figure is the median of those ratios.
@@ -366,21 +391,29 @@ def main() -> None:
         f"{median(speeds[WINDOWED]):.1f} vs {median(speeds[HEADLESS]):.1f} samples/s (medians); "
         f"throughput windowed/headless, median of the {repeats} pairs = {ratio:.2f} (goal >= 0.95)"
     )
-    if turns and control:
-        # The control run marks the same turns without sleeping. Its median shows how far the
-        # split itself moves the figure when both states are alike (1.0 if it did not at all).
-        detail(f"control run (turns marked, GUI thread never asleep): median of {len(control)} halves = {median(control):.2f}")
-        summary(
-            f"gui work within one run (GUI thread working or asleep in turns of {HALF_TURN_S:g} s): training speed working/asleep, "
-            f"median of {len(turns)} working halves over {repeats} runs = {median(turns):.2f}; "
-            f"over the control run's {median(control):.2f} = {median(turns) / median(control):.2f} (goal >= 0.95)"
-        )
-    else:
-        summary("gui work within one run: no complete turn (the runs are too short); run without --quick")
     worst, worst_phase = max(stalls)
     summary(
         f"gui event loop: largest stall during a run {worst:.0f} ms ({worst_phase} phase) over {repeats} runs; "
         f"stall/limit = {worst / 100:.2f} (goal <= 1, i.e. <= 100 ms)"
+    )
+
+
+def summarize_turns(turns: list[float], control: list[float], repeats: int) -> None:
+    """Print the in-run figure over the control's, each with a 95% bootstrap interval of its median."""
+    if not (turns and control):
+        summary("gui work within one run: no complete turn (the runs are too short); run without --quick")
+        return
+    # The control run marks the same turns without sleeping. Its median shows how far the split
+    # itself moves the figure when both states are alike (1.0 if it did not at all).
+    low, high = median_interval(control)
+    detail(f"control run (turns marked, GUI thread never asleep): median of {len(control)} halves = {median(control):.2f} (95% interval {low:.2f}-{high:.2f})")
+    low, high = median_interval(turns)
+    ratio_low, ratio_high = median_interval(turns, over=control)
+    summary(
+        f"gui work within one run (GUI thread working or asleep in turns of {HALF_TURN_S:g} s): training speed working/asleep, "
+        f"median of {len(turns)} working halves over {repeats} runs = {median(turns):.2f} (95% interval {low:.2f}-{high:.2f}); "
+        f"over the control run's {median(control):.2f} = {median(turns) / median(control):.2f} "
+        f"(95% interval {ratio_low:.2f}-{ratio_high:.2f}; goal >= 0.95)"
     )
 
 

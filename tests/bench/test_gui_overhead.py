@@ -39,3 +39,30 @@ def test_turn_ratios_skip_steps_after_an_evaluation():
 
     assert len(ratios) == 1
     assert abs(ratios[0] - 1.0) < 1e-9
+
+
+def test_median_interval_holds_the_median_and_narrows_with_more_values():
+    import random
+
+    from bench.common import median, median_interval
+
+    generator = random.Random(1)
+    few = [generator.gauss(1.0, 0.1) for _ in range(20)]
+    many = [generator.gauss(1.0, 0.1) for _ in range(500)]
+
+    low, high = median_interval(few)
+    many_low, many_high = median_interval(many)
+
+    assert low < median(few) < high
+    assert many_low < 1.0 < many_high
+    assert many_high - many_low < (high - low) / 2
+    assert median_interval(few) == (low, high)
+
+
+def test_median_interval_of_a_ratio():
+    from bench.common import median_interval
+
+    low, high = median_interval([0.9] * 10, over=[1.0] * 10)
+
+    assert abs(low - 0.9) < 1e-12
+    assert abs(high - 0.9) < 1e-12
