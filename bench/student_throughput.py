@@ -20,7 +20,10 @@ heads and BERT's pooler are extra work that the count leaves out. The machine's 
 throughput is measured in the same process, interleaved with the models, as repeated products of
 two 2048 × 2048 matrices.
 
-    python bench/student_throughput.py [--quick] [--data DIR] [--threads N] [--profile] [--compile]
+With ``--alone`` the student's passes are also timed back to back, as a training run repeats its
+step, and then the matmul's, before the interleaved timing; that FLOP fraction is printed first.
+
+    python bench/student_throughput.py [--quick] [--data DIR] [--threads N] [--profile] [--compile] [--alone]
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import argparse
 import contextlib
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,10 +215,30 @@ def passes(trainer, batches: list[Batch]):
     return run
 
 
-def compare(label: str, batches: list[Batch], vocab_size: int, repeats: int, bf16: bool, compiled: bool) -> None:
+def back_to_back(call, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``call`` in a row, after one call not counted."""
+    call()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return median(times)
+
+
+def compare(label: str, batches: list[Batch], vocab_size: int, repeats: int, bf16: bool, compiled: bool, alone: bool = False) -> None:
     """Time student, BERT and the matmul reference on ``batches`` and print the summary lines."""
     student, bert = StudentTrainer(vocab_size), BertTrainer(vocab_size)
     matmul, matmul_flops = matmul_peak_call()
+    if alone:
+        # A training run repeats the student's step with nothing in between. Here the student's
+        # passes run back to back, then the matmul's, before the interleaved timing below.
+        student_seconds, matmul_seconds = back_to_back(passes(student, batches), repeats), back_to_back(matmul, repeats)
+        fraction = training_flops(student.per_token_weights(), batches) / student_seconds / (matmul_flops / matmul_seconds)
+        summary(
+            f"FLOP rate, {label}, student timed back to back ({student_seconds:.2f} s per pass), fp32 matmul back to back "
+            f"({matmul_flops / matmul_seconds / 1e9:.1f} GFLOP/s): fraction = {fraction:.2f} (goal >= {FLOP_RATE_GOAL:.2f})"
+        )
     variants = {
         "student": passes(student, batches),
         "bert": passes(bert, batches),
@@ -287,6 +311,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=None, help="real SST-2 batches per timed pass (default 24; quick: 2)")
     parser.add_argument("--profile", action="store_true", help="print the torch profiler's top operators of the student step to stderr")
     parser.add_argument("--compile", action="store_true", help="also time the student under torch.compile (minutes of compilation)")
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="also time the student's passes back to back, then the matmul's, and print that FLOP fraction before the interleaved one",
+    )
     args = parser.parse_args()
     apply_threads(args.threads)
     data = data_folder(args.data)
@@ -302,11 +331,11 @@ def main() -> None:
     label = "SST-2 bucketed"
     if args.profile:
         profile_student(batches, vocab_size)
-    compare(label, batches, vocab_size, repeats, bf16, args.compile)
+    compare(label, batches, vocab_size, repeats, bf16, args.compile, args.alone)
 
     full_length = 32 if args.quick else 128
     full = full_batches(vocab_size, 1 if args.quick else 3, full_length)
-    compare(f"{BATCH_SIZE}x{full_length} full", full, vocab_size, repeats, bf16, args.compile)
+    compare(f"{BATCH_SIZE}x{full_length} full", full, vocab_size, repeats, bf16, args.compile, args.alone)
 
 
 if __name__ == "__main__":
