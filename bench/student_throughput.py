@@ -309,7 +309,7 @@ def main() -> None:
     add_common_arguments(parser)
     add_data_argument(parser)
     parser.add_argument("--batches", type=int, default=None, help="real SST-2 batches per timed pass (default 24; quick: 2)")
-    parser.add_argument("--profile", action="store_true", help="print the torch profiler's top operators of the student step to stderr")
+    parser.add_argument("--profile", action="store_true", help="print the torch profiler's top operators of the student step, for each batch set, to stderr")
     parser.add_argument("--compile", action="store_true", help="also time the student under torch.compile (minutes of compilation)")
     parser.add_argument(
         "--alone",
@@ -335,6 +335,8 @@ def main() -> None:
 
     full_length = 32 if args.quick else 128
     full = full_batches(vocab_size, 1 if args.quick else 3, full_length)
+    if args.profile:
+        profile_student(full, vocab_size)
     compare(f"{BATCH_SIZE}x{full_length} full", full, vocab_size, repeats, bf16, args.compile, args.alone)
 
 
