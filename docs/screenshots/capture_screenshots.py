@@ -148,7 +148,7 @@ def train_two_runs(window, data: Path, weak_teacher: Path, arguments: argparse.N
         }
     )
     progress: list[Progress] = []
-    window.controller.event_received.connect(lambda event: progress.append(event) if isinstance(event, Progress) else None)
+    window.controller.events_received.connect(lambda events: progress.extend(event for event in events if isinstance(event, Progress)))
 
     def training_fraction() -> float:
         latest = next((p for p in reversed(progress) if p.phase == "training"), None)
@@ -176,10 +176,18 @@ def train_two_runs(window, data: Path, weak_teacher: Path, arguments: argparse.N
 
 
 def capture_compare(window, store, out: Path) -> list[str]:
-    """Select every stored run in the history and capture the compare view's curves and config diff."""
+    """Select the newest finished runs in the history and capture the compare view's curves and config diff.
+
+    At most as many runs as the compare view shows; all newest runs when none has finished.
+    """
+    from workbench.compare_view import MAX_COMPARED_RUNS
+
     window.areas.setCurrentIndex(1)
     window.history.refresh()
-    run_ids = [run.id for run in store.list_runs()]
+    runs = store.list_runs(statuses=["finished"]) or store.list_runs()
+    run_ids = [run.id for run in runs[:MAX_COMPARED_RUNS]]
+    if not run_ids:
+        raise SystemExit("The run database has no runs to compare.")
     window.history.select_runs(run_ids)
     window.history_splitter.setSizes([230, 670])
     wait_until(lambda: len(window.compare_view.runs) == len(run_ids), 5000)
