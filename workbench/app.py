@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+import socket
 import sys
 import traceback
 from types import TracebackType
-from typing import Sequence
+from typing import Callable, Sequence
 
+from PySide6.QtCore import QSocketNotifier
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -56,6 +59,40 @@ def show_startup_error(title: str, text: str) -> None:
     QMessageBox.critical(None, title, text)
 
 
+def close_on_interrupt(app: QApplication, window) -> Callable[[], None]:
+    """Close ``window`` on SIGINT (Ctrl-C in the terminal) through its ``close_on_interrupt``.
+
+    Returns a function that restores the previous handling. Python runs a signal handler only when
+    the interpreter next gets control, and Qt's event loop can wait in C++ for as long as nothing
+    happens. So the signal also writes a byte to a socket that a QSocketNotifier watches, which
+    wakes the loop without a polling timer.
+    """
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    previous_wakeup = signal.set_wakeup_fd(writer.fileno())
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, app)
+
+    def drain() -> None:
+        try:
+            reader.recv(4096)
+        except BlockingIOError:
+            pass
+
+    notifier.activated.connect(drain)
+    previous_handler = signal.signal(signal.SIGINT, lambda _signal, _frame: window.close_on_interrupt())
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous_handler)
+        signal.set_wakeup_fd(previous_wakeup)
+        notifier.setEnabled(False)
+        notifier.deleteLater()
+        reader.close()
+        writer.close()
+
+    return restore
+
+
 def prepare_gui_thread(app: QApplication) -> None:
     """Set up the GUI thread for runs on worker threads, as `lampreia gui` does.
 
@@ -92,10 +129,12 @@ def run_app(argv: Sequence[str]) -> int:
 
     window = MainWindow(store, WorkbenchSettings())
     app.aboutToQuit.connect(window.shutdown)
+    restore_interrupt = close_on_interrupt(app, window)
     window.show()
     warm_run_imports()
     log.info("Workbench started; database %s, log %s", store.path, log_path)
     status = app.exec()
+    restore_interrupt()
 
     # Stopping a teacher check or tokenizer lookup cancels its Hub download. A huggingface_hub
     # release that reports whole files only (2.4 reports bytes) still finishes the file in

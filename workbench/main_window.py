@@ -57,6 +57,7 @@ class MainWindow(QMainWindow):
         self.controller = RunController(store, self)
         self.last_message: tuple[str, str] | None = None
         self._closing_after_run = False
+        self._interrupted = False
         self._config_valid = True
         self._config_problem = ""
         self._active_run_name = ""
@@ -367,7 +368,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             if self._closing_after_run:
                 return
-            if not self.confirm_close_during_run():
+            if not self._interrupted and not self.confirm_close_during_run():
                 return
             self._closing_after_run = True
             # TODO: the trainer polls the cancellation token between steps, during teacher and
@@ -378,6 +379,12 @@ class MainWindow(QMainWindow):
             return
         self._save_state()
         event.accept()
+
+    def close_on_interrupt(self) -> None:
+        """Close as Ctrl-C in the starting terminal asks: an active run is stopped without a question."""
+        log.info("Interrupted (SIGINT): closing the window%s", "; stopping the active run first" if self.controller.is_running else "")
+        self._interrupted = True
+        self.close()
 
     # Dialogs, replaceable in tests
 

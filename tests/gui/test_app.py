@@ -1,7 +1,9 @@
-"""The ``lampreia gui`` command: it opens the window, and reports a database it cannot open."""
+"""The ``lampreia gui`` command: it opens the window, closes on Ctrl-C, and reports a database it cannot open."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -49,3 +51,23 @@ def test_unopenable_database_reported(qtbot, tmp_path, monkeypatch):
     assert launcher.main(["gui", "--db", str(not_a_folder / "runs.sqlite3")]) == 1
     assert errors[0][0] == "Cannot open the run database"
     assert str(not_a_folder) in errors[0][1]
+
+
+def test_verbose_flag_alone_opens_window_and_ctrl_c_closes_it(qtbot, tmp_path, monkeypatch):
+    _use_temporary_settings(tmp_path, monkeypatch)
+    monkeypatch.setenv("LAMPREIA_DATA_DIR", str(tmp_path / "data"))
+    previous_handler = signal.getsignal(signal.SIGINT)
+    shown: list[MainWindow] = []
+
+    def interrupt() -> None:
+        shown.extend(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    QTimer.singleShot(0, interrupt)
+    # Ends the event loop if the signal did not, so that a failure cannot hang the suite.
+    QTimer.singleShot(20_000, QApplication.quit)
+    assert launcher.main(["-v"]) == 0
+
+    assert len(shown) == 1
+    assert not shown[0].isVisible()
+    assert signal.getsignal(signal.SIGINT) is previous_handler

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 from PySide6.QtCore import Qt
 
 from engine.events import AttentionCaptured, EvaluationLogged, RunPrepared, RunStarted, StepLogged
 from tests.gui.conftest import RUN_TIMEOUT_MS, fill_small_run
+from workbench.app import close_on_interrupt
 from workbench.history_panel import COLUMNS
 from workbench.threads import thread_registry
 
@@ -112,6 +116,27 @@ def test_close_mid_run_stops_and_joins(qtbot, window, glue_dir, monkeypatch, sto
     run_id = next(e for e in events if isinstance(e, RunPrepared)).run_id
     assert store.get_run(run_id).status == "cancelled"
     assert settings.config_values()["name"] == "gui-closed-run"
+
+
+def test_ctrl_c_mid_run_stops_it_without_asking(qtbot, qapp, window, glue_dir, monkeypatch, store):
+    def ask(self) -> bool:
+        raise AssertionError("Ctrl-C must not ask before it stops the run")
+
+    monkeypatch.setattr(type(window), "confirm_close_during_run", ask)
+    fill_small_run(qtbot, window, glue_dir, monkeypatch, epochs="6")
+    events = _record_events(window)
+    restore = close_on_interrupt(qapp, window)
+    try:
+        qtbot.mouseClick(window.run_controls.run_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: any(isinstance(e, StepLogged) for e in events), timeout=RUN_TIMEOUT_MS)
+
+        os.kill(os.getpid(), signal.SIGINT)
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
+    finally:
+        restore()
+
+    run_id = next(e for e in events if isinstance(e, RunPrepared)).run_id
+    assert store.get_run(run_id).status == "cancelled"
 
 
 def test_close_mid_run_can_be_refused(qtbot, window, glue_dir, monkeypatch):
