@@ -21,7 +21,7 @@ from typing import Any, NoReturn, Sequence, TextIO
 
 from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEIGHTINGS, RunConfig, StudentConfig, list_presets, load_preset, preset_description
 from engine.errors import LampreiaError, StoreError
-from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChanged, Progress, RunFailed, RunPrepared, RunStarted
+from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChanged, Progress, RunPrepared, RunStarted
 from engine.logs import configure_logging
 from engine.model_sources import ALIASES
 from engine.paths import default_database_path
@@ -207,6 +207,25 @@ def _open_store(path: Path | None) -> RunStore:
     return RunStore(path)
 
 
+def _open_existing_store(path: Path | None) -> RunStore | None:
+    """Open the database for a command that only reads it; None when the default one does not exist yet.
+
+    Opening creates a database, which a mistyped --db path must not do silently.
+    """
+    if path is not None and not path.exists():
+        raise LampreiaError(f"There is no run database at {path}.", "Check the --db path; `lampreia run --db PATH` creates a database there.")
+    if path is None and not default_database_path().exists():
+        return None
+    return RunStore(path)
+
+
+def _no_runs_yet() -> LampreiaError:
+    return LampreiaError(
+        f"No runs are recorded yet: there is no run database at {default_database_path()}.",
+        "Start one with `lampreia run` or in the workbench window, or pass --db.",
+    )
+
+
 def _config_from_file(path: Path) -> RunConfig:
     """Read a config JSON file, or the output of `lampreia show --json`, which contains it under "config"."""
     text = path.read_text(encoding="utf-8")
@@ -352,8 +371,11 @@ def format_metrics_summary(record: RunRecord) -> str:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    store = _open_store(args.db)
-    records = store.list_runs()
+    store = _open_existing_store(args.db)
+    if store is None and not args.json:
+        print(f"No runs are recorded yet (no run database at {default_database_path()}).")
+        return 0
+    records = store.list_runs() if store is not None else []
     if args.json:
         print(json.dumps([_record_json(r) for r in records], indent=2, ensure_ascii=False))
         return 0
@@ -418,7 +440,9 @@ def _record_json(record: RunRecord) -> dict[str, Any]:
 
 
 def _show(args: argparse.Namespace) -> int:
-    store = _open_store(args.db)
+    store = _open_existing_store(args.db)
+    if store is None:
+        raise _no_runs_yet()
     record = store.get_run(args.run_id)
     if args.json:
         print(json.dumps(_record_json(record), indent=2, ensure_ascii=False))
@@ -447,7 +471,9 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    store = _open_store(args.db)
+    store = _open_existing_store(args.db)
+    if store is None:
+        raise _no_runs_yet()
     record = store.get_run(args.run_id)
     points = store.metric_points(record.id)
     try:
@@ -494,8 +520,6 @@ class ProgressBar:
         elif isinstance(event, EvaluationLogged):
             shown = ", ".join(f"{k} {v:.4f}" for k, v in event.metrics.items() if not k.endswith("loss_task"))
             self.message(f"step {event.step}: {shown}{'  (best so far)' if event.is_best else ''}")
-        elif isinstance(event, RunFailed):
-            self.message(f"Failed: {event.message}")
 
     def message(self, text: str) -> None:
         if self.enabled:

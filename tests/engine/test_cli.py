@@ -71,7 +71,8 @@ def test_rerun_from_stored_config(glue_dir, tmp_path, capsys):
         (["run", "--preset", "nope"], "'nope' is not a preset"),
         (["run", "--preset", "paper", "--from-run", "1"], "cannot be combined"),
         (["run", "--weighting", "fixed", "--teachers", "minilm,gpt2", "--fixed-weights", "1"], "1 weights given for 2 teachers"),
-        (["show", "99"], "Run 99 does not exist"),
+        (["show", "99"], "There is no run database at"),
+        (["runs"], "Check the --db path"),
     ],
 )
 def test_invalid_input_gives_one_line_and_exit_2(args, fragment, tmp_path, capsys):
@@ -96,12 +97,34 @@ def test_config_file_with_newer_schema(tmp_path, capsys):
 def test_failed_run_exits_1_with_reason(glue_dir, tmp_path, capsys):
     db = tmp_path / "runs.sqlite3"
 
-    code = main(_run_args(glue_dir, db, "--teachers", "no-such-org/no-such-model"))
+    # Without --quiet, so that the progress lines are printed too.
+    args = [arg for arg in _run_args(glue_dir, db, "--teachers", "no-such-org/no-such-model") if arg != "--quiet"]
+
+    code = main(args)
 
     assert code == 1
     error = capsys.readouterr().err
     assert "run 1 failed" in error
-    assert "no-such-org/no-such-model" in error
+    assert sum("no-such-org/no-such-model" in line for line in error.splitlines()) == 1  # the reason is printed once
+
+
+def test_reading_commands_never_create_a_database(tmp_path, capsys):
+    existing = tmp_path / "runs.sqlite3"
+    RunStore(existing).close()
+    mistyped = tmp_path / "missing" / "runs.sqlite3"
+
+    missing_run = main(["show", "99", "--db", str(existing)])
+    mistyped_path = main(["runs", "--db", str(mistyped)])
+    default_missing = main(["runs"])
+
+    output = capsys.readouterr()
+    assert missing_run == 2
+    assert "Run 99 does not exist" in output.err
+    assert mistyped_path == 2
+    assert f"There is no run database at {mistyped}" in output.err
+    assert not mistyped.parent.exists()
+    assert default_missing == 0
+    assert "No runs are recorded yet" in output.out
 
 
 def test_missing_task_folder_records_no_run(tmp_path, capsys):
@@ -110,6 +133,17 @@ def test_missing_task_folder_records_no_run(tmp_path, capsys):
 
     assert code == 2
     assert "has no QQP/ folder" in capsys.readouterr().err
+    assert RunStore(db).list_runs() == []
+
+
+def test_missing_teacher_folder_records_no_run(glue_dir, tmp_path, capsys):
+    db = tmp_path / "r.sqlite3"
+    missing = tmp_path / "no-such-teacher"
+
+    code = main(_run_args(glue_dir, db, "--teachers", f"minilm,{missing}"))
+
+    assert code == 2
+    assert f"The teacher folder '{missing}' does not exist" in capsys.readouterr().err
     assert RunStore(db).list_runs() == []
 
 
