@@ -8,8 +8,10 @@ sentence still has a defined mean-pooled embedding.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -61,25 +63,55 @@ def tokenizer_vocab_size(spec: str, cancel: CancellationToken | None = None) -> 
     key = spec.strip().lower()
     if key in KNOWN_VOCAB_SIZES:
         return KNOWN_VOCAB_SIZES[key]
+    source = resolve_model_source(spec, what="student tokenizer", cancel=cancel)
+    return len(load_tokenizer(source.folder))
+
+
+def load_tokenizer(folder: Path):
+    """Load the Hugging Face tokenizer saved in ``folder``, also from its vocabulary files alone.
+
+    A folder with only vocab.json and merges.txt (byte-level BPE, as GPT-2 and RoBERTa publish
+    them) or only vocab.txt (WordPiece, as BERT does) has no config that names its tokenizer class,
+    so AutoTokenizer cannot load it; the class is then chosen from the files.
+    """
     from transformers import AutoTokenizer
 
-    source = resolve_model_source(spec, what="student tokenizer", cancel=cancel)
-    return len(AutoTokenizer.from_pretrained(str(source.folder), trust_remote_code=False))
+    described = any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "config.json"))
+    if described:
+        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+        from transformers import GPT2Tokenizer, RobertaTokenizer
+
+        vocabulary = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        # RoBERTa's vocabulary carries its own special tokens; GPT-2's has only <|endoftext|>.
+        kind = RobertaTokenizer if "<s>" in vocabulary and "<mask>" in vocabulary else GPT2Tokenizer
+    elif (folder / "vocab.txt").is_file():
+        from transformers import BertTokenizer
+
+        kind = BertTokenizer
+        words = (folder / "vocab.txt").read_text(encoding="utf-8").split()
+        # An uncased vocabulary has no capital letters outside its [CLS]-style special tokens.
+        cased = any(word != word.lower() for word in words if not word.startswith("["))
+        log.info("Loading %s as a WordPiece vocabulary (%s)", folder, "cased" if cased else "uncased")
+        return kind.from_pretrained(str(folder), do_lower_case=not cased)
+    else:
+        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    log.info("Loading %s as a %s vocabulary", folder, kind.__name__.removesuffix("Tokenizer"))
+    return kind.from_pretrained(str(folder))
 
 
 class StudentTokenizer:
     """Wraps a Hugging Face tokenizer with the student's pair, padding and truncation rules."""
 
     def __init__(self, spec: str, max_seq_len: int, pair_separator: str, cancel: CancellationToken | None = None) -> None:
-        from transformers import AutoTokenizer
-
         source = resolve_model_source(spec, what="student tokenizer", cancel=cancel)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(source.folder), trust_remote_code=False)
+            self.tokenizer = load_tokenizer(source.folder)
         except (OSError, ValueError) as error:
             raise TeacherLoadError(
                 f"The student tokenizer {spec!r} could not be loaded from {source.folder}: {error}.",
-                "Choose a folder or Hub id that contains tokenizer files (tokenizer.json, or vocab files).",
+                "Choose a folder or Hub id with tokenizer.json, or with vocab.json and merges.txt (byte-level BPE), "
+                "or with vocab.txt (WordPiece).",
             ) from None
 
         self.spec = spec
