@@ -38,7 +38,8 @@ def select_device(requested: str) -> torch.device:
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return f"CUDA: {torch.cuda.get_device_name(device)}"
-    return f"CPU: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"CPU: {platform.processor() or platform.machine()} ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def cpu_has_native_bf16() -> bool:

@@ -64,6 +64,20 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", "./", "../", "~", ".\\")) or "\\" in spec or (len(spec) > 1 and spec[1] == ":")
 
 
+def check_local_folder(spec: str, *, what: str = "model") -> None:
+    """Raise TeacherLoadError when ``spec`` is written as a path (or names a file) and is not a folder.
+
+    Cheap enough to run before a run is recorded; Hub ids and aliases pass unchecked.
+    """
+    spec = spec.strip()
+    path = Path(spec).expanduser()
+    if (path.exists() or _looks_like_path(spec)) and not path.is_dir():
+        raise TeacherLoadError(
+            f"The {what} folder {str(path)!r} does not exist or is not a folder.",
+            "Choose an existing folder that contains config.json and the model files, or give a Hugging Face id.",
+        )
+
+
 def resolve_model_source(spec: str, *, what: str = "model", cancel: CancellationToken | None = None) -> ModelSource:
     """Return the local folder for ``spec``, downloading from the Hub when needed.
 
@@ -81,11 +95,7 @@ def resolve_model_source(spec: str, *, what: str = "model", cancel: Cancellation
 
     path = Path(spec).expanduser()
     if path.exists() or _looks_like_path(spec):
-        if not path.is_dir():
-            raise TeacherLoadError(
-                f"The {what} folder {str(path)!r} does not exist or is not a folder.",
-                "Choose an existing folder that contains config.json and the model files, or give a Hugging Face id.",
-            )
+        check_local_folder(spec, what=what)
         return ModelSource(spec=spec, label=path.resolve().name, folder=path.resolve(), hub_id=None)
 
     hub_id = HUB_ALIASES.get(key, spec)

@@ -45,6 +45,7 @@ from engine.events import (
     discard_events,
 )
 from engine.glue_data import GlueSplit, load_split, validate_glue_dir
+from engine.model_sources import check_local_folder
 from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
 from engine.student import Student
 from engine.tasks import TASKS, GlueTask, majority_baseline
@@ -181,6 +182,7 @@ class Trainer:
             self.device = select_device(self.config.training.device)
             self._join_process_group()
             self._check_data_folder()
+            self._check_model_folders()
         except (RuntimeError, ValueError) as error:
             message = f"Could not join the torchrun job: {error}. Check the torchrun options and that every process can reach the others."
             self._emit(RunFailed(None, message, type(error).__name__))
@@ -208,6 +210,18 @@ class Trainer:
             self._error_type = type(error).__name__
 
         return self._close_run(status, message, time.perf_counter() - started)
+
+    def _check_model_folders(self) -> None:
+        """Reject a teacher or tokenizer given as a folder that does not exist before a run is recorded.
+
+        Hub ids are only checked by the download, inside the run, so a wrong one is stored as a
+        failed run with the Hub's answer.
+        """
+        if self.resume_run_id is not None:
+            return
+        for teacher in self.config.distillation.teachers:
+            check_local_folder(teacher, what="teacher")
+        check_local_folder(self.config.student.tokenizer, what="student tokenizer")
 
     def _check_data_folder(self) -> None:
         """Reject a missing glue_data folder or task file before a run is recorded for it.

@@ -237,3 +237,15 @@ def test_newer_schema_is_reported(tmp_path):
 
     with pytest.raises(StoreError, match="newer Lampreia"):
         RunStore(store.path)
+
+
+def test_data_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
+    a_file = tmp_path / "afile"
+    a_file.write_text("", encoding="utf-8")
+    monkeypatch.setenv("LAMPREIA_DATA_DIR", str(a_file))
+
+    with pytest.raises(StoreError) as raised:
+        RunStore()
+
+    assert f"{a_file} is a file, not a folder" in str(raised.value)
+    assert "LAMPREIA_DATA_DIR" in str(raised.value)
