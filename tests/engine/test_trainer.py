@@ -194,13 +194,28 @@ def test_nan_loss_fails_with_step_and_term(glue_dir, store, monkeypatch):
     assert isinstance(recorder.events[-1], RunFailed)
 
 
-def test_invalid_teacher_fails_before_training(glue_dir, store, tmp_path):
+def test_missing_teacher_folder_records_no_run(glue_dir, store, tmp_path):
     config = small_config(glue_dir, distillation={"teachers": [str(tmp_path / "missing-model")]})
 
     result = run_distillation(config, store)
 
     assert result.status == "failed"
     assert "does not exist or is not a folder" in result.error
+    assert result.run_id is None
+    assert store.list_runs() == []
+
+
+def test_unloadable_teacher_fails_before_training(glue_dir, store, tmp_path):
+    # A folder that exists but holds no model passes the check before the run, so the run that
+    # tries to load it is stored as failed, with no metric logged.
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    config = small_config(glue_dir, distillation={"teachers": [str(empty)]})
+
+    result = run_distillation(config, store)
+
+    assert result.status == "failed"
+    assert "has no config.json" in result.error
     assert store.get_run(result.run_id).status == "failed"
     assert store.count_metrics(result.run_id) == 0
 
