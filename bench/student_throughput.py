@@ -63,11 +63,10 @@ from engine.tasks import TASKS  # noqa: E402
 from engine.tokenization import StudentTokenizer, collate, epoch_batches  # noqa: E402
 
 BATCH_SIZE = 32
-# TODO: in fp32 the student reached the goal of 0.60 of the fp32 matmul throughput once, on
-# 32 × 128 batches (0.61, then 0.55 on a slower day). On SST-2 batches it reached 0.52, then 0.40
-# (2-core AMD EPYC). There a step holds about 350 tokens, so the products are small and the fixed
-# cost per step (operators, optimizer, Python) is large. docs/benchmarks.md, figure 3, has both
-# runs and a profile.
+# TODO: in fp32 the student reaches the goal of 0.60 of the fp32 matmul throughput on 32 × 128
+# batches (0.59-0.64 over four runs on a 2-core AMD EPYC), but not on SST-2 batches (0.40-0.52).
+# There a step holds about 350 tokens, so the products are small and the fixed cost per step
+# (operators, optimizer, Python) is large. docs/benchmarks.md, figure 3, has the runs and profiles.
 FLOP_RATE_GOAL = 0.60
 TEACHER_DIM = 768
 TEACHERS = 3
