@@ -122,7 +122,7 @@ def median_interval(values: list[float], over: list[float] | None = None, level:
     """Return a bootstrap percentile interval of median(values), or of median(values) / median(over).
 
     Each resample draws ``values`` (and ``over``, independently) with replacement; the interval
-    holds the central ``level`` of the resampled medians or ratios. The seed is fixed, so the same
+    contains the central ``level`` of the resampled medians or ratios. The seed is fixed, so the same
     numbers give the same interval.
     """
     import random

@@ -20,8 +20,9 @@ heads and BERT's pooler are extra work that the count leaves out. The machine's 
 throughput is measured in the same process, interleaved with the models, as repeated products of
 two 2048 × 2048 matrices.
 
-With ``--alone`` the student's passes are also timed back to back, as a training run repeats its
-step, and then the matmul's, before the interleaved timing; that FLOP fraction is printed first.
+With ``--alone`` the student's passes are also timed back to back, because a training run repeats
+its step with nothing in between. The matmul's passes follow, and that FLOP fraction is printed
+before the interleaved one.
 
     python bench/student_throughput.py [--quick] [--data DIR] [--threads N] [--profile] [--compile] [--alone]
 """
@@ -65,7 +66,7 @@ from engine.tokenization import StudentTokenizer, collate, epoch_batches  # noqa
 BATCH_SIZE = 32
 # TODO: in fp32 the student reaches the goal of 0.60 of the fp32 matmul throughput on 32 × 128
 # batches (0.59-0.64 over four runs on a 2-core AMD EPYC), but not on SST-2 batches (0.40-0.52).
-# There a step holds about 350 tokens, so the products are small and the fixed cost per step
+# There a step contains about 350 tokens, so the products are small and the fixed cost per step
 # (operators, optimizer, Python) is large. docs/benchmarks.md, figure 3, has the runs and profiles.
 FLOP_RATE_GOAL = 0.60
 TEACHER_DIM = 768

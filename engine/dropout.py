@@ -35,8 +35,8 @@ class _ScaleByMask(torch.autograd.Function):
 
 
 # torch's CPU ``random_()`` on int64 draws 63-bit values (the sign bit is always 0). Shifted left
-# by one bit, each draw holds four 16-bit lanes: three uniform over [-32768, 32767] and the lowest
-# uniform over its even values. One threshold gives all four the same drop probability when that
+# by one bit, each draw contains four 16-bit lanes. Three are uniform over [-32768, 32767] and the
+# lowest is uniform over its even values. One threshold gives all four the same drop probability when that
 # probability is a multiple of 2/65536.
 _LANES = 4
 _LANE_VALUES = 1 << 16

@@ -67,7 +67,7 @@ def _looks_like_path(spec: str) -> bool:
 def check_local_folder(spec: str, *, what: str = "model") -> None:
     """Raise TeacherLoadError when ``spec`` is written as a path (or names a file) and is not a folder.
 
-    Cheap enough to run before a run is recorded; Hub ids and aliases pass unchecked.
+    The check is cheap enough to run before a run is recorded. Hub ids and aliases pass unchecked.
     """
     spec = spec.strip()
     path = Path(spec).expanduser()

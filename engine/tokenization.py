@@ -70,9 +70,9 @@ def tokenizer_vocab_size(spec: str, cancel: CancellationToken | None = None) -> 
 def load_tokenizer(folder: Path):
     """Load the Hugging Face tokenizer saved in ``folder``, also from its vocabulary files alone.
 
-    A folder with only vocab.json and merges.txt (byte-level BPE, as GPT-2 and RoBERTa publish
-    them) or only vocab.txt (WordPiece, as BERT does) has no config that names its tokenizer class,
-    so AutoTokenizer cannot load it; the class is then chosen from the files.
+    GPT-2 and RoBERTa publish vocab.json and merges.txt (byte-level BPE), BERT publishes vocab.txt
+    (WordPiece). A folder with only these files has no config that names its tokenizer class, so
+    AutoTokenizer cannot load it. The class is then chosen from the files.
     """
     from transformers import AutoTokenizer
 

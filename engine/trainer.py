@@ -215,7 +215,7 @@ class Trainer:
         """Reject a teacher or tokenizer given as a folder that does not exist before a run is recorded.
 
         Hub ids are only checked by the download, inside the run, so a wrong one is stored as a
-        failed run with the Hub's answer.
+        failed run with the Hub's error.
         """
         if self.resume_run_id is not None:
             return

@@ -381,7 +381,7 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def close_on_interrupt(self) -> None:
-        """Close as Ctrl-C in the starting terminal asks: an active run is stopped without a question."""
+        """Close the window for Ctrl-C in the terminal that started it, stopping an active run without the confirmation dialog."""
         log.info("Interrupted (SIGINT): closing the window%s", "; stopping the active run first" if self.controller.is_running else "")
         self._interrupted = True
         self.close()
