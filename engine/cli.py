@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_CANCELLED = 130
+# Width of the name column of `lampreia runs`; longer names end in "…" (`show` prints them whole).
+NAME_WIDTH = 24
 
 # Command-line option → config path. Options left unset keep the preset's (or default) value.
 _OVERRIDES = {
@@ -379,18 +381,26 @@ def _runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_record_json(r) for r in records], indent=2, ensure_ascii=False))
         return 0
-    header = f"{'id':>4}  {'status':<11} {'task':<5} {'teachers':<28} {'student':<13} {'params':>9}  {'best dev':<22} {'baseline':>8}  {'time':>8}  created"
+    header = (
+        f"{'id':>4}  {'name':<{NAME_WIDTH}} {'status':<11} {'task':<5} {'teachers':<28} {'student':<13} {'params':>9}  "
+        f"{'best dev':<22} {'baseline':>8}  {'time':>8}  created"
+    )
     print(header)
     for record in records:
         primary, value = _primary(record)
         best = f"{primary.split('/')[-1]} {value:.4f}" if value is not None else "-"
         baseline = record.baseline.get(primary) if primary else None
         print(
-            f"{record.id:>4}  {record.status:<11} {record.task:<5} {','.join(record.teachers)[:28]:<28} {record.student_size:<13} "
+            f"{record.id:>4}  {_clip(record.name, NAME_WIDTH):<{NAME_WIDTH}} {record.status:<11} {record.task:<5} {','.join(record.teachers)[:28]:<28} {record.student_size:<13} "
             f"{_count(record.parameter_count):>9}  {best:<22} {(f'{baseline:.4f}' if baseline is not None else '-'):>8}  "
             f"{_duration(record.duration_seconds):>8}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(record.created_at))}"
         )
     return 0
+
+
+def _clip(text: str, width: int) -> str:
+    """Return ``text`` cut to ``width`` characters, ending in "…" where it was cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _primary(record: RunRecord) -> tuple[str, float | None]:

@@ -28,6 +28,7 @@ def test_run_then_list_show_and_export(glue_dir, tmp_path, capsys):
     assert main(["runs", "--db", str(db)]) == 0
     table = capsys.readouterr().out
     assert "finished" in table and "minilm" in table and "d32×1L×4H" in table
+    assert "cli smoke" in table
 
     assert main(["runs", "--json", "--db", str(db)]) == 0
     listed = json.loads(capsys.readouterr().out)
