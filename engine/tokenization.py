@@ -74,30 +74,24 @@ def load_tokenizer(folder: Path):
     (WordPiece). A folder with only these files has no config that names its tokenizer class, so
     AutoTokenizer cannot load it. The class is then chosen from the files.
     """
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, BertTokenizer, GPT2Tokenizer, RobertaTokenizer
 
     described = any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "config.json"))
-    if described:
-        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-    if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
-        from transformers import GPT2Tokenizer, RobertaTokenizer
-
+    if not described and (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
         vocabulary = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-        # RoBERTa's vocabulary carries its own special tokens; GPT-2's has only <|endoftext|>.
+        # RoBERTa's vocabulary contains its own special tokens; GPT-2's has only <|endoftext|>.
         kind = RobertaTokenizer if "<s>" in vocabulary and "<mask>" in vocabulary else GPT2Tokenizer
-    elif (folder / "vocab.txt").is_file():
-        from transformers import BertTokenizer
+        log.info("Loading %s as a %s vocabulary", folder, kind.__name__.removesuffix("Tokenizer"))
+        return kind.from_pretrained(str(folder))
 
-        kind = BertTokenizer
+    if not described and (folder / "vocab.txt").is_file():
         words = (folder / "vocab.txt").read_text(encoding="utf-8").split()
         # An uncased vocabulary has no capital letters outside its [CLS]-style special tokens.
         cased = any(word != word.lower() for word in words if not word.startswith("["))
         log.info("Loading %s as a WordPiece vocabulary (%s)", folder, "cased" if cased else "uncased")
-        return kind.from_pretrained(str(folder), do_lower_case=not cased)
-    else:
-        return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
-    log.info("Loading %s as a %s vocabulary", folder, kind.__name__.removesuffix("Tokenizer"))
-    return kind.from_pretrained(str(folder))
+        return BertTokenizer.from_pretrained(str(folder), do_lower_case=not cased)
+
+    return AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
 
 
 class StudentTokenizer:
