@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import signal
 import sys
 import time
@@ -269,7 +270,13 @@ def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
         overrides["distillation.trust_remote_code"] = True
     if args.data_dir is not None:
         overrides["data.glue_dir"] = str(Path(args.data_dir).expanduser())
-    return config.with_overrides(overrides) if overrides else config
+    config = config.with_overrides(overrides) if overrides else config
+    if args.fixed_weights is not None and config.distillation.weighting != "fixed":
+        raise LampreiaError(
+            f"--fixed-weights is only used with --weighting fixed, and this run weights its teachers by {config.distillation.weighting!r}.",
+            "Add --weighting fixed, or drop --fixed-weights.",
+        )
+    return config
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -298,7 +305,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             extra_options = [f"--{option.replace('_', '-')}" for option in _OVERRIDES if getattr(args, option, None) is not None]
-            extra_options += [flag for flag, value in (("--teachers", args.teachers), ("--preset", args.preset), ("--config", args.config)) if value]
+            given = (("--teachers", args.teachers), ("--preset", args.preset), ("--config", args.config), ("--from-run", args.from_run))
+            extra_options += [flag for flag, value in given if value is not None and value is not False]
             if extra_options:
                 raise LampreiaError(
                     "--resume continues a run with its stored config and takes no other settings.",
@@ -334,10 +342,18 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_CANCELLED if result.status == "cancelled" else 0
 
 
+def _db_option(store: RunStore) -> str:
+    """Return " --db PATH" for a database other than the default one, for commands printed as hints."""
+    if store.path.resolve() == default_database_path().resolve():
+        return ""
+    return f" --db {shlex.quote(str(store.path))}"
+
+
 def _cancelled_hint(store: RunStore, run_id: int) -> str:
+    db = _db_option(store)
     if "last" in store.artifacts(run_id):
-        return f"Resume it with `lampreia run --resume {run_id}`, or train it anew with `lampreia run --from-run {run_id}`."
-    return f"It stopped before its first checkpoint; train it anew with `lampreia run --from-run {run_id}`."
+        return f"Resume it with `lampreia run --resume {run_id}{db}`, or train it anew with `lampreia run --from-run {run_id}{db}`."
+    return f"It stopped before its first checkpoint; train it anew with `lampreia run --from-run {run_id}{db}`."
 
 
 def _record_abort(store: RunStore, run_id: int) -> None:
@@ -348,8 +364,8 @@ def _record_abort(store: RunStore, run_id: int) -> None:
             "interrupted",
             error=(
                 "Aborted with a second Ctrl-C before the run reached a step boundary. "
-                f"Resume it with `lampreia run --resume {run_id}` if it has a checkpoint, or train it anew "
-                f"with `lampreia run --from-run {run_id}`."
+                f"Resume it with `lampreia run --resume {run_id}{_db_option(store)}` if it has a checkpoint, or train it anew "
+                f"with `lampreia run --from-run {run_id}{_db_option(store)}`."
             ),
         )
     except StoreError:

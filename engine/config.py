@@ -333,7 +333,8 @@ class DistillationConfig(_Section):
         if len(weights) != len(self.teachers):
             raise ConfigError(
                 path,
-                f"{len(weights)} weights given for {len(self.teachers)} teachers ({', '.join(self.teachers)}).",
+                f"{len(weights)} weight{'s' if len(weights) != 1 else ''} given for {len(self.teachers)} "
+                f"teacher{'s' if len(self.teachers) != 1 else ''} ({', '.join(self.teachers)}).",
                 "Give exactly one weight per teacher, in the teachers' order.",
             )
         if any(not math.isfinite(w) or w < 0 for w in weights):

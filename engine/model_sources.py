@@ -64,18 +64,18 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", "./", "../", "~", ".\\")) or "\\" in spec or (len(spec) > 1 and spec[1] == ":")
 
 
-def check_local_folder(spec: str, *, what: str = "model") -> None:
+MODEL_FOLDER_HINT = "Choose an existing folder that contains config.json and the model files, or give a Hugging Face id."
+
+
+def check_local_folder(spec: str, *, what: str = "model", hint: str = MODEL_FOLDER_HINT) -> None:
     """Raise TeacherLoadError when ``spec`` is written as a path (or names a file) and is not a folder.
 
     The check is cheap enough to run before a run is recorded. Hub ids and aliases pass unchecked.
     """
     spec = spec.strip()
     path = Path(spec).expanduser()
-    if (path.exists() or _looks_like_path(spec)) and not path.is_dir():
-        raise TeacherLoadError(
-            f"The {what} folder {str(path)!r} does not exist or is not a folder.",
-            "Choose an existing folder that contains config.json and the model files, or give a Hugging Face id.",
-        )
+    if spec.lower() not in PACKAGED_ALIASES and (path.exists() or _looks_like_path(spec)) and not path.is_dir():
+        raise TeacherLoadError(f"The {what} folder {str(path)!r} does not exist or is not a folder.", hint)
 
 
 def resolve_model_source(spec: str, *, what: str = "model", cancel: CancellationToken | None = None) -> ModelSource:

@@ -18,7 +18,7 @@ import torch
 
 from engine.errors import TeacherLoadError
 from engine.events import CancellationToken
-from engine.model_sources import resolve_model_source
+from engine.model_sources import PACKAGED_ALIASES, check_local_folder, resolve_model_source
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,29 @@ def tokenizer_vocab_size(spec: str, cancel: CancellationToken | None = None) -> 
     return len(load_tokenizer(source.folder))
 
 
+TOKENIZER_FILES_HINT = (
+    "Choose a folder or Hub id with tokenizer.json, or with vocab.json and merges.txt (byte-level BPE), or with vocab.txt (WordPiece)."
+)
+# Files that make a folder loadable as a tokenizer besides the vocab.json + merges.txt pair.
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+
+
+def check_tokenizer_folder(spec: str) -> None:
+    """Raise TeacherLoadError when ``spec`` is written as a path and is not a folder with tokenizer files.
+
+    The check is cheap enough to run before a run is recorded. Hub ids and aliases pass unchecked.
+    """
+    check_local_folder(spec, what="student tokenizer", hint=TOKENIZER_FILES_HINT)
+    path = Path(spec.strip()).expanduser()
+    # resolve_model_source takes a local folder before a Hub alias of the same name, but the
+    # packaged alias before any folder.
+    if spec.strip().lower() in PACKAGED_ALIASES or not path.is_dir():
+        return
+    byte_level_bpe = (path / "vocab.json").is_file() and (path / "merges.txt").is_file()
+    if not byte_level_bpe and not any((path / name).is_file() for name in _TOKENIZER_FILES):
+        raise TeacherLoadError(f"The student tokenizer folder {str(path)!r} contains no tokenizer files.", TOKENIZER_FILES_HINT)
+
+
 def load_tokenizer(folder: Path):
     """Load the Hugging Face tokenizer saved in ``folder``, also from its vocabulary files alone.
 
@@ -102,11 +125,7 @@ class StudentTokenizer:
         try:
             self.tokenizer = load_tokenizer(source.folder)
         except (OSError, ValueError) as error:
-            raise TeacherLoadError(
-                f"The student tokenizer {spec!r} could not be loaded from {source.folder}: {error}.",
-                "Choose a folder or Hub id with tokenizer.json, or with vocab.json and merges.txt (byte-level BPE), "
-                "or with vocab.txt (WordPiece).",
-            ) from None
+            raise TeacherLoadError(f"The student tokenizer {spec!r} could not be loaded from {source.folder}: {error}.", TOKENIZER_FILES_HINT) from None
 
         self.spec = spec
         self.source = source

@@ -51,7 +51,7 @@ from engine.student import Student
 from engine.tasks import TASKS, GlueTask, majority_baseline
 from engine.teacher_targets import TeacherEmbeddings, extract_teacher_embeddings, standardize
 from engine.teachers import TeacherInfo, check_sequence_length, inspect_teacher
-from engine.tokenization import EncodedRows, StudentTokenizer, collate, epoch_batches
+from engine.tokenization import EncodedRows, StudentTokenizer, check_tokenizer_folder, collate, epoch_batches
 
 log = logging.getLogger(__name__)
 
@@ -183,13 +183,14 @@ class Trainer:
             self._join_process_group()
             self._check_data_folder()
             self._check_model_folders()
+        except LampreiaError as error:
+            # First, because a ConfigError (an unavailable device, say) is also a ValueError.
+            self._emit(RunFailed(None, str(error), type(error).__name__))
+            return RunResult(None, "failed", error=str(error))
         except (RuntimeError, ValueError) as error:
             message = f"Could not join the torchrun job: {error}. Check the torchrun options and that every process can reach the others."
             self._emit(RunFailed(None, message, type(error).__name__))
             return RunResult(None, "failed", error=message)
-        except LampreiaError as error:
-            self._emit(RunFailed(None, str(error), type(error).__name__))
-            return RunResult(None, "failed", error=str(error))
 
         try:
             self._open_run()
@@ -221,7 +222,7 @@ class Trainer:
             return
         for teacher in self.config.distillation.teachers:
             check_local_folder(teacher, what="teacher")
-        check_local_folder(self.config.student.tokenizer, what="student tokenizer")
+        check_tokenizer_folder(self.config.student.tokenizer)
 
     def _check_data_folder(self) -> None:
         """Reject a missing glue_data folder or task file before a run is recorded for it.

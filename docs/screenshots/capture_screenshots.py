@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -119,6 +120,8 @@ def main() -> int:
 
     window.close()
     store.close()
+    # The runs, the weak teacher and the embedding cache were only needed for the pictures.
+    shutil.rmtree(work, ignore_errors=True)
     for name in names:
         print(out / name)
     return 0

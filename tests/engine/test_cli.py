@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from engine.cli import build_config, build_parser, main
+from engine.cli import _cancelled_hint, build_config, build_parser, main
 from engine.run_store import RunStore
 
 
@@ -71,7 +71,9 @@ def test_rerun_from_stored_config(glue_dir, tmp_path, capsys):
         (["run", "--alpha", "2"], "distillation.alpha: 2.0 is out of range"),
         (["run", "--preset", "nope"], "'nope' is not a preset"),
         (["run", "--preset", "paper", "--from-run", "1"], "cannot be combined"),
-        (["run", "--weighting", "fixed", "--teachers", "minilm,gpt2", "--fixed-weights", "1"], "1 weights given for 2 teachers"),
+        (["run", "--weighting", "fixed", "--teachers", "minilm,gpt2", "--fixed-weights", "1"], "1 weight given for 2 teachers"),
+        (["run", "--teachers", "minilm,gpt2", "--fixed-weights", "1,2"], "Add --weighting fixed"),
+        (["run", "--resume", "3", "--from-run", "2"], "Drop --from-run"),
         (["show", "99"], "There is no run database at"),
         (["runs"], "Check the --db path"),
     ],
@@ -135,6 +137,29 @@ def test_missing_task_folder_records_no_run(tmp_path, capsys):
     assert code == 2
     assert "has no QQP/ folder" in capsys.readouterr().err
     assert RunStore(db).list_runs() == []
+
+
+def test_empty_tokenizer_folder_records_no_run(glue_dir, tmp_path, capsys):
+    db = tmp_path / "r.sqlite3"
+    empty = tmp_path / "empty-tokenizer"
+    empty.mkdir()
+
+    code = main(_run_args(glue_dir, db, "--tokenizer", str(empty)))
+
+    error = capsys.readouterr().err
+    assert code == 2
+    assert f"The student tokenizer folder '{empty}' contains no tokenizer files" in error
+    assert "sentencepiece" not in error
+    assert RunStore(db).list_runs() == []
+
+
+def test_cancelled_hint_names_a_custom_database(tmp_path):
+    store = RunStore(tmp_path / "other.sqlite3")
+    run_id = store.create_run({"task": "sst2"}, name="r", device="cpu", versions={})
+
+    hint = _cancelled_hint(store, run_id)
+
+    assert f"lampreia run --from-run {run_id} --db {tmp_path / 'other.sqlite3'}" in hint
 
 
 def test_missing_teacher_folder_records_no_run(glue_dir, tmp_path, capsys):

@@ -69,7 +69,7 @@ def test_fixed_weights_must_match_teacher_count():
     with pytest.raises(ConfigError) as caught:
         DistillationConfig(teachers=("gpt2", "roberta"), weighting="fixed", fixed_weights=(1.0,))
 
-    assert "1 weights given for 2 teachers" in str(caught.value)
+    assert "1 weight given for 2 teachers" in str(caught.value)
     assert "one weight per teacher" in str(caught.value)
 
 

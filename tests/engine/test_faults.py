@@ -90,7 +90,7 @@ def test_ctrl_c_cancels_and_keeps_curves(glue_dir, tmp_path):
 
     assert process.returncode == 130
     assert "Cancelling after the current step" in stderr
-    assert "Resume it with `lampreia run --resume 1`" in stdout
+    assert f"Resume it with `lampreia run --resume 1 --db {db}`" in stdout
     store = RunStore(db)
     record = store.get_run(1)
     assert record.status == "cancelled"

@@ -3,7 +3,7 @@
 import pytest
 
 from engine.errors import TeacherLoadError
-from engine.tokenization import KNOWN_VOCAB_SIZES, StudentTokenizer, load_tokenizer
+from engine.tokenization import KNOWN_VOCAB_SIZES, StudentTokenizer, check_tokenizer_folder, load_tokenizer
 from tests.tiny_models import save_tokenizer
 
 
@@ -42,3 +42,23 @@ def test_folder_without_tokenizer_files_names_what_it_needs(tmp_path):
 
     assert str(empty) in str(raised.value)
     assert "vocab.json and merges.txt" in str(raised.value)
+
+
+def test_folder_check_before_the_run(tmp_path, tokenizer_files):
+    only_merges = tmp_path / "only-merges"
+    only_merges.mkdir()
+    (only_merges / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    a_file = tokenizer_files / "bert-base-uncased" / "vocab.txt"
+
+    with pytest.raises(TeacherLoadError) as empty:
+        check_tokenizer_folder(str(only_merges))
+    with pytest.raises(TeacherLoadError) as not_a_folder:
+        check_tokenizer_folder(str(a_file))
+    check_tokenizer_folder(str(tokenizer_files / "gpt2"))
+    check_tokenizer_folder("minilm")
+    check_tokenizer_folder("someone/hub-tokenizer")
+
+    assert "contains no tokenizer files" in str(empty.value)
+    assert "vocab.json and merges.txt" in str(empty.value)
+    assert "is not a folder" in str(not_a_folder.value)
+    assert "config.json" not in str(not_a_folder.value)

@@ -229,6 +229,7 @@ def test_cuda_request_without_gpu_is_rejected(glue_dir, store):
     assert result.status == "failed"
     assert result.run_id is None
     assert "sees no CUDA GPU" in result.error
+    assert "torchrun" not in result.error
 
 
 def test_minus_one_label_in_tsv_is_rejected(tmp_path, store):

@@ -20,3 +20,4 @@ def test_capture_script_writes_every_screenshot(shared_data, tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
     for name in EXPECTED:
         assert (tmp_path / "shots" / name).stat().st_size > 10_000, name
+    assert not list(tmp_path.glob("lampreia-screenshots-*"))  # its scratch folder is removed
