@@ -305,8 +305,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             extra_options = [f"--{option.replace('_', '-')}" for option in _OVERRIDES if getattr(args, option, None) is not None]
-            given = (("--teachers", args.teachers), ("--preset", args.preset), ("--config", args.config), ("--from-run", args.from_run))
-            extra_options += [flag for flag, value in given if value is not None and value is not False]
+            other_settings = (("--teachers", args.teachers), ("--preset", args.preset), ("--config", args.config), ("--from-run", args.from_run))
+            extra_options += [flag for flag, value in other_settings if value is not None and value is not False]
             if extra_options:
                 raise LampreiaError(
                     "--resume continues a run with its stored config and takes no other settings.",
