@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 # Two redraws a second still show a run's progress, and GUI-thread work takes a core from torch's
 # threads on a small CPU. In 8 paired runs of bench/gui_overhead.py (working/sleeping turns),
 # 500 ms redraws with 250 ms event batches beat 250 ms with 100 ms in 6 runs, tied in 1 and lost 1.
-# With these intervals a small student on a 2-core CPU trains as fast with the GUI working as with
-# it asleep (1.02, 95% interval 0.99-1.03; docs/benchmarks.md, figure 6).
+# With these intervals a small student on a 2-core CPU trained at 0.95-1.02 of its speed with the
+# GUI asleep, over three long runs (docs/benchmarks.md, figure 6).
 REFRESH_INTERVAL_MS = 500
 BASELINE_PREFIX = "baseline:"
 LOSS_PREFIX = "train/loss_"
