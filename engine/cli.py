@@ -306,7 +306,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.resume is not None:
             extra_options = [f"--{option.replace('_', '-')}" for option in _OVERRIDES if getattr(args, option, None) is not None]
             other_settings = (("--teachers", args.teachers), ("--preset", args.preset), ("--config", args.config), ("--from-run", args.from_run))
-            extra_options += [flag for flag, value in other_settings if value is not None and value is not False]
+            extra_options += [flag for flag, value in other_settings if value is not None]
             if extra_options:
                 raise LampreiaError(
                     "--resume continues a run with its stored config and takes no other settings.",
@@ -358,14 +358,15 @@ def _cancelled_hint(store: RunStore, run_id: int) -> str:
 
 def _record_abort(store: RunStore, run_id: int) -> None:
     """Mark a run aborted by a second Ctrl-C, so that the next start does not blame a crash."""
+    db = _db_option(store)
     try:
         store.finish_run(
             run_id,
             "interrupted",
             error=(
                 "Aborted with a second Ctrl-C before the run reached a step boundary. "
-                f"Resume it with `lampreia run --resume {run_id}{_db_option(store)}` if it has a checkpoint, or train it anew "
-                f"with `lampreia run --from-run {run_id}{_db_option(store)}`."
+                f"Resume it with `lampreia run --resume {run_id}{db}` if it has a checkpoint, or train it anew "
+                f"with `lampreia run --from-run {run_id}{db}`."
             ),
         )
     except StoreError:

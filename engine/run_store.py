@@ -158,15 +158,15 @@ class RunStore:
         self.write_timeout_s = write_timeout_s
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
 
-        blocking_file = next((folder for folder in (self.path.parent, *self.path.parent.parents) if folder.is_file()), None)
-        if blocking_file is not None:
-            raise StoreError(
-                f"The run database's folder {self.path.parent} cannot be created: {blocking_file} is a file, not a folder.",
-                "Choose a database path under a folder (CLI: --db), or point LAMPREIA_DATA_DIR at a folder.",
-            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
+            blocking_file = next((folder for folder in (self.path.parent, *self.path.parent.parents) if folder.is_file()), None)
+            if blocking_file is not None:
+                raise StoreError(
+                    f"The run database's folder {self.path.parent} cannot be created: {blocking_file} is a file, not a folder.",
+                    "Choose a database path under a folder (CLI: --db), or point LAMPREIA_DATA_DIR at a folder.",
+                ) from None
             raise StoreError(
                 f"Cannot create the folder {self.path.parent} for the run database: {error.strerror}.",
                 "Choose a database in a writable folder (CLI: --db, or set LAMPREIA_DATA_DIR).",

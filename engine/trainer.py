@@ -213,7 +213,7 @@ class Trainer:
         return self._close_run(status, message, time.perf_counter() - started)
 
     def _check_model_folders(self) -> None:
-        """Reject a teacher or tokenizer given as a folder that does not exist before a run is recorded.
+        """Reject missing teacher folders and unusable tokenizer folders before a run is recorded.
 
         Hub ids are only checked by the download, inside the run, so a wrong one is stored as a
         failed run with the Hub's error.

@@ -16,14 +16,16 @@ GUI_OPTIONS = ("-v", "--verbose")
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] == "gui" or all(arg in GUI_OPTIONS for arg in args):
-        from workbench.app import run_app
+    if args[:1] == ["gui"]:
+        args = args[1:]
+    elif not all(arg in GUI_OPTIONS for arg in args):
+        from engine.cli import main as cli_main
 
-        return run_app(args[1:] if args and args[0] == "gui" else args)
+        return cli_main(args)
 
-    from engine.cli import main as cli_main
+    from workbench.app import run_app
 
-    return cli_main(args)
+    return run_app(args)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def test_turn_ratios_skip_steps_after_an_evaluation():
     assert abs(ratios[0] - 1.0) < 1e-9
 
 
-def test_median_interval_holds_the_median_and_narrows_with_more_values():
+def test_median_interval_narrows_with_more_values():
     import random
 
     from bench.common import median, median_interval

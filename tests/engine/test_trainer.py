@@ -206,7 +206,7 @@ def test_missing_teacher_folder_records_no_run(glue_dir, store, tmp_path):
 
 
 def test_unloadable_teacher_fails_before_training(glue_dir, store, tmp_path):
-    # A folder that exists but holds no model passes the check before the run, so the run that
+    # A folder that exists but contains no model passes the check before the run, so the run that
     # tries to load it is stored as failed, with no metric logged.
     empty = tmp_path / "empty-model"
     empty.mkdir()

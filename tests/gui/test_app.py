@@ -53,14 +53,14 @@ def test_unopenable_database_reported(qtbot, tmp_path, monkeypatch):
     assert str(not_a_folder) in errors[0][1]
 
 
-def test_verbose_flag_alone_opens_window_and_ctrl_c_closes_it(qtbot, tmp_path, monkeypatch):
+def test_verbose_flag_opens_window_ctrl_c_closes(qtbot, tmp_path, monkeypatch):
     _use_temporary_settings(tmp_path, monkeypatch)
     monkeypatch.setenv("LAMPREIA_DATA_DIR", str(tmp_path / "data"))
     previous_handler = signal.getsignal(signal.SIGINT)
-    shown: list[MainWindow] = []
+    windows: list[MainWindow] = []
 
     def interrupt() -> None:
-        shown.extend(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        windows.extend(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
         os.kill(os.getpid(), signal.SIGINT)
 
     QTimer.singleShot(0, interrupt)
@@ -68,6 +68,6 @@ def test_verbose_flag_alone_opens_window_and_ctrl_c_closes_it(qtbot, tmp_path, m
     QTimer.singleShot(20_000, QApplication.quit)
     assert launcher.main(["-v"]) == 0
 
-    assert len(shown) == 1
-    assert not shown[0].isVisible()
+    assert len(windows) == 1
+    assert not windows[0].isVisible()
     assert signal.getsignal(signal.SIGINT) is previous_handler
