@@ -71,16 +71,18 @@ class RunRecord:
     tags: tuple[str, ...]
     owner_host: str = ""
     owner_pid: int = 0
+    active_seconds: float = 0.0  # of the sessions before a resume
+    session_started_at: float | None = None
 
     @property
     def duration_seconds(self) -> float | None:
-        # TODO: a resumed run counts the time it sat cancelled or interrupted, because only its
-        # first start and its last end are stored. Storing the active seconds of each session
-        # would fix that; it needs a schema migration.
+        """Seconds the run was active: its earlier sessions plus the current (or last) one.
+
+        The time a run sat cancelled or interrupted before a resume is not counted.
+        """
         if self.started_at is None:
             return None
-        end = self.finished_at or self.heartbeat_at or self.started_at
-        return max(0.0, end - self.started_at)
+        return self.active_seconds + _session_seconds(self.session_started_at or self.started_at, self.finished_at, self.heartbeat_at)
 
     @property
     def teachers(self) -> tuple[str, ...]:
@@ -286,6 +288,8 @@ class RunStore:
                 config_json=json.dumps(config, ensure_ascii=False),
                 created_at=now,
                 started_at=now if status == "running" else None,
+                session_started_at=now if status == "running" else None,
+                active_seconds=0.0,
                 heartbeat_at=now,
                 owner_host=socket.gethostname(),
                 owner_pid=os.getpid(),
@@ -304,18 +308,29 @@ class RunStore:
         return self._write(insert)
 
     def claim_run(self, run_id: int, device: str) -> None:
-        """Mark an existing run as running in this process (used by resume)."""
+        """Mark an existing run as running in this process (used by resume), starting a new session."""
         now = time.time()
-        self._update_run(
-            run_id,
-            status="running",
-            error=None,
-            finished_at=None,
-            heartbeat_at=now,
-            owner_host=socket.gethostname(),
-            owner_pid=os.getpid(),
-            device=device,
-        )
+
+        def claim(session: Session) -> None:
+            row = session.get(SqlRun, run_id)
+            if row is None:
+                raise StoreError(f"Run {run_id} does not exist in {self.path}.", "List the runs with `lampreia runs`.")
+            # The previous session ended at its finish or, when its process died, at its last heartbeat.
+            if row.started_at is not None:
+                row.active_seconds = (row.active_seconds or 0.0) + _session_seconds(
+                    row.session_started_at or row.started_at, row.finished_at, row.heartbeat_at
+                )
+            row.started_at = row.started_at or now
+            row.session_started_at = now
+            row.status = "running"
+            row.error = None
+            row.finished_at = None
+            row.heartbeat_at = now
+            row.owner_host = socket.gethostname()
+            row.owner_pid = os.getpid()
+            row.device = device
+
+        self._write(claim)
 
     def set_prepared(self, run_id: int, *, parameter_count: int, baseline: dict[str, float]) -> None:
         self._update_run(run_id, parameter_count=parameter_count, baseline_json=json.dumps(baseline))
@@ -613,4 +628,12 @@ def _record(row: SqlRun) -> RunRecord:
         tags=tuple(json.loads(row.tags_json or "[]")),
         owner_host=row.owner_host,
         owner_pid=row.owner_pid,
+        active_seconds=row.active_seconds or 0.0,
+        session_started_at=row.session_started_at,
     )
+
+
+def _session_seconds(started: float, finished: float | None, heartbeat: float | None) -> float:
+    """Length of one session: to its finish, else to its last heartbeat (a running or lost process)."""
+    end = finished or heartbeat or started
+    return max(0.0, end - started)

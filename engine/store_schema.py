@@ -26,6 +26,10 @@ class SqlRun(Base):
     started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     heartbeat_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # A resumed run has several sessions: the active seconds of the ended ones, and when the
+    # current (or last) one began. Revision 0002.
+    active_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    session_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     owner_host: Mapped[str] = mapped_column(String(200), default="")
     owner_pid: Mapped[int] = mapped_column(Integer, default=0)
     device: Mapped[str] = mapped_column(String(200), default="")

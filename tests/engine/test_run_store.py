@@ -249,3 +249,87 @@ def test_data_folder_that_is_a_file_is_named(tmp_path, monkeypatch):
 
     assert f"{a_file} is a file, not a folder" in str(raised.value)
     assert "LAMPREIA_DATA_DIR" in str(raised.value)
+
+
+class _Clock:
+    """Stands in for time.time() in the run store, so that sessions have known lengths."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_resume_excludes_pause_from_duration(store, monkeypatch):
+    clock = _Clock(1_000.0)
+    monkeypatch.setattr("engine.run_store.time.time", clock)
+    run_id = store.create_run(_config(), name="paused", device="cpu", versions={})
+    clock.now = 1_060.0
+    store.finish_run(run_id, "cancelled")
+    assert store.get_run(run_id).duration_seconds == pytest.approx(60.0)
+
+    clock.now = 50_000.0  # resumed the next day
+    store.claim_run(run_id, "cpu")
+    clock.now = 50_030.0
+    store.heartbeat(run_id)
+    assert store.get_run(run_id).duration_seconds == pytest.approx(90.0)
+
+    clock.now = 50_045.0
+    store.finish_run(run_id, "finished")
+    record = store.get_run(run_id)
+    assert record.duration_seconds == pytest.approx(105.0)
+    assert record.started_at == pytest.approx(1_000.0)
+
+
+def test_interrupted_session_ends_at_heartbeat(tmp_path, monkeypatch):
+    clock = _Clock(1_000.0)
+    monkeypatch.setattr("engine.run_store.time.time", clock)
+    store = RunStore(tmp_path / "runs.sqlite3")
+    run_id = store.create_run(_config(), name="killed", device="cpu", versions={})
+    clock.now = 1_200.0
+    store.heartbeat(run_id)
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE runs SET owner_pid = ? WHERE id = ?", (_dead_pid(), run_id))
+
+    clock.now = 9_000.0
+    reopened = RunStore(store.path)
+    assert reopened.get_run(run_id).status == "interrupted"
+    reopened.claim_run(run_id, "cpu")
+    clock.now = 9_010.0
+    reopened.finish_run(run_id, "finished")
+
+    assert reopened.get_run(run_id).duration_seconds == pytest.approx(210.0)
+
+
+def test_first_schema_database_is_migrated(tmp_path):
+    from importlib import resources
+
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    path = tmp_path / "runs.sqlite3"
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("engine.migrations")))
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO runs (status, task, config_json, created_at, started_at, finished_at, heartbeat_at) "
+            "VALUES ('finished', 'sst2', '{\"task\": \"sst2\"}', 900.0, 1000.0, 1100.0, 1090.0)"
+        )
+    engine.dispose()
+
+    store = RunStore(path)
+    try:
+        (record,) = store.list_runs()
+        assert record.duration_seconds == pytest.approx(100.0)
+        assert record.config == {"task": "sst2"}
+        store.claim_run(record.id, "cpu")
+        assert store.get_run(record.id).active_seconds == pytest.approx(100.0)
+    finally:
+        store.close()
+    with sqlite3.connect(path) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
