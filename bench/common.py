@@ -301,6 +301,7 @@ def trainer_config(
     device: str = "cpu",
     seed: int = 42,
     name: str = "",
+    amp: bool = True,
 ):
     """Return a RunConfig for a benchmark run on SST-2 with the given teachers.
 
@@ -317,7 +318,7 @@ def trainer_config(
             "data": {"glue_dir": str(data / "glue"), "train_limit": train_limit, "dev_limit": dev_limit},
             "student": student,
             "distillation": {"teachers": [str(t) for t in teachers], "weighting": "uniform"},
-            "training": {"epochs": epochs, "batch_size": 32, "evals_per_epoch": 1, "padding": padding, "device": device, "seed": seed},
+            "training": {"epochs": epochs, "batch_size": 32, "evals_per_epoch": 1, "padding": padding, "device": device, "seed": seed, "amp": amp},
         }
     )
 

@@ -10,8 +10,10 @@ padded to 128), ``longest`` (random batches padded to their longest row) and ``b
 Epoch time is the wall time of the training phase, evaluation excluded, divided by the epochs.
 The runs of the modes are interleaved, and repetition r of every mode uses training seed 42 + r,
 so that the dev accuracy (the last evaluation on the SST-2 dev split) is a mean over seeds.
+Training uses the trainer's default mixed precision (bf16 autocast on CPUs with native bf16);
+``--amp off`` trains in fp32, so that machines with and without bf16 can be compared.
 
-    python bench/padding.py [--quick] [--data DIR] [--rows N] [--epochs N] [--repeats N] [--threads N]
+    python bench/padding.py [--quick] [--data DIR] [--rows N] [--epochs N] [--repeats N] [--threads N] [--amp on|off]
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def main() -> None:
     add_data_argument(parser)
     parser.add_argument("--rows", type=int, default=None, help="SST-2 training rows (default 2000, as in the paper preset; quick: 160)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default 3; quick: 1)")
+    parser.add_argument(
+        "--amp", choices=("on", "off"), default="on", help="training.amp of every run: on (the trainer's default) or off for fp32"
+    )
     args = parser.parse_args()
     apply_threads(args.threads)
     data = data_folder(args.data)
@@ -67,7 +72,8 @@ def main() -> None:
 
         def run(mode: str, seed: int = 42):
             config = trainer_config(
-                data, tokenizer, [TEACHER], quick=args.quick, train_limit=rows, dev_limit=dev_limit, epochs=epochs, padding=mode, seed=seed
+                data, tokenizer, [TEACHER], quick=args.quick, train_limit=rows, dev_limit=dev_limit, epochs=epochs, padding=mode, seed=seed,
+                amp=args.amp == "on",
             )
             timed = timed_run(config, scratch)
             accuracy = timed.result.final_metrics.get("dev/accuracy", float("nan"))
@@ -84,8 +90,9 @@ def main() -> None:
     epoch = {mode: statistics.median(r.epoch_seconds for r in runs[mode]) for mode in MODES}
     accuracy = {mode: statistics.mean(r.result.final_metrics.get("dev/accuracy", float("nan")) for r in runs[mode]) for mode in MODES}
     student = "d_model 64, 2 layers (quick)" if args.quick else "d_model 256, 4 layers, 8 heads, max_seq_len 128"
+    precision = "" if args.amp == "on" else ", fp32 (--amp off)"
     summary(
-        f"padding ({rows} SST-2 rows, {epochs} epochs, MiniLM teacher, student {student}): dev accuracy, mean of {repeats} seeds, "
+        f"padding ({rows} SST-2 rows, {epochs} epochs, MiniLM teacher, student {student}{precision}): dev accuracy, mean of {repeats} seeds, "
         f"{accuracy['max_length']:.3f} (max_length), {accuracy['longest']:.3f} (longest), {accuracy['bucketed']:.3f} (bucketed); "
         f"epoch time longest/bucketed = {epoch['longest'] / epoch['bucketed']:.2f}x; "
         f"epoch time max_length/bucketed = {epoch['max_length'] / epoch['bucketed']:.2f}x (goal >= {GOAL:g}x)"
