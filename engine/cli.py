@@ -1,4 +1,4 @@
-"""Command-line interface: ``lampreia run | runs | show | export | presets``.
+"""Command-line interface: ``lampreia run | runs | show | compare | export | presets``.
 
 Same trainer and run store as the GUI. Every invalid input ends with a one-line reason on stderr
 and a non-zero exit status: 2 for invalid arguments or configuration, 1 for a failed run,
@@ -26,6 +26,7 @@ from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChang
 from engine.logs import configure_logging
 from engine.model_sources import ALIASES
 from engine.paths import default_database_path
+from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows, primary_dev_metric
 from engine.run_store import RunRecord, RunStore
 from engine.tasks import TASKS
 
@@ -36,6 +37,8 @@ EXIT_INVALID = 2
 EXIT_CANCELLED = 130
 # Width of the name column of `lampreia runs`; longer names end in "…" (`show` prints them whole).
 NAME_WIDTH = 24
+# Width of a run's column in `lampreia compare`; longer values end in "…" (`--json` has them whole).
+COMPARE_CELL_WIDTH = 40
 
 # Command-line option → config path. Options left unset keep the preset's (or default) value.
 _OVERRIDES = {
@@ -161,6 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="Print the run as JSON (its config can be passed to --config).")
     show.add_argument("--db", type=Path, help="Run database.")
 
+    compare = commands.add_parser("compare", help="Compare runs side by side: the config keys that differ, and best and last metrics.")
+    compare.add_argument("run_ids", type=int, nargs="+", metavar="RUN_ID", help="Two or more run ids.")
+    compare.add_argument("--json", action="store_true", help="Print the comparison as JSON.")
+    compare.add_argument("--db", type=Path, help="Run database.")
+
     export = commands.add_parser("export", help="Export a run's metrics as CSV.")
     export.add_argument("run_id", type=int, metavar="RUN_ID")
     export.add_argument("--csv", type=Path, required=True, metavar="FILE", help="CSV file to write (run_id, step, epoch, name, value, wall_time).")
@@ -181,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _runs(args)
         if args.command == "show":
             return _show(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "export":
             return _export(args)
         if args.command == "presets":
@@ -495,6 +505,86 @@ def _show(args: argparse.Namespace) -> int:
     print("Config:")
     print(json.dumps(record.config, indent=2, ensure_ascii=False))
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    repeated = sorted({run_id for run_id in args.run_ids if args.run_ids.count(run_id) > 1})
+    if repeated:
+        raise LampreiaError(f"Run {repeated[0]} is given more than once.", "Give each run id once.")
+    if len(args.run_ids) < 2:
+        raise LampreiaError(
+            f"compare needs two or more run ids, and got only {args.run_ids[0]}.", "List the runs with `lampreia runs`, then pass two or more ids."
+        )
+    store = _open_existing_store(args.db)
+    if store is None:
+        raise _no_runs_yet()
+    records = [store.get_run(run_id) for run_id in args.run_ids]
+    differences = config_diff([record.config for record in records])
+    metrics = metric_rows(records)
+
+    if args.json:
+        # Per key, the value of each run by id; a run whose stored config lacks the key is left out.
+        document = {
+            "runs": [_record_json(record) for record in records],
+            "config_differences": {
+                key: {str(record.id): value for record, value in zip(records, values) if value is not MISSING} for key, values in differences
+            },
+            "metrics": {row.name: {str(record.id): {"best": best, "last": last} for record, (best, last) in zip(records, row.values)} for row in metrics},
+        }
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+        return 0
+
+    _print_columns([f"#{record.id}" for record in records], _comparison_table(records, differences, metrics))
+    return 0
+
+
+def _comparison_table(records: list[RunRecord], differences: list[tuple[str, list[Any]]], metrics: list[MetricRow]) -> list[tuple[str, list[str]]]:
+    """Return the rows of `lampreia compare`: (label, one cell per run), or (heading, []) for a heading."""
+    table: list[tuple[str, list[str]]] = [
+        ("name", [record.name for record in records]),
+        ("status", [record.status for record in records]),
+        ("task", [record.task for record in records]),
+        ("student", [record.student_size for record in records]),
+        ("parameters", [_count(record.parameter_count) for record in records]),
+        ("duration", [_duration(record.duration_seconds) for record in records]),
+        ("best step", ["-" if record.best_step is None else str(record.best_step) for record in records]),
+    ]
+    table.append(("", []))
+    if differences:
+        table.append((f"config: {len(differences)} {'key differs' if len(differences) == 1 else 'keys differ'}", []))
+        table += [(f"  {key}", [format_config_value(value) for value in values]) for key, values in differences]
+    else:
+        table.append(("config: the same", []))
+    table.append(("", []))
+    table.append(("metrics: best / last evaluation", []))
+    table += [(f"  {row.name}", [f"{_metric(best)} / {_metric(last)}" for best, last in row.values]) for row in metrics]
+    baselines = []
+    for record in records:
+        metric = primary_dev_metric(record)
+        baselines.append(_metric(record.baseline.get(metric) if metric else None))
+    table.append(("  majority baseline (primary dev metric)", baselines))
+    return table
+
+
+def _metric(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+
+def _print_columns(headers: list[str], table: list[tuple[str, list[str]]]) -> None:
+    """Print rows of (label, one cell per run) as aligned columns; a row without cells is a heading."""
+    rows = [(label, [_clip(cell, COMPARE_CELL_WIDTH) for cell in cells]) for label, cells in table]
+    label_width = max(len(label) for label, _ in rows)
+    widths = [len(header) for header in headers]
+    for _, cells in rows:
+        for column, cell in enumerate(cells):
+            widths[column] = max(widths[column], len(cell))
+
+    def line(label: str, cells: list[str]) -> str:
+        return (f"{label:<{label_width}}  " + "  ".join(f"{cell:<{width}}" for cell, width in zip(cells, widths))).rstrip()
+
+    print(line("", headers))
+    for label, cells in rows:
+        print(line(label, cells) if cells else label)
 
 
 def _export(args: argparse.Namespace) -> int:

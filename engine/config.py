@@ -474,17 +474,22 @@ class RunConfig(_Section):
 
     def flatten(self) -> dict[str, Any]:
         """Return the config as {dotted path: value}, for diffs and tables."""
-        flat: dict[str, Any] = {}
+        return flatten_dict(self.to_dict())
 
-        def walk(prefix: str, value: Any) -> None:
-            if isinstance(value, dict):
-                for key, item in value.items():
-                    walk(f"{prefix}.{key}" if prefix else key, item)
-            else:
-                flat[prefix] = value
 
-        walk("", self.to_dict())
-        return flat
+def flatten_dict(data: dict[str, Any]) -> dict[str, Any]:
+    """Return nested dicts as {dotted path: value}, with lists as tuples so that values compare alike."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, item)
+        else:
+            flat[prefix] = tuple(value) if isinstance(value, list) else value
+
+    walk("", data)
+    return flat
 
 
 _SECTIONS: dict[str, type] = {

@@ -24,14 +24,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.config import RunConfig
-from engine.errors import ConfigError, StoreError
+from engine.errors import StoreError
 from engine.paths import safe_file_name
+from engine.run_comparison import config_diff, format_config_value, metric_rows, primary_dev_metric
 from engine.run_store import AttentionSnapshot, RunRecord, RunStore
 from workbench.attention_view import AttentionView
 from workbench.curve_plot import CurvePlot
-from workbench.formatting import format_config_value, format_count, format_metric
-from workbench.history_panel import primary_dev_metric
+from workbench.formatting import format_count, format_metric
 from workbench.plot_style import curve_pen, export_plot_png
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,6 @@ LOSS_SERIES = "train/loss_total"
 # More overlaid runs would repeat the palette's colours and make each selection change slow to read.
 MAX_COMPARED_RUNS = 10
 WEIGHT_PREFIX = "train/weight/"
-_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -54,42 +52,6 @@ class ComparedRun:
     @property
     def label(self) -> str:
         return f"#{self.record.id} {self.record.name}"
-
-
-def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Flatten a stored config to {dotted path: value}, normalised through RunConfig when it still validates."""
-    try:
-        return RunConfig.from_dict(config).flatten()
-    except ConfigError:
-        # A config stored by an older schema is still shown, only without normalisation.
-        flat: dict[str, Any] = {}
-
-        def walk(prefix: str, value: Any) -> None:
-            if isinstance(value, dict):
-                for key, item in value.items():
-                    walk(f"{prefix}.{key}" if prefix else key, item)
-            else:
-                flat[prefix] = tuple(value) if isinstance(value, list) else value
-
-        walk("", config)
-        return flat
-
-
-def config_diff(configs: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
-    """Return (dotted key, one value per config) for exactly the keys whose values differ.
-
-    A key missing from a config counts as different and is shown as missing.
-    """
-    flats = [flatten_config(config) for config in configs]
-    keys: list[str] = []
-    for flat in flats:
-        keys.extend(key for key in flat if key not in keys)
-    rows = []
-    for key in keys:
-        values = [flat.get(key, _MISSING) for flat in flats]
-        if any(value != values[0] for value in values[1:]):
-            rows.append((key, values))
-    return rows
 
 
 class CompareView(QWidget):
@@ -221,7 +183,7 @@ class CompareView(QWidget):
         table.setVerticalHeaderLabels([key for key, _ in rows])
         for row, (_key, values) in enumerate(rows):
             for column, value in enumerate(values):
-                text = "(missing)" if value is _MISSING else format_config_value(value)
+                text = format_config_value(value)
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
                 table.setItem(row, column, item)
@@ -245,10 +207,7 @@ class CompareView(QWidget):
     def _fill_metrics(self) -> None:
         table = self.metrics_table
         table.clear()
-        names: list[str] = []
-        for run in self.runs:
-            for metrics in (run.record.best_metrics, run.record.final_metrics):
-                names.extend(name for name in sorted(metrics) if name not in names)
+        names = [row.name for row in metric_rows([run.record for run in self.runs])]
         row_labels = names + ["majority baseline (primary dev metric)", "best step", "parameters"]
         headers = []
         for run in self.runs:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
 
 def format_duration(seconds: float | None) -> str:
@@ -35,14 +34,3 @@ def format_count(value: int | None) -> str:
     if value is None:
         return ""
     return f"{value:,}"
-
-
-def format_config_value(value: Any) -> str:
-    """Format one flattened config value for the diff table (lists as comma lists, None as empty)."""
-    if value is None:
-        return "(empty)"
-    if isinstance(value, (list, tuple)):
-        return ", ".join(format_config_value(item) for item in value) or "(none)"
-    if isinstance(value, str):
-        return repr(value) if value.strip() != value or "\n" in value or not value else value
-    return str(value)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import StoreError
+from engine.run_comparison import primary_dev_metric
 from engine.run_store import RunRecord, RunStore
 from engine.store_schema import RUN_STATUSES
 from engine.tasks import TASKS
@@ -49,11 +50,6 @@ def teacher_label(spec: str) -> str:
     if not is_folder:
         return spec
     return spec.replace("\\", "/").rstrip("/").split("/")[-1]
-
-
-def primary_dev_metric(record: RunRecord) -> str | None:
-    task = TASKS.get(record.task)
-    return task.primary_dev_metric if task else None
 
 
 def best_dev_value(record: RunRecord) -> float | None:

@@ -255,3 +255,85 @@ def test_run_help_shows_student_defaults_and_tokenizer_aliases(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "must divide d_model (default 8)" in text
     assert "(gpt2, distilbert, roberta, minilm; minilm works offline)" in text
+
+
+def _stored_runs(db):
+    """Two finished runs that differ in seed and learning rate, written straight into the store."""
+    from engine.config import RunConfig
+
+    store = RunStore(db)
+    base = RunConfig()
+    configs = [base.with_overrides({"training.seed": 42}), base.with_overrides({"training.seed": 7, "training.learning_rate": 1e-3})]
+    for index, config in enumerate(configs):
+        run_id = store.create_run(config.to_dict(), name=f"run {index + 1}", device="cpu", versions={})
+        store.set_prepared(run_id, parameter_count=3_200_000, baseline={"dev/accuracy": 0.509})
+        store.finish_run(
+            run_id,
+            "finished",
+            best_metrics={"dev/accuracy": 0.80 + index / 100},
+            final_metrics={"dev/accuracy": 0.79 + index / 100},
+            best_step=100 * (index + 1),
+        )
+    store.close()
+
+
+def test_compare_lists_differing_keys_and_metrics(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    _stored_runs(db)
+
+    assert main(["compare", "1", "2", "--db", str(db)]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["#1", "#2"]
+    assert "config: 2 keys differ" in lines
+    assert ["training.seed", "42", "7"] in [line.split() for line in lines]
+    assert ["training.learning_rate", "0.0005", "0.001"] in [line.split() for line in lines]
+    assert ["dev/accuracy", "0.8000", "/", "0.7900", "0.8100", "/", "0.8000"] in [line.split() for line in lines]
+    assert ["majority", "baseline", "(primary", "dev", "metric)", "0.5090", "0.5090"] in [line.split() for line in lines]
+    assert ["best", "step", "100", "200"] in [line.split() for line in lines]
+
+
+def test_compare_json_keys_values_by_run_id(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    _stored_runs(db)
+
+    assert main(["compare", "2", "1", "--json", "--db", str(db)]) == 0
+
+    document = json.loads(capsys.readouterr().out)
+    assert [run["id"] for run in document["runs"]] == [2, 1]
+    assert document["config_differences"]["training.seed"] == {"2": 7, "1": 42}
+    assert document["metrics"]["dev/accuracy"]["1"] == {"best": 0.80, "last": 0.79}
+
+
+def test_compare_marks_missing_config_keys(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    store = RunStore(db)
+    store.create_run({"task": "sst2", "training": {"seed": 1, "schedule": "linear"}}, name="old", device="cpu", versions={})
+    store.create_run({"task": "sst2", "training": {"seed": 1}}, name="older", device="cpu", versions={})
+    store.close()
+
+    assert main(["compare", "1", "2", "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert main(["compare", "1", "2", "--json", "--db", str(db)]) == 0
+    document = json.loads(capsys.readouterr().out)
+
+    assert ["training.schedule", "linear", "(missing)"] in [line.split() for line in text.splitlines()]
+    assert document["config_differences"]["training.schedule"] == {"1": "linear"}
+
+
+@pytest.mark.parametrize(
+    "run_ids,fragment",
+    [
+        (["1"], "compare needs two or more run ids"),
+        (["1", "2", "1"], "Run 1 is given more than once"),
+        (["1", "99"], "Run 99 does not exist"),
+    ],
+)
+def test_compare_rejects_bad_run_ids(run_ids, fragment, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    _stored_runs(db)
+
+    code = main(["compare", *run_ids, "--db", str(db)])
+
+    assert code == 2
+    assert fragment in capsys.readouterr().err

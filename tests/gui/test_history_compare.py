@@ -9,8 +9,9 @@ import pytest
 from PySide6.QtGui import QImage
 
 from engine.config import RunConfig
+from engine.run_comparison import config_diff
 from engine.run_store import AttentionSnapshot, MetricPoint
-from workbench.compare_view import MAX_COMPARED_RUNS, config_diff
+from workbench.compare_view import MAX_COMPARED_RUNS
 from workbench.config_panel import nest
 from workbench.history_panel import COLUMNS
 

@@ -1,0 +1,83 @@
+"""Comparison of stored runs: the config keys that differ, and the metrics side by side.
+
+The workbench's compare view and ``lampreia compare`` both build on these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.config import RunConfig, flatten_dict
+from engine.errors import ConfigError
+from engine.run_store import RunRecord
+from engine.tasks import TASKS
+
+
+class _Missing:
+    """Value of a config key that a stored config does not contain."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Flatten a stored config to {dotted path: value}, normalised through RunConfig when it still validates."""
+    try:
+        return RunConfig.from_dict(config).flatten()
+    except ConfigError:
+        # A config stored by an older schema is still shown, only without normalisation.
+        return flatten_dict(config)
+
+
+def config_diff(configs: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
+    """Return (dotted key, one value per config) for exactly the keys whose values differ.
+
+    A key missing from a config counts as different, and its value is ``MISSING``.
+    """
+    flats = [flatten_config(config) for config in configs]
+    keys: list[str] = []
+    for flat in flats:
+        keys.extend(key for key in flat if key not in keys)
+    rows = []
+    for key in keys:
+        values = [flat.get(key, MISSING) for flat in flats]
+        if any(value != values[0] for value in values[1:]):
+            rows.append((key, values))
+    return rows
+
+
+def format_config_value(value: Any) -> str:
+    """Format one flattened config value for a diff table (lists as comma lists, None as "(empty)")."""
+    if value is MISSING:
+        return "(missing)"
+    if value is None:
+        return "(empty)"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(format_config_value(item) for item in value) or "(none)"
+    if isinstance(value, str):
+        return repr(value) if value.strip() != value or "\n" in value or not value else value
+    return str(value)
+
+
+def primary_dev_metric(record: RunRecord) -> str | None:
+    """Name of the dev metric that selects the best checkpoint of the run's task, e.g. ``dev/accuracy``."""
+    task = TASKS.get(record.task)
+    return task.primary_dev_metric if task else None
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One metric of the compared runs: (best, last evaluation) per run, None where a run lacks it."""
+
+    name: str
+    values: list[tuple[float | None, float | None]]
+
+
+def metric_rows(records: list[RunRecord]) -> list[MetricRow]:
+    """Return the metrics that any of the runs recorded, in name order, with each run's best and last value."""
+    names = sorted({name for record in records for name in (*record.best_metrics, *record.final_metrics)})
+    return [MetricRow(name, [(record.best_metrics.get(name), record.final_metrics.get(name)) for record in records]) for name in names]
