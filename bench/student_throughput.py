@@ -67,7 +67,9 @@ BATCH_SIZE = 32
 # TODO: in fp32 the student reaches the goal of 0.60 of the fp32 matmul throughput on 32 × 128
 # batches (0.59-0.64 over four runs on a 2-core AMD EPYC), but not on SST-2 batches (0.40-0.52).
 # There a step contains about 350 tokens, so the products are small and the fixed cost per step
-# (operators, optimizer, Python) is large. docs/benchmarks.md, figure 3, has the runs and profiles.
+# (operators, optimizer, Python) is large. On a 2-core Intel Xeon with AMX, whose fp32 matmul is
+# about 1.8 times as fast, neither batch set reaches it (0.33-0.44). docs/benchmarks.md, figure 3
+# and section 9, have the runs and profiles.
 FLOP_RATE_GOAL = 0.60
 TEACHER_DIM = 768
 TEACHERS = 3

@@ -53,8 +53,10 @@ def _logphase_shape(n_fft: int, device: torch.device) -> tuple[torch.Tensor, tor
 # buffers, whatever T is. The Toeplitz product is used while T² <= factor · n_fft · log2(n_fft).
 # NOTE: the factors were fitted to bench/mixer_scaling.py timings on one thread of a 2-core AMD EPYC
 # (Zen 5, fp32, torch 2.13 CPU build). There, one shared filter costs the same on both paths at
-# about T = 450 for n_fft 1024 and T = 1,024 for n_fft 4096. No GPU crossover has been measured yet,
-# and the bench prints it for the device it runs on.
+# about T = 450 for n_fft 1024 and T = 1,024 for n_fft 4096. On an Intel Xeon with AMX the Toeplitz
+# product stays faster to longer T, so there the rule picks the FFT too early in 4 of the bench's 20
+# shapes (at most 1.4x slower). No GPU crossover has been measured yet, and the bench prints it for
+# the device it runs on.
 TOEPLITZ_FACTOR_SHARED = 20.0
 # One (T, T) matrix per channel is a batch of narrow products, so the FFT wins earlier.
 TOEPLITZ_FACTOR_PER_CHANNEL = 4.0
