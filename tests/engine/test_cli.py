@@ -118,6 +118,7 @@ def test_reading_commands_never_create_a_database(tmp_path, capsys):
 
     missing_run = main(["show", "99", "--db", str(existing)])
     mistyped_path = main(["runs", "--db", str(mistyped)])
+    mistyped_compare = main(["compare", "1", "2", "--db", str(mistyped)])
     default_missing = main(["runs"])
 
     output = capsys.readouterr()
@@ -125,6 +126,7 @@ def test_reading_commands_never_create_a_database(tmp_path, capsys):
     assert "Run 99 does not exist" in output.err
     assert mistyped_path == 2
     assert f"There is no run database at {mistyped}" in output.err
+    assert mistyped_compare == 2
     assert not mistyped.parent.exists()
     assert default_missing == 0
     assert "No runs are recorded yet" in output.out
