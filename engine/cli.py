@@ -26,7 +26,7 @@ from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChang
 from engine.logs import configure_logging
 from engine.model_sources import ALIASES
 from engine.paths import default_database_path
-from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows, primary_dev_metric
+from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows
 from engine.run_store import RunRecord, RunStore
 from engine.tasks import TASKS
 
@@ -37,8 +37,6 @@ EXIT_INVALID = 2
 EXIT_CANCELLED = 130
 # Width of the name column of `lampreia runs`; longer names end in "…" (`show` prints them whole).
 NAME_WIDTH = 24
-# Width of a run's column in `lampreia compare`; longer values end in "…" (`--json` has them whole).
-COMPARE_CELL_WIDTH = 40
 
 # Command-line option → config path. Options left unset keep the preset's (or default) value.
 _OVERRIDES = {
@@ -447,7 +445,8 @@ def _count(value: int | None) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
-    minutes, secs = divmod(int(seconds), 60)
+    # Rounded like the workbench's history table, so that both show the same duration.
+    minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
@@ -498,10 +497,12 @@ def _show(args: argparse.Namespace) -> int:
     if record.notes:
         print(f"  notes       {record.notes}")
     print("Metrics:")
-    print(format_metrics_summary(record) or "  (none yet)")
+    print(format_metrics_summary(record) or ("  (none yet)" if record.status in ("queued", "running") else "  (none)"))
     print(f"Metric rows stored: {store.count_metrics(record.id)}")
     for kind, (path, step) in sorted(store.artifacts(record.id).items()):
         print(f"Checkpoint {kind}: {path} (step {step})")
+    if record.status in ("cancelled", "interrupted"):
+        print(_cancelled_hint(store, record.id))
     print("Config:")
     print(json.dumps(record.config, indent=2, ensure_ascii=False))
     return 0
@@ -519,8 +520,12 @@ def _compare(args: argparse.Namespace) -> int:
     if store is None:
         raise _no_runs_yet()
     records = [store.get_run(run_id) for run_id in args.run_ids]
-    differences = config_diff([record.config for record in records])
-    metrics = metric_rows(records)
+
+    # The name has its own row, so the config rows list only settings.
+    differences = [(key, values) for key, values in config_diff([record.config for record in records]) if key != "name"]
+    # A run whose process was killed stored no final metrics, but its evaluations are in the store.
+    lasts = [record.final_metrics or store.last_evaluation(record.id) for record in records]
+    metrics = metric_rows(records, lasts)
 
     if args.json:
         # Per key, the value of each run by id; a run whose stored config lacks the key is left out.
@@ -534,6 +539,9 @@ def _compare(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2, ensure_ascii=False))
         return 0
 
+    tasks = sorted({record.task for record in records})
+    if len(tasks) > 1:
+        print(f"Note: these runs are of different tasks ({', '.join(tasks)}), so their metrics do not compare.")
     _print_columns([f"#{record.id}" for record in records], _comparison_table(records, differences, metrics))
     return 0
 
@@ -549,20 +557,22 @@ def _comparison_table(records: list[RunRecord], differences: list[tuple[str, lis
         ("duration", [_duration(record.duration_seconds) for record in records]),
         ("best step", ["-" if record.best_step is None else str(record.best_step) for record in records]),
     ]
+
     table.append(("", []))
     if differences:
-        table.append((f"config: {len(differences)} {'key differs' if len(differences) == 1 else 'keys differ'}", []))
+        table.append((f"config: {len(differences)} {'setting differs' if len(differences) == 1 else 'settings differ'}", []))
         table += [(f"  {key}", [format_config_value(value) for value in values]) for key, values in differences]
     else:
-        table.append(("config: the same", []))
+        table.append(("config: the same settings", []))
+
     table.append(("", []))
-    table.append(("metrics: best / last evaluation", []))
+    table.append(("metrics: best checkpoint (selected on the held-out slice) / last evaluation", []))
     table += [(f"  {row.name}", [f"{_metric(best)} / {_metric(last)}" for best, last in row.values]) for row in metrics]
-    baselines = []
-    for record in records:
-        metric = primary_dev_metric(record)
-        baselines.append(_metric(record.baseline.get(metric) if metric else None))
-    table.append(("  majority baseline (primary dev metric)", baselines))
+
+    baseline_names = sorted({name for record in records for name in record.baseline})
+    if baseline_names:
+        table.append(("majority baseline: always the most frequent training label (STS-B: the training mean)", []))
+        table += [(f"  {name}", [_metric(record.baseline.get(name)) for record in records]) for name in baseline_names]
     return table
 
 
@@ -571,11 +581,13 @@ def _metric(value: float | None) -> str:
 
 
 def _print_columns(headers: list[str], table: list[tuple[str, list[str]]]) -> None:
-    """Print rows of (label, one cell per run) as aligned columns; a row without cells is a heading."""
-    rows = [(label, [_clip(cell, COMPARE_CELL_WIDTH) for cell in cells]) for label, cells in table]
-    label_width = max(len(label) for label, _ in rows)
+    """Print rows of (label, one cell per run) as aligned columns; a row without cells is a heading.
+
+    Cells are never shortened, because two config values may differ only at their end.
+    """
+    label_width = max(len(label) for label, cells in table if cells)
     widths = [len(header) for header in headers]
-    for _, cells in rows:
+    for _, cells in table:
         for column, cell in enumerate(cells):
             widths[column] = max(widths[column], len(cell))
 
@@ -583,7 +595,7 @@ def _print_columns(headers: list[str], table: list[tuple[str, list[str]]]) -> No
         return (f"{label:<{label_width}}  " + "  ".join(f"{cell:<{width}}" for cell, width in zip(cells, widths))).rstrip()
 
     print(line("", headers))
-    for label, cells in rows:
+    for label, cells in table:
         print(line(label, cells) if cells else label)
 
 

@@ -112,7 +112,7 @@ class RunFinished:
     best_metrics: dict[str, float]
     final_metrics: dict[str, float]
     best_step: int | None
-    duration_seconds: float
+    duration_seconds: float  # active seconds over all of the run's sessions, as the store counts them
 
 
 @dataclass(frozen=True)

@@ -77,7 +77,12 @@ class MetricRow:
     values: list[tuple[float | None, float | None]]
 
 
-def metric_rows(records: list[RunRecord]) -> list[MetricRow]:
-    """Return the metrics that any of the runs recorded, in name order, with each run's best and last value."""
-    names = sorted({name for record in records for name in (*record.best_metrics, *record.final_metrics)})
-    return [MetricRow(name, [(record.best_metrics.get(name), record.final_metrics.get(name)) for record in records]) for name in names]
+def metric_rows(records: list[RunRecord], last_metrics: list[dict[str, float]] | None = None) -> list[MetricRow]:
+    """Return the metrics that any of the runs recorded, in name order, with each run's best and last value.
+
+    ``last_metrics`` (one dict per run) replaces the runs' stored ``final_metrics``, for runs that
+    ended without storing them.
+    """
+    lasts = last_metrics if last_metrics is not None else [record.final_metrics for record in records]
+    names = sorted({name for record, last in zip(records, lasts) for name in (*record.best_metrics, *last)})
+    return [MetricRow(name, [(record.best_metrics.get(name), last.get(name)) for record, last in zip(records, lasts)]) for name in names]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 import numpy as np
-from sqlalchemy import create_engine, delete, event, func, select, update
+from sqlalchemy import create_engine, delete, event, func, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -159,6 +159,11 @@ class RunStore:
         self.path = Path(path) if path is not None else default_database_path()
         self.write_timeout_s = write_timeout_s
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
+        if self.path.is_dir():
+            raise StoreError(
+                f"The run database path {self.path} is a folder.",
+                f"Give the path of a database file, e.g. {self.path / 'runs.sqlite3'} (CLI: --db).",
+            )
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +230,9 @@ class RunStore:
         script = ScriptDirectory.from_config(config)
         known = {rev.revision for rev in script.walk_revisions()}
 
-        def upgrade(session: Session) -> None:
+        head = script.get_current_head()
+
+        def upgrade(session: Session) -> str | None:
             connection = session.connection()
             current = MigrationContext.configure(connection).get_current_revision()
             if current is not None and current not in known:
@@ -233,11 +240,40 @@ class RunStore:
                     f"The run database {self.path} has schema revision {current}, which this version of Lampreia does not know.",
                     "It was written by a newer Lampreia Workbench: upgrade lampreia-workbench, or choose another database.",
                 )
-            if current != script.get_current_head():
+            if current != head:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
+            return current
 
-        self._write(upgrade)
+        current = self._read(lambda session: MigrationContext.configure(session.connection()).get_current_revision())
+        backup = self._back_up_before_migration(current) if current is not None and current != head else None
+        migrated_from = self._write(upgrade)
+        if migrated_from is not None and migrated_from != head:
+            log.warning(
+                "Upgraded the run database %s from schema revision %s to %s. Lampreia versions that predate revision %s "
+                "can no longer open it; the file as it was is kept at %s.",
+                self.path, migrated_from, head, head, backup,
+            )
+
+    def _back_up_before_migration(self, revision: str) -> Path:
+        """Copy the database, at schema ``revision``, to ``<name>.backup-<revision>`` beside it and return that path."""
+        target = self.path.with_name(f"{self.path.name}.backup-{revision}")
+        source = sqlite3.connect(self.path)
+        try:
+            copy = sqlite3.connect(target)
+            try:
+                # The backup API copies a consistent snapshot, WAL contents included.
+                source.backup(copy)
+            finally:
+                copy.close()
+        except sqlite3.Error as error:
+            raise StoreError(
+                f"Could not copy the run database {self.path} to {target} before upgrading its schema: {error}.",
+                "Free disk space or make the folder writable, then open the database again; it was not changed.",
+            ) from error
+        finally:
+            source.close()
+        return target
 
     def close(self) -> None:
         self._write_engine.dispose()
@@ -486,6 +522,23 @@ class RunStore:
         def fetch(session: Session) -> list[MetricPoint]:
             query = select(SqlMetric).where(SqlMetric.run_id == run_id).order_by(SqlMetric.step, SqlMetric.id)
             return [MetricPoint(r.step, r.epoch, r.name, r.value, r.wall_time) for r in session.scalars(query)]
+
+        return self._read(fetch)
+
+    def last_evaluation(self, run_id: int) -> dict[str, float]:
+        """Return the latest value of each evaluation metric (``dev/…`` and ``heldout/…``) of a run.
+
+        A run stores its last evaluation as ``final_metrics`` when it ends; a run whose process
+        was killed has these rows only.
+        """
+
+        def fetch(session: Session) -> dict[str, float]:
+            query = (
+                select(SqlMetric.name, SqlMetric.value)
+                .where(SqlMetric.run_id == run_id, or_(SqlMetric.name.startswith("dev/"), SqlMetric.name.startswith("heldout/")))
+                .order_by(SqlMetric.step, SqlMetric.id)
+            )
+            return {name: value for name, value in session.execute(query)}
 
         return self._read(fetch)
 

@@ -305,6 +305,16 @@ class Trainer:
             f"Lower training.batch_size (e.g. to {max(1, training.batch_size // 2)}) or student.max_seq_len, then run again.",
         )
 
+    def _stored_duration(self, seconds: float) -> float:
+        """Return the run's active seconds over all its sessions as stored, else this session's ``seconds``."""
+        if not self.is_main or self.run_id is None:
+            return seconds
+        try:
+            return self.store.get_run(self.run_id).duration_seconds or seconds
+        except StoreError as error:
+            log.warning("Could not read the duration of run %s: %s", self.run_id, error)
+            return seconds
+
     def _close_run(self, status: str, message: str | None, seconds: float) -> RunResult:
         if self.group is not None:
             # A finished run ends on every rank after the same last step, so the ranks can wait
@@ -335,7 +345,8 @@ class Trainer:
         if status == "failed":
             self._emit(RunFailed(self.run_id, message or "", self._error_type or "StoreError"))
         else:
-            self._emit(RunFinished(self.run_id, status, self.best_metrics, self.last_metrics, self.best_step, seconds))
+            duration = self._stored_duration(seconds)
+            self._emit(RunFinished(self.run_id, status, self.best_metrics, self.last_metrics, self.best_step, duration))
         return RunResult(
             self.run_id,
             status,

@@ -287,11 +287,11 @@ def test_compare_lists_differing_keys_and_metrics(tmp_path, capsys):
 
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["#1", "#2"]
-    assert "config: 2 keys differ" in lines
+    assert "config: 2 settings differ" in lines
     assert ["training.seed", "42", "7"] in [line.split() for line in lines]
     assert ["training.learning_rate", "0.0005", "0.001"] in [line.split() for line in lines]
     assert ["dev/accuracy", "0.8000", "/", "0.7900", "0.8100", "/", "0.8000"] in [line.split() for line in lines]
-    assert ["majority", "baseline", "(primary", "dev", "metric)", "0.5090", "0.5090"] in [line.split() for line in lines]
+    assert ["dev/accuracy", "0.5090", "0.5090"] in [line.split() for line in lines]
     assert ["best", "step", "100", "200"] in [line.split() for line in lines]
 
 
@@ -339,3 +339,50 @@ def test_compare_rejects_bad_run_ids(run_ids, fragment, tmp_path, capsys):
 
     assert code == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_compare_shows_values_whole_and_warns_of_tasks(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    store = RunStore(db)
+    folder = "/data/glue_snapshots/" + "x" * 60
+    store.create_run({"task": "sst2", "data": {"glue_dir": folder + "_A"}}, name="a", device="cpu", versions={})
+    store.create_run({"task": "mrpc", "data": {"glue_dir": folder + "_B"}}, name="b", device="cpu", versions={})
+    store.close()
+
+    assert main(["compare", "1", "2", "--db", str(db)]) == 0
+    output = capsys.readouterr().out
+
+    assert output.startswith("Note: these runs are of different tasks (mrpc, sst2)")
+    assert f"{folder}_A" in output
+    assert f"{folder}_B" in output
+
+
+def test_compare_reads_last_evaluation_of_killed_run(tmp_path, capsys):
+    from engine.run_store import MetricPoint
+
+    db = tmp_path / "runs.sqlite3"
+    _stored_runs(db)
+    store = RunStore(db)
+    killed = store.create_run({"task": "sst2"}, name="killed", device="cpu", versions={})
+    store.log_metrics(killed, [MetricPoint(10, 0.5, "dev/accuracy", 0.61), MetricPoint(20, 1.0, "dev/accuracy", 0.66), MetricPoint(20, 1.0, "train/loss_total", 0.4)])
+    store.close()
+
+    assert main(["compare", "1", str(killed), "--json", "--db", str(db)]) == 0
+    document = json.loads(capsys.readouterr().out)
+
+    assert document["metrics"]["dev/accuracy"][str(killed)] == {"best": None, "last": 0.66}
+    assert "train/loss_total" not in document["metrics"]
+
+
+def test_show_of_cancelled_run_says_how_to_continue(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    store = RunStore(db)
+    run_id = store.create_run({"task": "sst2"}, name="stopped", device="cpu", versions={})
+    store.finish_run(run_id, "cancelled")
+    store.close()
+
+    assert main(["show", str(run_id), "--db", str(db)]) == 0
+    output = capsys.readouterr().out
+
+    assert "  (none)" in output
+    assert f"train it anew with `lampreia run --from-run {run_id} --db {db}`" in output

@@ -302,7 +302,7 @@ def test_interrupted_session_ends_at_heartbeat(tmp_path, monkeypatch):
     assert reopened.get_run(run_id).duration_seconds == pytest.approx(210.0)
 
 
-def test_first_schema_database_is_migrated(tmp_path):
+def test_first_schema_database_is_migrated(tmp_path, caplog):
     from importlib import resources
 
     from alembic import command
@@ -322,7 +322,8 @@ def test_first_schema_database_is_migrated(tmp_path):
         )
     engine.dispose()
 
-    store = RunStore(path)
+    with caplog.at_level("WARNING", logger="engine.run_store"):
+        store = RunStore(path)
     try:
         (record,) = store.list_runs()
         assert record.duration_seconds == pytest.approx(100.0)
@@ -333,3 +334,26 @@ def test_first_schema_database_is_migrated(tmp_path):
         store.close()
     with sqlite3.connect(path) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
+    backup = tmp_path / "runs.sqlite3.backup-0001"
+    with sqlite3.connect(backup) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+        assert connection.execute("SELECT finished_at FROM runs").fetchone()[0] == 1100.0
+    assert "from schema revision 0001 to 0002" in caplog.text
+    assert str(backup) in caplog.text
+
+
+def test_current_database_is_not_backed_up(tmp_path, caplog):
+    RunStore(tmp_path / "runs.sqlite3").close()
+
+    with caplog.at_level("WARNING", logger="engine.run_store"):
+        RunStore(tmp_path / "runs.sqlite3").close()
+
+    assert [path.name for path in tmp_path.iterdir() if "backup" in path.name] == []
+    assert "Upgraded" not in caplog.text
+
+
+def test_folder_as_database_path_is_named(tmp_path):
+    with pytest.raises(StoreError, match="is a folder") as caught:
+        RunStore(tmp_path)
+
+    assert str(tmp_path / "runs.sqlite3") in str(caught.value)

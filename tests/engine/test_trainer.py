@@ -267,10 +267,15 @@ def test_resume_reaches_the_uninterrupted_final_state(glue_dir, tmp_path):
     # Cancelling saves a resume checkpoint at the step where it stopped.
     assert store.get_run(stopped.run_id).checkpoint_step == 5
 
-    resumed = resume_distillation(stopped.run_id, store)
+    first_session = store.get_run(stopped.run_id).duration_seconds
+    finished_events = []
+    resumed = resume_distillation(stopped.run_id, store, lambda event: finished_events.append(event) if isinstance(event, RunFinished) else None)
 
     assert resumed.status == "finished", resumed.error
     assert resumed.run_id == stopped.run_id
+    # The reported duration covers both sessions, as the history shows it.
+    assert finished_events[-1].duration_seconds == store.get_run(stopped.run_id).duration_seconds
+    assert finished_events[-1].duration_seconds > first_session
     reference_series = reference_store.metric_series(reference.run_id)
     resumed_series = store.metric_series(stopped.run_id)
     assert reference_series.keys() == resumed_series.keys()
