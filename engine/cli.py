@@ -17,6 +17,7 @@ import shlex
 import signal
 import sys
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any, NoReturn, Sequence, TextIO
 
@@ -416,16 +417,33 @@ def _runs(args: argparse.Namespace) -> int:
         best = f"{primary.split('/')[-1]} {value:.4f}" if value is not None else "-"
         baseline = record.baseline.get(primary) if primary else None
         print(
-            f"{record.id:>4}  {_clip(record.name, NAME_WIDTH):<{NAME_WIDTH}} {record.status:<11} {record.task:<5} {','.join(record.teachers)[:28]:<28} {record.student_size:<13} "
+            f"{record.id:>4}  {_pad(_clip(record.name, NAME_WIDTH), NAME_WIDTH)} {record.status:<11} {record.task:<5} {','.join(record.teachers)[:28]:<28} {record.student_size:<13} "
             f"{_count(record.parameter_count):>9}  {best:<22} {(f'{baseline:.4f}' if baseline is not None else '-'):>8}  "
             f"{_duration(record.duration_seconds):>8}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(record.created_at))}"
         )
     return 0
 
 
+def _columns(text: str) -> int:
+    """Terminal columns that ``text`` takes: 2 for East Asian wide characters, 0 for combining marks."""
+    return sum(0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1 for char in text)
+
+
+def _pad(text: str, width: int) -> str:
+    """Return ``text`` followed by spaces up to ``width`` terminal columns."""
+    return text + " " * max(0, width - _columns(text))
+
+
 def _clip(text: str, width: int) -> str:
-    """Return ``text`` cut to ``width`` characters, ending in "…" where it was cut."""
-    return text if len(text) <= width else text[: width - 1] + "…"
+    """Return ``text`` cut to at most ``width`` terminal columns, ending in "…" where it was cut."""
+    if _columns(text) <= width:
+        return text
+    kept = ""
+    for char in text:
+        if _columns(kept + char) > width - 1:
+            break
+        kept += char
+    return kept + "…"
 
 
 def _primary(record: RunRecord) -> tuple[str, float | None]:
@@ -586,13 +604,13 @@ def _print_columns(headers: list[str], table: list[tuple[str, list[str]]]) -> No
     Cells are never shortened, because two config values may differ only at their end.
     """
     label_width = max(len(label) for label, cells in table if cells)
-    widths = [len(header) for header in headers]
+    widths = [_columns(header) for header in headers]
     for _, cells in table:
         for column, cell in enumerate(cells):
-            widths[column] = max(widths[column], len(cell))
+            widths[column] = max(widths[column], _columns(cell))
 
     def line(label: str, cells: list[str]) -> str:
-        return (f"{label:<{label_width}}  " + "  ".join(f"{cell:<{width}}" for cell, width in zip(cells, widths))).rstrip()
+        return (f"{label:<{label_width}}  " + "  ".join(_pad(cell, width) for cell, width in zip(cells, widths))).rstrip()
 
     print(line("", headers))
     for label, cells in table:

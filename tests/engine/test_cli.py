@@ -386,3 +386,29 @@ def test_show_of_cancelled_run_says_how_to_continue(tmp_path, capsys):
 
     assert "  (none)" in output
     assert f"train it anew with `lampreia run --from-run {run_id} --db {db}`" in output
+
+
+def test_wide_characters_keep_columns_aligned(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    store = RunStore(db)
+    for name in ("日本語の実験", "plain", "日本語の実験で名前がとても長いものを試す"):
+        store.create_run({"task": "sst2"}, name=name, device="cpu", versions={})
+    store.close()
+
+    assert main(["runs", "--db", str(db)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert main(["compare", "1", "2", "--db", str(db)]) == 0
+    compared = capsys.readouterr().out.splitlines()
+
+    def column_of(line, text, occurrence=1):
+        """Terminal column where the given occurrence of ``text`` starts; CJK characters take two columns."""
+        index = -1
+        for _ in range(occurrence):
+            index = line.index(text, index + 1)
+        return sum(2 if "\u3000" <= char <= "\u9fff" else 1 for char in line[:index])
+
+    assert len({column_of(line, "running") for line in table[1:]}) == 1
+    assert "…" in table[1]
+    name_row = next(line for line in compared if line.startswith("name"))
+    status_row = next(line for line in compared if line.startswith("status"))
+    assert column_of(name_row, "plain") == column_of(status_row, "running", occurrence=2)
