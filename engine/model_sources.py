@@ -78,6 +78,24 @@ def check_local_folder(spec: str, *, what: str = "model", hint: str = MODEL_FOLD
         raise TeacherLoadError(f"The {what} folder {str(path)!r} does not exist or is not a folder.", hint)
 
 
+def hub_offline() -> bool:
+    """Return whether HF_HUB_OFFLINE is set, so that models come only from the local Hugging Face cache."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_cached_when_offline(spec: str, *, what: str = "model") -> None:
+    """Raise HubUnreachableError when HF_HUB_OFFLINE is set and the Hub id ``spec`` is not in the local cache.
+
+    Offline, the download would fail for certain, and the lookup reads only the cache, so it runs
+    before a run is recorded. Local folders, the packaged alias and any id while online pass.
+    """
+    spec = spec.strip()
+    path = Path(spec).expanduser()
+    if not hub_offline() or not spec or spec.lower() in PACKAGED_ALIASES or path.exists() or _looks_like_path(spec):
+        return
+    _download(HUB_ALIASES.get(spec.lower(), spec), what, local_only=True)
+
+
 def resolve_model_source(spec: str, *, what: str = "model", cancel: CancellationToken | None = None) -> ModelSource:
     """Return the local folder for ``spec``, downloading from the Hub when needed.
 
@@ -121,11 +139,11 @@ def cancellable_progress(cancel: CancellationToken) -> type:
     return CancellableProgress
 
 
-def _download(hub_id: str, what: str, cancel: CancellationToken | None = None) -> Path:
+def _download(hub_id: str, what: str, cancel: CancellationToken | None = None, local_only: bool = False) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
-    options = {}
+    options: dict[str, object] = {"local_files_only": True} if local_only else {}
     if cancel is not None:
         cancel.raise_if_cancelled()
         options["tqdm_class"] = cancellable_progress(cancel)
@@ -142,8 +160,7 @@ def _download(hub_id: str, what: str, cancel: CancellationToken | None = None) -
             f"Check the spelling, use an alias ({', '.join(ALIASES)}), or give the path of a local model folder.",
         ) from None
     except LocalEntryNotFoundError:
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
-        reason = "HF_HUB_OFFLINE is set" if offline else "the Hugging Face Hub cannot be reached"
+        reason = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hugging Face Hub cannot be reached"
         raise HubUnreachableError(
             f"The {what} {hub_id!r} is not in the local Hugging Face cache and {reason}.",
             "Check the spelling of the id; to download it, connect to the internet once. Otherwise use a local model "

@@ -45,7 +45,7 @@ from engine.events import (
     discard_events,
 )
 from engine.glue_data import GlueSplit, load_split, validate_glue_dir
-from engine.model_sources import check_local_folder
+from engine.model_sources import check_cached_when_offline, check_local_folder
 from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
 from engine.student import Student
 from engine.tasks import TASKS, GlueTask, majority_baseline
@@ -215,14 +215,17 @@ class Trainer:
     def _check_model_folders(self) -> None:
         """Reject missing teacher folders and unusable tokenizer folders before a run is recorded.
 
-        Hub ids are only checked by the download, inside the run, so a wrong one is stored as a
-        failed run with the Hub's error.
+        Online, Hub ids are only checked by the download, inside the run, so a wrong one is stored
+        as a failed run with the Hub's error. With HF_HUB_OFFLINE set, a Hub id missing from the
+        local cache is rejected here.
         """
         if self.resume_run_id is not None:
             return
         for teacher in self.config.distillation.teachers:
             check_local_folder(teacher, what="teacher")
+            check_cached_when_offline(teacher, what="teacher")
         check_tokenizer_folder(self.config.student.tokenizer)
+        check_cached_when_offline(self.config.student.tokenizer, what="student tokenizer")
 
     def _check_data_folder(self) -> None:
         """Reject a missing glue_data folder or task file before a run is recorded for it.

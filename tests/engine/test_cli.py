@@ -99,16 +99,31 @@ def test_config_file_with_newer_schema(tmp_path, capsys):
 
 def test_failed_run_exits_1_with_reason(glue_dir, tmp_path, capsys):
     db = tmp_path / "runs.sqlite3"
+    # A folder passes the check before the run; its unreadable config fails the run once it loads the teacher.
+    broken = tmp_path / "broken-teacher"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json", encoding="utf-8")
 
     # Without --quiet, so that the progress lines are printed too.
-    args = [arg for arg in _run_args(glue_dir, db, "--teachers", "no-such-org/no-such-model") if arg != "--quiet"]
+    args = [arg for arg in _run_args(glue_dir, db, "--teachers", str(broken)) if arg != "--quiet"]
 
     code = main(args)
 
     assert code == 1
     error = capsys.readouterr().err
     assert "run 1 failed" in error
-    assert sum("no-such-org/no-such-model" in line for line in error.splitlines()) == 1  # the reason is printed once
+    assert sum("config.json cannot be read" in line for line in error.splitlines()) == 1  # the reason is printed once
+
+
+def test_uncached_hub_teacher_offline_records_no_run(glue_dir, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+
+    code = main(_run_args(glue_dir, db, "--teachers", "minilm,no-such-org/no-such-model"))
+
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "'no-such-org/no-such-model' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set" in error
+    assert RunStore(db).list_runs() == []
 
 
 def test_reading_commands_never_create_a_database(tmp_path, capsys):

@@ -249,6 +249,9 @@ def test_stop_during_teacher_download_cancels_the_run(glue_dir, tmp_path, monkey
 
     from engine.events import CancellationToken
 
+    # Online, so that the Hub id passes the cache check before the run and is downloaded in it.
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+
     cancel = CancellationToken()
     chunks: list[int] = []
 

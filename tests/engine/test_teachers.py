@@ -218,3 +218,32 @@ def test_cancelled_run_skips_the_download(monkeypatch):
 
     with pytest.raises(RunCancelled):
         resolve_model_source("someone/large-model", what="teacher", cancel=cancel)
+
+
+def test_cache_check_runs_only_offline(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from engine.model_sources import check_cached_when_offline
+
+    lookups = []
+
+    def cached(repo_id, allow_patterns=None, local_files_only=False, **kwargs):
+        lookups.append((repo_id, local_files_only))
+        return str(tmp_path)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", cached)
+
+    check_cached_when_offline("distilbert", what="teacher")
+    check_cached_when_offline("minilm", what="teacher")
+    check_cached_when_offline(str(tmp_path), what="teacher")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    check_cached_when_offline("someone/model", what="teacher")
+
+    assert lookups == [("distilbert/distilbert-base-uncased", True)]
+
+
+def test_cache_check_names_uncached_id_offline():
+    from engine.model_sources import check_cached_when_offline
+
+    with pytest.raises(HubUnreachableError, match="student tokenizer 'someone/no-such-tokenizer' is not in the local Hugging Face cache"):
+        check_cached_when_offline("someone/no-such-tokenizer", what="student tokenizer")
