@@ -28,7 +28,7 @@ from engine.logs import configure_logging
 from engine.model_sources import ALIASES
 from engine.paths import default_database_path
 from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows
-from engine.run_store import RunRecord, RunStore
+from engine.run_store import RunRecord, RunStore, writable
 from engine.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -228,6 +228,12 @@ def _open_existing_store(path: Path | None) -> RunStore | None:
         raise LampreiaError(f"There is no run database at {path}.", "Check the --db path; `lampreia run --db PATH` creates a database there.")
     if path is None and not default_database_path().exists():
         return None
+    target = path if path is not None else default_database_path()
+    # Opening for writing would fail on a database this user cannot write (a copy from a cluster,
+    # a read-only share), which the reading commands never need.
+    if target.is_file() and not (writable(target) and writable(target.parent)):
+        log.info("Opening %s read-only: this user cannot write it or its folder", target)
+        return RunStore(target, read_only=True)
     return RunStore(path)
 
 

@@ -19,6 +19,7 @@ import shutil
 import socket
 import sqlite3
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from importlib import resources as importlib_resources
 from pathlib import Path
@@ -119,6 +120,21 @@ def _is_busy(error: BaseException) -> bool:
     return "locked" in text or "busy" in text
 
 
+def writable(path: Path) -> bool:
+    """Return whether this process may write the file or folder ``path``."""
+    return os.access(path, os.W_OK)
+
+
+def _migration_scripts() -> tuple[Any, Any]:
+    """Return the Alembic config and script directory of ``engine/migrations``."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(importlib_resources.files("engine.migrations")))
+    return config, ScriptDirectory.from_config(config)
+
+
 def _store_error(path: Path, error: BaseException) -> StoreError:
     text = str(getattr(error, "orig", error))
     lowered = text.lower()
@@ -155,15 +171,21 @@ class RunStore:
         busy_timeout_s: float = 5.0,
         write_timeout_s: float = 60.0,
         recover_interrupted: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path) if path is not None else default_database_path()
         self.write_timeout_s = write_timeout_s
+        self.read_only = read_only
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
         if self.path.is_dir():
             raise StoreError(
                 f"The run database path {self.path} is a folder.",
                 f"Give the path of a database file, e.g. {self.path / 'runs.sqlite3'} (CLI: --db).",
             )
+
+        if read_only:
+            self._open_read_only()
+            return
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -192,11 +214,30 @@ class RunStore:
 
     # Connection setup
 
-    def _make_engine(self, begin: str) -> Engine:
-        engine = create_engine(
-            f"sqlite:///{self.path}",
-            connect_args={"timeout": self._busy_timeout_ms / 1000, "check_same_thread": False},
-        )
+    def _open_read_only(self) -> None:
+        """Open an existing database for reading only: no migration, no recovery, every write rejected.
+
+        For a database that this user cannot write, e.g. one copied from a cluster or on a
+        read-only share. SQLite cannot create the WAL index file (``-shm``) in a folder it cannot
+        write, so there the file is opened as immutable, which assumes no process changes it.
+        """
+        if not self.path.is_file():
+            raise StoreError(f"There is no run database at {self.path}.", "Check the path (CLI: --db).")
+        # NOTE: the immutable case is tested with writable() patched; no read-only mount was available.
+        immutable = not writable(self.path.parent)
+        self._write_engine = self._make_engine(begin="BEGIN IMMEDIATE", read_only=True, immutable=immutable)
+        self._read_engine = self._make_engine(begin="BEGIN", read_only=True, immutable=immutable)
+        self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
+        self._check_revision_read_only()
+
+    def _make_engine(self, begin: str, read_only: bool = False, immutable: bool = False) -> Engine:
+        if read_only:
+            options = "mode=ro&immutable=1" if immutable else "mode=ro"
+            url = f"sqlite:///file:{urllib.parse.quote(str(self.path))}?{options}&uri=true"
+        else:
+            url = f"sqlite:///{self.path}"
+        engine = create_engine(url, connect_args={"timeout": self._busy_timeout_ms / 1000, "check_same_thread": False})
         busy_timeout_ms = self._busy_timeout_ms
 
         @event.listens_for(engine, "connect")
@@ -206,7 +247,8 @@ class RunStore:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            if not read_only:
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.close()
@@ -221,13 +263,9 @@ class RunStore:
         # Alembic logs every migration step at INFO; a store opened per run would flood the log.
         logging.getLogger("alembic").setLevel(logging.WARNING)
         from alembic import command
-        from alembic.config import Config
         from alembic.runtime.migration import MigrationContext
-        from alembic.script import ScriptDirectory
 
-        config = Config()
-        config.set_main_option("script_location", str(importlib_resources.files("engine.migrations")))
-        script = ScriptDirectory.from_config(config)
+        config, script = _migration_scripts()
         known = {rev.revision for rev in script.walk_revisions()}
 
         head = script.get_current_head()
@@ -254,6 +292,27 @@ class RunStore:
                 "can no longer open it; the file as it was is kept at %s.",
                 self.path, migrated_from, head, head, backup,
             )
+
+    def _check_revision_read_only(self) -> None:
+        """Raise StoreError unless the read-only database has this version's schema, which it cannot migrate."""
+        from alembic.runtime.migration import MigrationContext
+
+        _, script = _migration_scripts()
+        head = script.get_current_head()
+        current = self._read(lambda session: MigrationContext.configure(session.connection()).get_current_revision())
+        if current == head:
+            return
+        if current is None:
+            raise StoreError(f"{self.path} is not a Lampreia run database: it has no schema revision.", "Choose another file.")
+        if current not in {rev.revision for rev in script.walk_revisions()}:
+            raise StoreError(
+                f"The run database {self.path} has schema revision {current}, which this version of Lampreia does not know.",
+                "It was written by a newer Lampreia Workbench: upgrade lampreia-workbench, or choose another database.",
+            )
+        raise StoreError(
+            f"The run database {self.path} cannot be written and has the older schema revision {current} (this version reads {head}).",
+            "Copy it to a writable folder and open the copy (CLI: --db COPY), which upgrades it.",
+        )
 
     def _back_up_before_migration(self, revision: str) -> Path:
         """Copy the database, at schema ``revision``, to ``<name>.backup-<revision>`` beside it and return that path."""

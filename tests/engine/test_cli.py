@@ -427,3 +427,23 @@ def test_wide_characters_keep_columns_aligned(tmp_path, capsys):
     name_row = next(line for line in compared if line.startswith("name"))
     status_row = next(line for line in compared if line.startswith("status"))
     assert column_of(name_row, "plain") == column_of(status_row, "running", occurrence=2)
+
+
+def test_reading_commands_open_unwritable_database_read_only(tmp_path, monkeypatch, capsys):
+    db = tmp_path / "runs.sqlite3"
+    _stored_runs(db)
+    monkeypatch.setattr("engine.cli.writable", lambda path: False)
+    opened = []
+    original = RunStore.__init__
+
+    def record(self, *args, **kwargs):
+        opened.append(kwargs.get("read_only", False))
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunStore, "__init__", record)
+
+    assert main(["runs", "--db", str(db)]) == 0
+    assert main(["compare", "1", "2", "--db", str(db)]) == 0
+
+    assert opened == [True, True]
+    assert "run 2" in capsys.readouterr().out

@@ -302,25 +302,32 @@ def test_interrupted_session_ends_at_heartbeat(tmp_path, monkeypatch):
     assert reopened.get_run(run_id).duration_seconds == pytest.approx(210.0)
 
 
-def test_first_schema_database_is_migrated(tmp_path, caplog):
+def _database_at_first_revision(path, *statements):
+    """Create a database at schema revision 0001, as Lampreia wrote it before 0002, and run ``statements`` in it."""
     from importlib import resources
 
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine
 
-    path = tmp_path / "runs.sqlite3"
     config = Config()
     config.set_main_option("script_location", str(resources.files("engine.migrations")))
     engine = create_engine(f"sqlite:///{path}")
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "0001")
-        connection.exec_driver_sql(
-            "INSERT INTO runs (status, task, config_json, created_at, started_at, finished_at, heartbeat_at) "
-            "VALUES ('finished', 'sst2', '{\"task\": \"sst2\"}', 900.0, 1000.0, 1100.0, 1090.0)"
-        )
+        for statement in statements:
+            connection.exec_driver_sql(statement)
     engine.dispose()
+
+
+def test_first_schema_database_is_migrated(tmp_path, caplog):
+    path = tmp_path / "runs.sqlite3"
+    _database_at_first_revision(
+        path,
+        "INSERT INTO runs (status, task, config_json, created_at, started_at, finished_at, heartbeat_at) "
+        "VALUES ('finished', 'sst2', '{\"task\": \"sst2\"}', 900.0, 1000.0, 1100.0, 1090.0)",
+    )
 
     with caplog.at_level("WARNING", logger="engine.run_store"):
         store = RunStore(path)
@@ -357,3 +364,40 @@ def test_folder_as_database_path_is_named(tmp_path):
         RunStore(tmp_path)
 
     assert str(tmp_path / "runs.sqlite3") in str(caught.value)
+
+
+def test_read_only_store_reads_and_rejects_writes(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    run_id = store.create_run(_config(), name="kept", device="cpu", versions={})
+    store.log_metrics(run_id, [MetricPoint(1, 0.1, "train/loss_total", 0.5)])
+    store.close()
+    before = (tmp_path / "runs.sqlite3").read_bytes()
+
+    reader = RunStore(tmp_path / "runs.sqlite3", read_only=True)
+
+    assert reader.get_run(run_id).name == "kept"
+    assert [point.value for point in reader.metric_points(run_id)] == [0.5]
+    with pytest.raises(StoreError, match="read-only"):
+        reader.create_run(_config(), name="new", device="cpu", versions={})
+    reader.close()
+    assert (tmp_path / "runs.sqlite3").read_bytes() == before
+
+
+def test_read_only_store_in_unwritable_folder_opens_immutable(tmp_path, monkeypatch):
+    RunStore(tmp_path / "runs.sqlite3").close()
+    monkeypatch.setattr("engine.run_store.writable", lambda path: False)
+
+    reader = RunStore(tmp_path / "runs.sqlite3", read_only=True)
+
+    assert "immutable=1" in str(reader._read_engine.url)
+    assert reader.list_runs() == []
+
+
+def test_read_only_store_of_older_schema_asks_for_a_copy(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    _database_at_first_revision(path)
+
+    with pytest.raises(StoreError, match="older schema revision 0001") as caught:
+        RunStore(path, read_only=True)
+
+    assert "Copy it to a writable folder" in str(caught.value)
