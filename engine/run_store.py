@@ -223,7 +223,6 @@ class RunStore:
         """
         if not self.path.is_file():
             raise StoreError(f"There is no run database at {self.path}.", "Check the path (CLI: --db).")
-        # NOTE: the immutable case is tested with writable() patched; no read-only mount was available.
         immutable = not writable(self.path.parent)
         self._write_engine = self._make_engine(begin="BEGIN IMMEDIATE", read_only=True, immutable=immutable)
         self._read_engine = self._make_engine(begin="BEGIN", read_only=True, immutable=immutable)
