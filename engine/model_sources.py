@@ -78,9 +78,21 @@ def check_local_folder(spec: str, *, what: str = "model", hint: str = MODEL_FOLD
         raise TeacherLoadError(f"The {what} folder {str(path)!r} does not exist or is not a folder.", hint)
 
 
+# huggingface_hub (2.4, constants.HF_HUB_OFFLINE) treats either variable as offline mode.
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def offline_variable() -> str | None:
+    """Return the name of the set variable that makes the Hugging Face libraries work offline, or None."""
+    for name in OFFLINE_VARIABLES:
+        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
+            return name
+    return None
+
+
 def hub_offline() -> bool:
-    """Return whether HF_HUB_OFFLINE is set, so that models come only from the local Hugging Face cache."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """Return whether the Hugging Face libraries work offline, so that models come only from the local cache."""
+    return offline_variable() is not None
 
 
 def check_cached_when_offline(spec: str, *, what: str = "model") -> None:
@@ -160,11 +172,12 @@ def _download(hub_id: str, what: str, cancel: CancellationToken | None = None, l
             f"Check the spelling, use an alias ({', '.join(ALIASES)}), or give the path of a local model folder.",
         ) from None
     except LocalEntryNotFoundError:
-        reason = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hugging Face Hub cannot be reached"
+        variable = offline_variable()
+        reason = f"{variable} is set" if variable else "the Hugging Face Hub cannot be reached"
+        download = f"unset {variable} on a machine with internet access and run once" if variable else "connect to the internet once"
         raise HubUnreachableError(
             f"The {what} {hub_id!r} is not in the local Hugging Face cache and {reason}.",
-            "Check the spelling of the id; to download it, connect to the internet once. Otherwise use a local model "
-            "folder or the offline alias 'minilm'.",
+            f"Check the spelling of the id; to download it, {download}. Otherwise use a local model folder or the offline alias 'minilm'.",
         ) from None
     except OSError as error:
         raise HubUnreachableError(

@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import tempfile
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -176,6 +177,7 @@ class RunStore:
         self.path = Path(path) if path is not None else default_database_path()
         self.write_timeout_s = write_timeout_s
         self.read_only = read_only
+        self._scratch: tempfile.TemporaryDirectory | None = None  # a read-only database's copy
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
         if self.path.is_dir():
             raise StoreError(
@@ -218,22 +220,38 @@ class RunStore:
         """Open an existing database for reading only: no migration, no recovery, every write rejected.
 
         For a database that this user cannot write, e.g. one copied from a cluster or on a
-        read-only share. SQLite cannot create the WAL index file (``-shm``) in a folder it cannot
-        write, so there the file is opened as immutable, which assumes no process changes it.
+        read-only share. The file is opened as immutable, so SQLite creates no ``-shm`` or
+        ``-wal`` file beside it (they would keep its read-only permissions and block later
+        writers). Changes that a killed process left in the ``-wal`` file are invisible to an
+        immutable open, so such a database is read through a copy in a temporary folder.
         """
         if not self.path.is_file():
             raise StoreError(f"There is no run database at {self.path}.", "Check the path (CLI: --db).")
-        immutable = not writable(self.path.parent)
-        self._write_engine = self._make_engine(begin="BEGIN IMMEDIATE", read_only=True, immutable=immutable)
-        self._read_engine = self._make_engine(begin="BEGIN", read_only=True, immutable=immutable)
+        source, immutable = self.path, True
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.is_file() and wal.stat().st_size > 0:
+            self._scratch = tempfile.TemporaryDirectory(prefix="lampreia-read-only-")
+            source = Path(self._scratch.name) / self.path.name
+            try:
+                shutil.copyfile(self.path, source)
+                shutil.copyfile(wal, source.with_name(source.name + "-wal"))
+            except OSError as error:
+                raise StoreError(
+                    f"Could not copy the read-only run database {self.path} and its -wal file to a temporary folder: {error.strerror}.",
+                    "Free space in the temporary folder (TMPDIR), or copy the database with its -wal file to a writable folder.",
+                ) from None
+            immutable = False
+            log.info("Reading %s through a temporary copy, because its -wal file holds changes not yet in the database", self.path)
+        self._write_engine = self._make_engine(begin="BEGIN IMMEDIATE", read_only=True, immutable=immutable, source=source)
+        self._read_engine = self._make_engine(begin="BEGIN", read_only=True, immutable=immutable, source=source)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
         self._check_revision_read_only()
 
-    def _make_engine(self, begin: str, read_only: bool = False, immutable: bool = False) -> Engine:
+    def _make_engine(self, begin: str, read_only: bool = False, immutable: bool = False, source: Path | None = None) -> Engine:
         if read_only:
             options = "mode=ro&immutable=1" if immutable else "mode=ro"
-            url = f"sqlite:///file:{urllib.parse.quote(str(self.path))}?{options}&uri=true"
+            url = f"sqlite:///file:{urllib.parse.quote(str(source or self.path))}?{options}&uri=true"
         else:
             url = f"sqlite:///{self.path}"
         engine = create_engine(url, connect_args={"timeout": self._busy_timeout_ms / 1000, "check_same_thread": False})
@@ -310,12 +328,16 @@ class RunStore:
             )
         raise StoreError(
             f"The run database {self.path} cannot be written and has the older schema revision {current} (this version reads {head}).",
-            "Copy it to a writable folder and open the copy (CLI: --db COPY), which upgrades it.",
+            f"Copy it, with its -wal file and its {self.path.stem}-artifacts folder if they exist, to a writable folder "
+            "and open the copy (CLI: --db COPY), which upgrades it.",
         )
 
     def _back_up_before_migration(self, revision: str) -> Path:
         """Copy the database, at schema ``revision``, to ``<name>.backup-<revision>`` beside it and return that path."""
         target = self.path.with_name(f"{self.path.name}.backup-{revision}")
+        if target.exists():
+            # An earlier upgrade of another database at this path left its copy here; keep it.
+            target = self.path.with_name(f"{self.path.name}.backup-{revision}-{time.strftime('%Y%m%d-%H%M%S')}")
         source = sqlite3.connect(self.path)
         try:
             copy = sqlite3.connect(target)
@@ -336,6 +358,8 @@ class RunStore:
     def close(self) -> None:
         self._write_engine.dispose()
         self._read_engine.dispose()
+        if self._scratch is not None:
+            self._scratch.cleanup()
 
     # Transactions
 

@@ -251,6 +251,7 @@ def test_stop_during_teacher_download_cancels_the_run(glue_dir, tmp_path, monkey
 
     # Online, so that the Hub id passes the cache check before the run and is downloaded in it.
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
 
     cancel = CancellationToken()
     chunks: list[int] = []

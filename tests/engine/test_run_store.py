@@ -383,14 +383,34 @@ def test_read_only_store_reads_and_rejects_writes(tmp_path):
     assert (tmp_path / "runs.sqlite3").read_bytes() == before
 
 
-def test_read_only_store_in_unwritable_folder_opens_immutable(tmp_path, monkeypatch):
+def test_read_only_store_leaves_no_files_beside_it(tmp_path):
     RunStore(tmp_path / "runs.sqlite3").close()
-    monkeypatch.setattr("engine.run_store.writable", lambda path: False)
 
     reader = RunStore(tmp_path / "runs.sqlite3", read_only=True)
+    runs = reader.list_runs()
+    reader.close()
 
-    assert "immutable=1" in str(reader._read_engine.url)
-    assert reader.list_runs() == []
+    assert runs == []
+    # A -shm or -wal file made here would keep the database's read-only permissions.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["runs.sqlite3"]
+
+
+def test_read_only_store_reads_changes_left_in_the_wal(tmp_path):
+    import shutil
+
+    writer = RunStore(tmp_path / "live" / "runs.sqlite3")
+    run_id = writer.create_run(_config(), name="killed mid-run", device="cpu", versions={})
+    # Copied while the writer still holds them, as after a kill: the run is only in the -wal file.
+    (tmp_path / "copy").mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copyfile(tmp_path / "live" / f"runs.sqlite3{suffix}", tmp_path / "copy" / f"runs.sqlite3{suffix}")
+    writer.close()
+
+    reader = RunStore(tmp_path / "copy" / "runs.sqlite3", read_only=True)
+
+    assert reader.get_run(run_id).name == "killed mid-run"
+    reader.close()
+    assert sorted(path.name for path in (tmp_path / "copy").iterdir()) == ["runs.sqlite3", "runs.sqlite3-wal"]
 
 
 def test_read_only_store_of_older_schema_asks_for_a_copy(tmp_path):
@@ -400,7 +420,7 @@ def test_read_only_store_of_older_schema_asks_for_a_copy(tmp_path):
     with pytest.raises(StoreError, match="older schema revision 0001") as caught:
         RunStore(path, read_only=True)
 
-    assert "Copy it to a writable folder" in str(caught.value)
+    assert "Copy it, with its -wal file and its runs-artifacts folder" in str(caught.value)
 
 
 @pytest.fixture
@@ -437,3 +457,19 @@ def test_database_on_read_only_mount_is_listed(read_only_mount, capsys):
     assert main(["runs", "--db", str(read_only_mount)]) == 0
 
     assert "on a share" in capsys.readouterr().out
+
+
+def test_second_upgrade_keeps_the_first_backup(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    _database_at_first_revision(path)
+    RunStore(path).close()
+    first_backup = (tmp_path / "runs.sqlite3.backup-0001").read_bytes()
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"runs.sqlite3{suffix}").unlink(missing_ok=True)
+    _database_at_first_revision(path)
+
+    RunStore(path).close()
+
+    backups = sorted(item.name for item in tmp_path.iterdir() if ".backup-0001" in item.name)
+    assert len(backups) == 2
+    assert (tmp_path / "runs.sqlite3.backup-0001").read_bytes() == first_backup

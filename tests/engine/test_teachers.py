@@ -237,6 +237,7 @@ def test_cache_check_runs_only_offline(monkeypatch, tmp_path):
     check_cached_when_offline("minilm", what="teacher")
     check_cached_when_offline(str(tmp_path), what="teacher")
     monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     check_cached_when_offline("someone/model", what="teacher")
 
     assert lookups == [("distilbert/distilbert-base-uncased", True)]
@@ -247,3 +248,16 @@ def test_cache_check_names_uncached_id_offline():
 
     with pytest.raises(HubUnreachableError, match="student tokenizer 'someone/no-such-tokenizer' is not in the local Hugging Face cache"):
         check_cached_when_offline("someone/no-such-tokenizer", what="student tokenizer")
+
+
+def test_transformers_offline_counts_as_offline(monkeypatch):
+    from engine.model_sources import check_cached_when_offline
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+    with pytest.raises(HubUnreachableError) as caught:
+        check_cached_when_offline("someone/no-such-model", what="teacher")
+
+    assert "TRANSFORMERS_OFFLINE is set" in str(caught.value)
+    assert "unset TRANSFORMERS_OFFLINE" in str(caught.value)
