@@ -150,6 +150,11 @@ def _store_error(path: Path, error: BaseException) -> StoreError:
             "Free disk space on that drive or choose a database on another drive (CLI: --db).",
         )
     if "unable to open" in lowered:
+        if path.parent.is_dir() and not writable(path.parent):
+            return StoreError(
+                f"Cannot open the run database {path} for writing: this user cannot write its folder {path.parent}, as on a read-only share.",
+                "Choose a database in a writable folder (CLI: --db). `lampreia runs`, `show`, `compare` and `export` can still read this one.",
+            )
         return StoreError(
             f"Cannot open the run database {path}: {text}.",
             "Check that the folder exists and is writable, or choose another database (CLI: --db).",

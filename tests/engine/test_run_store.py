@@ -473,3 +473,10 @@ def test_second_upgrade_keeps_the_first_backup(tmp_path):
     backups = sorted(item.name for item in tmp_path.iterdir() if ".backup-0001" in item.name)
     assert len(backups) == 2
     assert (tmp_path / "runs.sqlite3.backup-0001").read_bytes() == first_backup
+
+
+def test_database_on_read_only_mount_cannot_record(read_only_mount):
+    with pytest.raises(StoreError, match="cannot write its folder") as caught:
+        RunStore(read_only_mount)
+
+    assert "can still read this one" in str(caught.value)
