@@ -175,9 +175,12 @@ def _download(hub_id: str, what: str, cancel: CancellationToken | None = None, l
         variable = offline_variable()
         reason = f"{variable} is set" if variable else "the Hugging Face Hub cannot be reached"
         download = f"unset {variable} on a machine with internet access and run once" if variable else "connect to the internet once"
+        # Offline, the check before a run rejects such ids; without the variable the run is recorded first.
+        offline_tip = "" if variable else " On a machine without internet access, set HF_HUB_OFFLINE=1 so that runs are checked before they are recorded."
         raise HubUnreachableError(
             f"The {what} {hub_id!r} is not in the local Hugging Face cache and {reason}.",
-            f"Check the spelling of the id; to download it, {download}. Otherwise use a local model folder or the offline alias 'minilm'.",
+            f"Check the spelling of the id; to download it, {download}. Otherwise use a local model folder or the offline alias "
+            f"'minilm'.{offline_tip}",
         ) from None
     except OSError as error:
         raise HubUnreachableError(

@@ -261,3 +261,21 @@ def test_transformers_offline_counts_as_offline(monkeypatch):
 
     assert "TRANSFORMERS_OFFLINE is set" in str(caught.value)
     assert "unset TRANSFORMERS_OFFLINE" in str(caught.value)
+
+
+def test_unreachable_hub_suggests_offline_mode(monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def unreachable(*args, **kwargs):
+        raise LocalEntryNotFoundError("connection failed and the file is not cached")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
+
+    with pytest.raises(HubUnreachableError) as caught:
+        resolve_model_source("someone/model", what="teacher")
+
+    assert "the Hugging Face Hub cannot be reached" in str(caught.value)
+    assert "set HF_HUB_OFFLINE=1" in str(caught.value)
