@@ -13,9 +13,9 @@ training passes in one process, interleaved:
 
 Each pass trains the default student on 24 length-bucketed batches of 32 real SST-2 rows, in the
 trainer's default precision (bf16 autocast on CPUs with native bf16, else fp32). The minor page
-faults of the training thread during each pass are printed as a detail, because glibc's malloc
-serves threads other than the main one from arenas of their own (mallopt(3), M_ARENA_MAX), so the
-two threads may reuse freed memory differently.
+faults of the training thread during each pass are printed as a detail. glibc's malloc serves
+threads other than the main one from arenas of their own (mallopt(3), M_ARENA_MAX), so the two
+threads may reuse freed memory differently.
 
     python bench/run_thread.py [--quick] [--data DIR] [--threads N] [--repeats N]
 """
@@ -45,9 +45,9 @@ from bench.common import (  # noqa: E402
 )
 from bench.student_throughput import StudentTrainer, passes, real_batches  # noqa: E402
 
-import torch  # noqa: E402
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QThread, Signal, Slot  # noqa: E402
 
+from engine.devices import cpu_has_native_bf16  # noqa: E402
 from workbench.garbage_collection import GuiThreadGarbageCollector  # noqa: E402
 
 
@@ -114,7 +114,7 @@ def main() -> None:
 
     repeats = args.repeats or (1 if args.quick else 8)
     batches, vocab_size = real_batches(data, 2 if args.quick else 24, rows=2000)
-    bf16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    bf16 = cpu_has_native_bf16()
     run_pass = passes(StudentTrainer(vocab_size, bf16=bf16), batches)
 
     application = QCoreApplication.instance() or QCoreApplication(sys.argv)

@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="Print the run as JSON (its config can be passed to --config).")
     show.add_argument("--db", type=Path, help="Run database.")
 
-    compare = commands.add_parser("compare", help="Compare runs side by side: the config keys that differ, and best and last metrics.")
+    compare = commands.add_parser("compare", help="Compare runs side by side: the settings that differ, and best and last metrics.")
     compare.add_argument("run_ids", type=int, nargs="+", metavar="RUN_ID", help="Two or more run ids.")
     compare.add_argument("--json", action="store_true", help="Print the comparison as JSON.")
     compare.add_argument("--db", type=Path, help="Run database.")
@@ -430,9 +430,18 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _char_columns(char: str) -> int:
+    """Terminal columns of one character: 2 for East Asian wide characters, 0 for combining marks, else 1."""
+    if unicodedata.combining(char):
+        return 0
+    if unicodedata.east_asian_width(char) in ("W", "F"):
+        return 2
+    return 1
+
+
 def _columns(text: str) -> int:
-    """Terminal columns that ``text`` takes: 2 for East Asian wide characters, 0 for combining marks."""
-    return sum(0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1 for char in text)
+    """Terminal columns that ``text`` takes."""
+    return sum(_char_columns(char) for char in text)
 
 
 def _pad(text: str, width: int) -> str:
@@ -444,12 +453,12 @@ def _clip(text: str, width: int) -> str:
     """Return ``text`` cut to at most ``width`` terminal columns, ending in "…" where it was cut."""
     if _columns(text) <= width:
         return text
-    kept = ""
-    for char in text:
-        if _columns(kept + char) > width - 1:
-            break
-        kept += char
-    return kept + "…"
+    used = 0
+    for index, char in enumerate(text):
+        used += _char_columns(char)
+        if used > width - 1:  # one column stays for the "…"
+            return text[:index] + "…"
+    return text
 
 
 def _primary(record: RunRecord) -> tuple[str, float | None]:

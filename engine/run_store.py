@@ -246,7 +246,7 @@ class RunStore:
                     "Free space in the temporary folder (TMPDIR), or copy the database with its -wal file to a writable folder.",
                 ) from None
             immutable = False
-            log.info("Reading %s through a temporary copy, because its -wal file holds changes not yet in the database", self.path)
+            log.info("Reading %s through a temporary copy, because its -wal file contains changes not yet in the database", self.path)
         self._write_engine = self._make_engine(begin="BEGIN IMMEDIATE", read_only=True, immutable=immutable, source=source)
         self._read_engine = self._make_engine(begin="BEGIN", read_only=True, immutable=immutable, source=source)
         self._write_sessions = sessionmaker(self._write_engine, expire_on_commit=False)
@@ -289,24 +289,22 @@ class RunStore:
 
         config, script = _migration_scripts()
         known = {rev.revision for rev in script.walk_revisions()}
-
         head = script.get_current_head()
 
         def upgrade(session: Session) -> str | None:
             connection = session.connection()
             current = MigrationContext.configure(connection).get_current_revision()
             if current is not None and current not in known:
-                raise StoreError(
-                    f"The run database {self.path} has schema revision {current}, which this version of Lampreia does not know.",
-                    "It was written by a newer Lampreia Workbench: upgrade lampreia-workbench, or choose another database.",
-                )
+                raise self._newer_schema_error(current)
             if current != head:
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
             return current
 
         current = self._read(lambda session: MigrationContext.configure(session.connection()).get_current_revision())
-        backup = self._back_up_before_migration(current) if current is not None and current != head else None
+        if current == head:
+            return
+        backup = self._back_up_before_migration(current) if current is not None else None
         migrated_from = self._write(upgrade)
         if migrated_from is not None and migrated_from != head:
             log.warning(
@@ -327,14 +325,17 @@ class RunStore:
         if current is None:
             raise StoreError(f"{self.path} is not a Lampreia run database: it has no schema revision.", "Choose another file.")
         if current not in {rev.revision for rev in script.walk_revisions()}:
-            raise StoreError(
-                f"The run database {self.path} has schema revision {current}, which this version of Lampreia does not know.",
-                "It was written by a newer Lampreia Workbench: upgrade lampreia-workbench, or choose another database.",
-            )
+            raise self._newer_schema_error(current)
         raise StoreError(
             f"The run database {self.path} cannot be written and has the older schema revision {current} (this version reads {head}).",
             f"Copy it, with its -wal file and its {self.path.stem}-artifacts folder if they exist, to a writable folder "
             "and open the copy (CLI: --db COPY), which upgrades it.",
+        )
+
+    def _newer_schema_error(self, revision: str) -> StoreError:
+        return StoreError(
+            f"The run database {self.path} has schema revision {revision}, which this version of Lampreia does not know.",
+            "It was written by a newer Lampreia Workbench: upgrade lampreia-workbench, or choose another database.",
         )
 
     def _back_up_before_migration(self, revision: str) -> Path:

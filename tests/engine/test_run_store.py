@@ -395,12 +395,12 @@ def test_read_only_store_leaves_no_files_beside_it(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["runs.sqlite3"]
 
 
-def test_read_only_store_reads_changes_left_in_the_wal(tmp_path):
+def test_read_only_store_reads_wal_changes(tmp_path):
     import shutil
 
     writer = RunStore(tmp_path / "live" / "runs.sqlite3")
     run_id = writer.create_run(_config(), name="killed mid-run", device="cpu", versions={})
-    # Copied while the writer still holds them, as after a kill: the run is only in the -wal file.
+    # Copied while the writer is still open, as after a kill: the run is only in the -wal file.
     (tmp_path / "copy").mkdir()
     for suffix in ("", "-wal"):
         shutil.copyfile(tmp_path / "live" / f"runs.sqlite3{suffix}", tmp_path / "copy" / f"runs.sqlite3{suffix}")
@@ -413,7 +413,7 @@ def test_read_only_store_reads_changes_left_in_the_wal(tmp_path):
     assert sorted(path.name for path in (tmp_path / "copy").iterdir()) == ["runs.sqlite3", "runs.sqlite3-wal"]
 
 
-def test_read_only_store_of_older_schema_asks_for_a_copy(tmp_path):
+def test_read_only_old_schema_asks_copy(tmp_path):
     path = tmp_path / "runs.sqlite3"
     _database_at_first_revision(path)
 
