@@ -30,7 +30,15 @@ The in-run figure and the control's median are printed with 95% bootstrap interv
 medians over the halves. ``--turns-only --rows N`` runs only those two, with longer runs, for a
 narrower interval.
 
-    python bench/gui_overhead.py [--quick] [--data DIR] [--threads N] [--repeats N] [--rows N] [--turns-only]
+``--by-part`` looks for what a windowed process pays that the in-run figure cannot see, because
+it is there while the GUI thread sleeps too. It adds the workbench's parts one at a time, each
+variant a fresh process: headless; headless with the workbench's modules imported, a QApplication
+and the start-up objects frozen (training still on the main thread); the run on its QThread
+through the run controller, with the GUI thread's OpenMP limit and garbage-collection policy, but
+no window; and the full window. Each variant's speed over the headless run of its repetition is
+printed, median of the repetitions.
+
+    python bench/gui_overhead.py [--quick] [--data DIR] [--threads N] [--repeats N] [--rows N] [--turns-only | --by-part]
 """
 
 from __future__ import annotations
@@ -64,7 +72,9 @@ TICK_MS = 10
 HALF_TURN_S = 0.5
 HEADLESS, WINDOWED, STALL_PROBE = "headless", "windowed", "windowed with stall timer"
 TURNS, TURNS_CONTROL = "windowed in turns", "windowed in turns, control"
+QT_LOADED, NO_WINDOW = "headless, Qt loaded", "run controller, no window"
 VARIANTS = (HEADLESS, WINDOWED, STALL_PROBE, TURNS, TURNS_CONTROL)
+PARTS = (HEADLESS, QT_LOADED, NO_WINDOW, WINDOWED)
 # Training rows of the full benchmark: two epochs of 4,000 rows train for about 7 s here, long
 # enough that a run's speed varies less than the effect measured.
 TRAIN_ROWS = 4000
@@ -242,6 +252,37 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: b
     }
 
 
+def controller_run(config, scratch: Path) -> float:
+    """Return training samples/s of a run on its QThread, started by the run controller without a window."""
+    from PySide6.QtCore import QEventLoop
+
+    from engine.run_store import RunStore
+    from workbench.run_worker import RunController, RunWorker
+
+    speed = StepSpeed()
+    send = RunWorker._send
+
+    def timed_send(worker, event) -> None:
+        speed(event)  # on the run thread, as the headless run measures
+        send(worker, event)
+
+    store = RunStore(scratch / "controller.sqlite3")
+    controller = RunController(store)
+    loop = QEventLoop()
+    statuses: list[str] = []
+    controller.run_ended.connect(lambda status: (statuses.append(status), loop.quit()))
+    RunWorker._send = timed_send
+    try:
+        controller.start(config)
+        loop.exec()
+    finally:
+        RunWorker._send = send
+        store.close()
+    if statuses != ["finished"]:
+        raise SystemExit(f"The run without a window ended as {statuses}")
+    return speed.samples_per_second
+
+
 def turn_ratios(arrivals: list[tuple[float, float, float]], pauses: list[tuple[float, float]]) -> list[float]:
     """Training speed of each working half over the mean speed of the sleeping halves beside it.
 
@@ -289,11 +330,24 @@ def run_variant(variant: str, data: Path, quick: bool, scratch: Path, rows: int)
     from workbench.app import prepare_gui_thread
     from workbench.import_warmup import warm_run_imports
 
+    import workbench.main_window  # noqa: F401  (every Qt variant loads the same modules)
+
     app = QApplication.instance() or QApplication(["gui_overhead"])
+    if variant == QT_LOADED:
+        # Everything a windowed process loads and freezes, but the run stays on the main thread,
+        # which keeps its OpenMP threads and Python's own garbage collection.
+        warm_run_imports().join()
+        result = {"speed": headless_run(config, scratch), "stall_ms": 0.0, "stall_phase": "none", "gui_cpu": 0.0, "turn_ratios": []}
+        print("RESULT " + json.dumps(result), flush=True)
+        return
     prepare_gui_thread(app)
     # The run starts after the import warm-up, as it does when a user sets up a run before
     # pressing Run.
     warm_run_imports().join()
+    if variant == NO_WINDOW:
+        result = {"speed": controller_run(config, scratch), "stall_ms": 0.0, "stall_phase": "none", "gui_cpu": 0.0, "turn_ratios": []}
+        print("RESULT " + json.dumps(result), flush=True)
+        return
     turns = variant in (TURNS, TURNS_CONTROL)
     result = windowed_run(config, scratch, app, stall_probe=variant == STALL_PROBE, turns=turns, control=variant == TURNS_CONTROL)
     print("RESULT " + json.dumps(result), flush=True)
@@ -321,7 +375,12 @@ def main() -> None:
         action="store_true",
         help="run only the in-turns run and its control, for a narrower interval of the in-run figure",
     )
-    parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--by-part",
+        action="store_true",
+        help="run headless, headless with Qt loaded, the run controller without a window, and the window, to see which part costs speed",
+    )
+    parser.add_argument("--variant", choices=VARIANTS + PARTS, help=argparse.SUPPRESS)
     parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = data_folder(args.data)
@@ -331,6 +390,9 @@ def main() -> None:
         return
 
     repeats = args.repeats or (1 if args.quick else 5)
+    if args.by_part:
+        run_by_part(data, args, repeats)
+        return
     variants = (TURNS, TURNS_CONTROL) if args.turns_only else VARIANTS
     detail(describe_environment())
     with isolated_user_folders():
@@ -376,6 +438,28 @@ def main() -> None:
     if not args.turns_only:
         summarize_separate_runs(config, speeds, stalls, repeats)
     summarize_turns(turns, control, repeats)
+
+
+def run_by_part(data: Path, args, repeats: int) -> None:
+    """Run the ``PARTS`` variants in rotation and print each one's speed over the headless run's."""
+    with isolated_user_folders():
+        measure_in_subprocess(HEADLESS, data, args.quick, args.threads, args.rows)  # fills the teacher cache
+        speeds: dict[str, list[float]] = {variant: [] for variant in PARTS}
+        for repeat in range(repeats):
+            shift = repeat % len(PARTS)
+            for variant in PARTS[shift:] + PARTS[:shift]:
+                speeds[variant].append(measure_in_subprocess(variant, data, args.quick, args.threads, args.rows)["speed"])
+            headless = speeds[HEADLESS][-1]
+            detail(f"repeat {repeat + 1}: " + "; ".join(f"{variant} {speeds[variant][-1]:.1f} samples/s ({speeds[variant][-1] / headless:.2f})" for variant in PARTS))
+
+    config = make_config(data, args.quick, seed=42, rows=args.rows)
+    for variant in PARTS[1:]:
+        ratios = [speed / headless for speed, headless in zip(speeds[variant], speeds[HEADLESS])]
+        low, high = min(ratios), max(ratios)
+        summary(
+            f"gui overhead by part (SST-2 {config.data.train_limit} rows, d{config.student.d_model}x{config.student.n_layers}, {repeats} runs each): "
+            f"{variant}/headless, median of the {repeats} pairs = {median(ratios):.2f} (pairs {low:.2f}-{high:.2f}; 1.0 = no cost)"
+        )
 
 
 def summarize_separate_runs(config, speeds: dict[str, list[float]], stalls: list[tuple[float, str]], repeats: int) -> None:
