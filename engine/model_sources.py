@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -95,17 +96,30 @@ def hub_offline() -> bool:
     return offline_variable() is not None
 
 
-def check_cached_when_offline(spec: str, *, what: str = "model") -> None:
+def check_cached_when_offline(spec: str, *, what: str = "model", required: Sequence[Sequence[str]] = ()) -> None:
     """Raise HubUnreachableError when HF_HUB_OFFLINE is set and the Hub id ``spec`` is not in the local cache.
 
     Offline, the download would fail for certain, and the lookup reads only the cache, so it runs
     before a run is recorded. Local folders, the packaged alias and any id while online pass.
+    ``required`` lists groups of file patterns; the cached snapshot must match one pattern of
+    each group, because an interrupted download leaves a snapshot with some files only.
     """
     spec = spec.strip()
     path = Path(spec).expanduser()
     if not hub_offline() or not spec or spec.lower() in PACKAGED_ALIASES or path.exists() or _looks_like_path(spec):
         return
-    _download(HUB_ALIASES.get(spec.lower(), spec), what, local_only=True)
+    hub_id = HUB_ALIASES.get(spec.lower(), spec)
+    folder = _download(hub_id, what, local_only=True)
+    for patterns in required:
+        if not any(any(folder.glob(pattern)) for pattern in patterns):
+            variable = offline_variable()
+            files = " or ".join(patterns[:3]) + (" …" if len(patterns) > 3 else "")
+            raise HubUnreachableError(
+                f"The {what} {hub_id!r} is only partly in the local Hugging Face cache: its snapshot {folder} has no {files}, "
+                f"and {variable} is set, so nothing is downloaded.",
+                f"If a download was cut short, unset {variable} on a machine with internet access and run once to complete it. "
+                "If the model does not publish these files, use another model or a local folder.",
+            )
 
 
 def resolve_model_source(spec: str, *, what: str = "model", cancel: CancellationToken | None = None) -> ModelSource:

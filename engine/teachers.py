@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 _OFFSET_POSITION_TYPES = ("roberta", "xlm-roberta", "camembert", "longformer", "bart", "mbart", "data2vec-text", "xmod")
 
 _WEIGHT_SUFFIXES = (".safetensors",)
+# Files a teacher folder must hold: for each kind, the patterns of which one must match (check_cached_when_offline).
+TEACHER_REQUIRED_FILES = (("config.json",), ("*.safetensors", "*/*.safetensors"))
 
 
 @dataclass(frozen=True)

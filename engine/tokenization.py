@@ -72,6 +72,8 @@ TOKENIZER_FILES_HINT = (
 )
 # Files that make a folder loadable as a tokenizer besides the vocab.json + merges.txt pair.
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
+# Files a tokenizer folder must hold: for each kind, the patterns of which one must match (check_cached_when_offline).
+TOKENIZER_REQUIRED_FILES = (_TOKENIZER_FILES + ("vocab.json",),)
 
 
 def check_tokenizer_folder(spec: str) -> None:

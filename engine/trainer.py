@@ -13,6 +13,8 @@ import logging
 import math
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +29,17 @@ from engine import distributed
 from engine.disk_reserve import DiskReserve
 from engine.distillation import combine_losses, probe_confidences, task_loss, teacher_distances, teacher_weights
 from engine.embedding_cache import EmbeddingCache
-from engine.errors import CheckpointError, LampreiaError, OutOfMemoryError, RunCancelled, StoreError, TrainingDivergedError
+from engine.errors import (
+    CheckpointError,
+    DataError,
+    HubUnreachableError,
+    LampreiaError,
+    OutOfMemoryError,
+    RunCancelled,
+    StoreError,
+    TeacherLoadError,
+    TrainingDivergedError,
+)
 from engine.evaluation import EvaluationSet, LabelScaling, evaluate
 from engine.events import (
     AttentionCaptured,
@@ -50,8 +62,8 @@ from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
 from engine.student import Student
 from engine.tasks import TASKS, GlueTask, majority_baseline
 from engine.teacher_targets import TeacherEmbeddings, extract_teacher_embeddings, standardize
-from engine.teachers import TeacherInfo, check_sequence_length, inspect_teacher
-from engine.tokenization import EncodedRows, StudentTokenizer, check_tokenizer_folder, collate, epoch_batches
+from engine.teachers import TEACHER_REQUIRED_FILES, TeacherInfo, check_sequence_length, inspect_teacher
+from engine.tokenization import TOKENIZER_REQUIRED_FILES, EncodedRows, StudentTokenizer, check_tokenizer_folder, collate, epoch_batches
 
 log = logging.getLogger(__name__)
 
@@ -217,23 +229,47 @@ class Trainer:
 
         Online, Hub ids are only checked by the download, inside the run, so a wrong one is stored
         as a failed run with the Hub's error. With HF_HUB_OFFLINE set, a Hub id missing from the
-        local cache is rejected here.
+        local cache is rejected here. A resume skips the teachers, whose embeddings it may find
+        in the embedding cache, but not the student tokenizer, which it always loads.
         """
-        if self.resume_run_id is not None:
-            return
-        for teacher in self.config.distillation.teachers:
-            check_local_folder(teacher, what="teacher")
-            check_cached_when_offline(teacher, what="teacher")
-        check_tokenizer_folder(self.config.student.tokenizer)
-        check_cached_when_offline(self.config.student.tokenizer, what="student tokenizer")
+        if self.resume_run_id is None:
+            for teacher in self.config.distillation.teachers:
+                check_local_folder(teacher, what="teacher")
+                check_cached_when_offline(teacher, what="teacher", required=TEACHER_REQUIRED_FILES)
+        with self._for_resume():
+            check_tokenizer_folder(self.config.student.tokenizer)
+            check_cached_when_offline(self.config.student.tokenizer, what="student tokenizer", required=TOKENIZER_REQUIRED_FILES)
 
     def _check_data_folder(self) -> None:
-        """Reject a missing glue_data folder or task file before a run is recorded for it.
+        """Reject a missing glue_data folder or task file before a run is recorded or resumed.
 
         Rows are parsed later, by the run, so a malformed row is still stored as a failed run.
         """
-        if self.resume_run_id is None and self.config.data.glue_dir:
-            validate_glue_dir(TASKS[self.config.task], self.config.data.glue_dir)
+        if self.config.data.glue_dir:
+            with self._for_resume():
+                validate_glue_dir(TASKS[self.config.task], self.config.data.glue_dir)
+
+    @contextmanager
+    def _for_resume(self) -> Iterator[None]:
+        """On a resume, replace a failed check's hint: the run's settings cannot change.
+
+        The check fails before the run is claimed, so the run keeps its status and can be resumed
+        once its files are back.
+        """
+        try:
+            yield
+        except (DataError, TeacherLoadError, HubUnreachableError) as error:
+            if self.resume_run_id is None:
+                raise
+            run_id = self.resume_run_id
+            hint = (
+                f"Run {run_id} resumes with the settings it was started with and is left as it was: put the files back and "
+                f"resume it, or train anew with other settings (lampreia run --from-run {run_id} with the options to change, "
+                "or 'Run again' in the workbench)."
+            )
+            if isinstance(error, HubUnreachableError):
+                hint = f"{error.hint} {hint}"  # how to fill the cache applies to a resume too
+            raise type(error)(error.message, hint) from error
 
     def _join_process_group(self) -> None:
         self.group = distributed.process_group_from_environment(self.device.type == "cuda")

@@ -1,5 +1,6 @@
 """Faults that must leave the run store whole: interrupts, out of memory, bad checkpoints, full or read-only disks."""
 
+import json
 import os
 import shutil
 import signal
@@ -134,6 +135,46 @@ def test_truncated_checkpoint_is_rejected_on_resume(glue_dir, tmp_path, capsys):
     assert f"--from-run {run_id})" in error
     assert store.get_run(run_id).status == "cancelled"
     assert store.count_metrics(run_id) == metrics_before
+
+
+def test_resume_without_data_folder_keeps_run_resumable(glue_dir, tmp_path, capsys):
+    copied = tmp_path / "glue"
+    shutil.copytree(glue_dir / "SST-2", copied / "SST-2")
+    store, run_id, _ = _cancelled_run(copied, tmp_path)
+    moved = tmp_path / "moved"
+    copied.rename(moved)
+
+    code = main(["run", "--resume", str(run_id), "--db", str(store.path), "--quiet"])
+
+    error = capsys.readouterr().err
+    assert code == 2
+    assert f"The glue_data folder {str(copied)!r} does not exist" in error
+    assert f"--from-run {run_id}" in error
+    assert "Choose the folder" not in error  # a new run's hint; a resume cannot choose another folder
+    assert store.get_run(run_id).status == "cancelled"
+
+    moved.rename(copied)
+    assert resume_distillation(run_id, store).status == "finished"
+
+
+def test_offline_resume_without_cached_tokenizer_keeps_run_resumable(glue_dir, tmp_path, monkeypatch):
+    store, run_id, _ = _cancelled_run(glue_dir, tmp_path)
+    record = store.get_run(run_id)
+    # The run's stored settings name a Hub tokenizer that is not in this machine's cache.
+    config = dict(record.config)
+    config["student"] = {**config["student"], "tokenizer": "lampreia-tests/not-cached-tokenizer"}
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE runs SET config_json = ? WHERE id = ?", (json.dumps(config), run_id))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    result = resume_distillation(run_id, store)
+
+    assert result.status == "failed"
+    assert result.run_id is None
+    assert "'lampreia-tests/not-cached-tokenizer' is not in the local Hugging Face cache" in result.error
+    assert "unset HF_HUB_OFFLINE" in result.error
+    assert f"--from-run {run_id}" in result.error
+    assert store.get_run(run_id).status == "cancelled"
 
 
 def test_corrupted_checkpoint_fails_its_checksum(glue_dir, tmp_path):

@@ -279,3 +279,29 @@ def test_unreachable_hub_suggests_offline_mode(monkeypatch):
 
     assert "the Hugging Face Hub cannot be reached" in str(caught.value)
     assert "set HF_HUB_OFFLINE=1" in str(caught.value)
+
+
+def test_partly_cached_hub_model_is_named_offline(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from engine.model_sources import check_cached_when_offline
+    from engine.teachers import TEACHER_REQUIRED_FILES
+    from engine.tokenization import TOKENIZER_REQUIRED_FILES
+
+    # What an interrupted download leaves: the snapshot folder with the config but no weights.
+    snapshot = tmp_path / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}", encoding="utf-8")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kwargs: str(snapshot))
+
+    with pytest.raises(HubUnreachableError) as caught:
+        check_cached_when_offline("someone/half-downloaded", what="teacher", required=TEACHER_REQUIRED_FILES)
+
+    message = str(caught.value)
+    assert f"The teacher 'someone/half-downloaded' is only partly in the local Hugging Face cache: its snapshot {snapshot} has no *.safetensors" in message
+    assert "unset HF_HUB_OFFLINE on a machine with internet access and run once to complete it" in message
+    (snapshot / "model.safetensors").write_bytes(b"")
+    check_cached_when_offline("someone/half-downloaded", what="teacher", required=TEACHER_REQUIRED_FILES)
+    (snapshot / "config.json").unlink()
+    with pytest.raises(HubUnreachableError, match="has no tokenizer.json or tokenizer_config.json or config.json …, and HF_HUB_OFFLINE is set"):
+        check_cached_when_offline("someone/half-downloaded", what="student tokenizer", required=TOKENIZER_REQUIRED_FILES)
