@@ -27,8 +27,8 @@ from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChang
 from engine.logs import configure_logging
 from engine.model_sources import ALIASES
 from engine.paths import default_database_path
-from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows
-from engine.run_store import RunRecord, RunStore, writable
+from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows, rerun_name
+from engine.run_store import RunRecord, RunStore, readable_only
 from engine.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    log_file = configure_logging(verbose=args.verbose)
+    # Only a run writes into the user's data folder; the reading commands must not create it.
+    log_file = configure_logging(verbose=args.verbose, create_folder=args.command == "run")
     try:
         if args.command == "run":
             return _run(args)
@@ -211,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as error:  # last resort: one line for the user, the traceback in the log
         log.exception("Unexpected error")
-        print(f"lampreia: unexpected error: {type(error).__name__}: {error} (traceback in {log_file})", file=sys.stderr)
+        where = f"traceback in {log_file}" if log_file else "traceback above"
+        print(f"lampreia: unexpected error: {type(error).__name__}: {error} ({where})", file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -231,7 +233,7 @@ def _open_existing_store(path: Path | None) -> RunStore | None:
     target = path if path is not None else default_database_path()
     # Opening for writing would fail on a database this user cannot write (a copy from a cluster,
     # a read-only share), which the reading commands never need.
-    if target.is_file() and not (writable(target) and writable(target.parent)):
+    if readable_only(target):
         log.info("Opening %s read-only: this user cannot write it or its folder", target)
         return RunStore(target, read_only=True)
     return RunStore(path)
@@ -270,7 +272,8 @@ def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
         except OSError as error:
             raise LampreiaError(f"Cannot read the config file {args.config}: {error.strerror}.", "Check the path.") from None
     elif args.from_run is not None:
-        config = RunConfig.from_dict(store.get_run(args.from_run).config)
+        source = store.get_run(args.from_run)
+        config = RunConfig.from_dict(source.config)
     else:
         config = RunConfig()
 
@@ -286,6 +289,9 @@ def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
     if args.data_dir is not None:
         overrides["data.glue_dir"] = str(Path(args.data_dir).expanduser())
     config = config.with_overrides(overrides) if overrides else config
+    if args.from_run is not None and args.name is None:
+        # The source's own name would describe settings that the overrides may have changed.
+        config = config.with_overrides({"name": rerun_name(source, config.to_dict())})
     if args.fixed_weights is not None and config.distillation.weighting != "fixed":
         raise LampreiaError(
             f"--fixed-weights is only used with --weighting fixed, and this run weights its teachers by {config.distillation.weighting!r}.",

@@ -17,11 +17,12 @@ def log_file_path() -> Path:
     return data_dir() / "logs" / "lampreia.log"
 
 
-def configure_logging(verbose: bool = False) -> Path | None:
+def configure_logging(verbose: bool = False, create_folder: bool = True) -> Path | None:
     """Send WARNING (INFO with ``verbose``) to stderr and INFO with tracebacks to the log file.
 
     Returns the log file, or None when its folder cannot be written (then only stderr is used).
-    Safe to call more than once.
+    Without ``create_folder`` (commands that only read), the file is used only when its folder
+    exists already, and None is returned otherwise. Safe to call more than once.
     """
     global _configured
     root = logging.getLogger()
@@ -35,18 +36,24 @@ def configure_logging(verbose: bool = False) -> Path | None:
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(console)
 
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
-        file_handler.setLevel(logging.DEBUG)
-        file_handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(file_handler)
-    except OSError as error:
-        root.warning("Cannot write the log file %s (%s); logging to stderr only.", path, error)
-        path = None
+    path = _add_file_handler(root, path) if create_folder or path.parent.is_dir() else None
 
     # Third-party libraries log download and weight-loading chatter at INFO.
     for noisy in ("httpx", "huggingface_hub", "urllib3", "filelock", "alembic", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _configured = True
+    return path
+
+
+def _add_file_handler(root: logging.Logger, path: Path) -> Path | None:
+    """Log everything to ``path``, creating its folder; return None when it cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
+    except OSError as error:
+        root.warning("Cannot write the log file %s (%s); logging to stderr only.", path, error)
+        return None
+    file_handler.setLevel(logging.DEBUG)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(file_handler)
     return path

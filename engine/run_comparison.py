@@ -5,6 +5,7 @@ The workbench's compare view and ``lampreia compare`` both build on these functi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,21 @@ def format_config_value(value: Any) -> str:
     if isinstance(value, str):
         return repr(value) if value.strip() != value or "\n" in value or not value else value
     return str(value)
+
+
+def rerun_name(source: RunRecord, config: dict[str, Any], shown_changes: int = 3) -> str:
+    """Name a run trained from the settings of the stored run ``source``: its name, its id and what changed.
+
+    E.g. "baseline (from #3: alpha 0.7, epochs 5)". A source that is itself a re-run gives up its
+    own "(from #…)" part, so names do not nest.
+    """
+    base = re.sub(r" \(from #\d+[^()]*\)$", "", source.name)
+    before = RunConfig.from_dict(source.config).to_dict()  # with today's defaults, like ``config``
+    changes = [(key.rsplit(".", 1)[-1], values[1]) for key, values in config_diff([before, config]) if key != "name"]
+    shown = ", ".join(f"{leaf} {format_config_value(value)}" for leaf, value in changes[:shown_changes])
+    if len(changes) > shown_changes:
+        shown += f" and {len(changes) - shown_changes} more"
+    return f"{base} (from #{source.id}: {shown})" if shown else f"{base} (from #{source.id})"
 
 
 def primary_dev_metric(record: RunRecord) -> str | None:

@@ -126,6 +126,15 @@ def writable(path: Path) -> bool:
     return os.access(path, os.W_OK)
 
 
+def readable_only(path: Path) -> bool:
+    """Return whether ``path`` is an existing database that this user can read but not write.
+
+    SQLite needs to write the folder too (its -wal and -shm files), so an unwritable folder counts.
+    Such a database (a copy from a cluster, a read-only share) opens with ``read_only=True``.
+    """
+    return path.is_file() and not (writable(path) and writable(path.parent))
+
+
 def _migration_scripts() -> tuple[Any, Any]:
     """Return the Alembic config and script directory of ``engine/migrations``."""
     from alembic.config import Config

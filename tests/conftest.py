@@ -76,3 +76,37 @@ def tiny_teachers(tokenizer_files: Path, tmp_path_factory: pytest.TempPathFactor
 
     root = tmp_path_factory.mktemp("tiny-teachers")
     return {kind: build_tiny_teacher(kind, tokenizer_files, root / f"tiny-{kind}") for kind in ("gpt2", "distilbert", "roberta")}
+
+
+@pytest.fixture
+def read_only_mount(tmp_path: Path):
+    """A run database with one run ("on a share") in a read-only bind mount; skipped where mounting is not allowed.
+
+    A real mount, because the tests run as root here, and root may write a file whatever its mode.
+    """
+    import shutil
+    import subprocess
+
+    from engine.run_store import RunStore
+
+    source, mount = tmp_path / "source", tmp_path / "mount"
+    source.mkdir()
+    mount.mkdir()
+    store = RunStore(source / "runs.sqlite3")
+    config = {"task": "sst2", "distillation": {"teachers": ["minilm"]}, "student": {"d_model": 64, "n_layers": 2, "n_heads": 4}}
+    store.create_run(config, name="on a share", device="cpu", versions={})
+    store.close()
+    mount_tool = shutil.which("mount")
+    if mount_tool is None or os.geteuid() != 0:
+        pytest.skip("needs root and mount(8) to make a read-only bind mount")
+    bound = subprocess.run([mount_tool, "--bind", str(source), str(mount)], capture_output=True)
+    if bound.returncode != 0:
+        pytest.skip(f"bind mount not allowed here: {bound.stderr.decode().strip()}")
+    try:
+        remounted = subprocess.run([mount_tool, "-o", "remount,bind,ro", str(mount)], capture_output=True)
+        if remounted.returncode != 0:
+            pytest.skip(f"read-only remount not allowed here: {remounted.stderr.decode().strip()}")
+        yield mount / "runs.sqlite3"
+    finally:
+        # Lazy, because the CLI leaves its pooled connections to the database open until exit.
+        subprocess.run(["umount", "--lazy", str(mount)], capture_output=True)

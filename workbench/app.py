@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import traceback
+from pathlib import Path
 from types import TracebackType
 from typing import Callable, Sequence
 
@@ -17,7 +18,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine.errors import StoreError
 from engine.logs import configure_logging
-from engine.run_store import RunStore
+from engine.paths import default_database_path
+from engine.run_store import RunStore, readable_only
 from resources import resource_path
 from workbench.compute_threads import keep_openmp_threads_for_runs
 from workbench.garbage_collection import GuiThreadGarbageCollector
@@ -47,6 +49,19 @@ def _parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     known, qt_arguments = parser.parse_known_args(list(argv))
     known.qt_arguments = qt_arguments
     return known
+
+
+def open_run_store(db: str | None) -> RunStore:
+    """Open the window's run database: read-only when this user cannot write it or its folder.
+
+    A database copied from a cluster or kept on a read-only share can then be browsed and
+    compared; the window says that it cannot train or change runs there.
+    """
+    path = Path(db).expanduser() if db else default_database_path()
+    if readable_only(path):
+        log.info("Opening %s read-only: this user cannot write it or its folder", path)
+        return RunStore(path, read_only=True)
+    return RunStore(path)
 
 
 def _log_uncaught(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
@@ -118,7 +133,7 @@ def run_app(argv: Sequence[str]) -> int:
     prepare_gui_thread(app)
 
     try:
-        store = RunStore(arguments.db)
+        store = open_run_store(arguments.db)
     except StoreError as error:
         log.error("Cannot open the run database: %s", error)
         show_startup_error("Cannot open the run database", str(error))

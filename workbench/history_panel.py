@@ -210,7 +210,7 @@ class HistoryPanel(QWidget):
     """
 
     selection_changed = Signal(list)  # run ids, in table order
-    run_again_requested = Signal(dict)  # the stored config
+    run_again_requested = Signal(int)  # the id of the run whose settings to load
     resume_requested = Signal(int)
     export_requested = Signal()
 
@@ -249,6 +249,11 @@ class HistoryPanel(QWidget):
         header.setResizeContentsPrecision(RESIZE_PRECISION_ROWS)
 
         self._create_actions()
+        if store.read_only:
+            for action in (self.run_again_action, self.resume_action, self.rename_action, self.notes_action, self.tags_action, self.delete_action):
+                tip = f"{action.toolTip()} Not available: this run database is read-only."
+                action.setToolTip(tip)
+                action.setStatusTip(tip)
         toolbar = QToolBar()
         for action in (self.refresh_action, self.run_again_action, self.resume_action, self.rename_action,
                        self.notes_action, self.tags_action, self.export_action, self.delete_action):
@@ -354,10 +359,11 @@ class HistoryPanel(QWidget):
     def _update_actions(self) -> None:
         records = self.selected_records() if self.table.selectionModel() is not None else []
         single = len(records) == 1
+        writable = not self._store.read_only
         for action in (self.run_again_action, self.rename_action, self.notes_action, self.tags_action):
-            action.setEnabled(single)
-        self.resume_action.setEnabled(single and not self._run_active and records[0].status in RESUMABLE_STATUSES)
-        self.delete_action.setEnabled(bool(records))
+            action.setEnabled(single and writable)
+        self.resume_action.setEnabled(single and writable and not self._run_active and records[0].status in RESUMABLE_STATUSES)
+        self.delete_action.setEnabled(bool(records) and writable)
         self.export_action.setEnabled(bool(records))
 
     def _show_context_menu(self, position) -> None:
@@ -377,7 +383,7 @@ class HistoryPanel(QWidget):
     def _run_again(self) -> None:
         record = self._single()
         if record is not None:
-            self.run_again_requested.emit(dict(record.config))
+            self.run_again_requested.emit(record.id)
 
     def _resume(self) -> None:
         record = self._single()

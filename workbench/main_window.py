@@ -28,7 +28,8 @@ from engine.errors import LampreiaError, StoreError
 from engine.events import Event, RunFailed, RunFinished, RunStarted
 from engine.logs import log_file_path
 from engine.paths import safe_file_name
-from engine.run_store import RunStore
+from engine.run_comparison import rerun_name
+from engine.run_store import RunRecord, RunStore
 from workbench.compare_view import CompareView
 from workbench.config_panel import ConfigPanel
 from workbench.curve_plot import CurvePlot
@@ -40,6 +41,12 @@ from workbench.run_worker import RunController
 from workbench.settings import WorkbenchSettings
 
 log = logging.getLogger(__name__)
+
+READ_ONLY_REASON = (
+    "This run database is read-only here (this user cannot write it or its folder): its runs can be browsed, "
+    "compared and exported, but not trained, resumed or changed. To train, open a writable database: "
+    "lampreia gui --db FILE, or a copy of this one."
+)
 
 
 class MainWindow(QMainWindow):
@@ -61,7 +68,9 @@ class MainWindow(QMainWindow):
         self._config_valid = True
         self._config_problem = ""
         self._active_run_name = ""
-        self.setWindowTitle("Lampreia Workbench")
+        # The stored run whose settings "Run again" loaded, and the name it loaded with them.
+        self._rerun_source: tuple[RunRecord, str] | None = None
+        self.setWindowTitle("Lampreia Workbench — read-only database" if store.read_only else "Lampreia Workbench")
 
         self._build_panels()
         self._build_menus()
@@ -147,8 +156,12 @@ class MainWindow(QMainWindow):
             device = f"unavailable ({error})"
         self.device_label = QLabel(f"Device: {device}")
         self.device_label.setToolTip("The device that device = auto selects: the first CUDA GPU when there is one, else the CPU.")
-        self.database_label = QLabel(f"Database: {self.store.path}")
-        self.database_label.setToolTip(f"Run database. Log file: {log_file_path()}")
+        if self.store.read_only:
+            self.database_label = QLabel(f"Database (read-only): {self.store.path}")
+            self.database_label.setToolTip(f"{READ_ONLY_REASON}\nLog file: {log_file_path()}")
+        else:
+            self.database_label = QLabel(f"Database: {self.store.path}")
+            self.database_label.setToolTip(f"Run database. Log file: {log_file_path()}")
         self.database_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.statusBar().addPermanentWidget(self.device_label)
         self.statusBar().addPermanentWidget(self.database_label)
@@ -166,7 +179,7 @@ class MainWindow(QMainWindow):
         self.controller.run_ended.connect(self._on_run_ended)
 
         self.history.selection_changed.connect(self.compare_view.show_run_ids)
-        self.history.run_again_requested.connect(self.load_config_from_run)
+        self.history.run_again_requested.connect(self.run_again)
         self.history.resume_requested.connect(self.resume_run)
         self.history.export_requested.connect(self.compare_view.export_csv)
 
@@ -178,11 +191,18 @@ class MainWindow(QMainWindow):
     def start_run(self) -> None:
         if self.controller.is_running:
             return
+        if self.store.read_only:
+            self.show_message("Cannot start a run", READ_ONLY_REASON)
+            return
         try:
             config = self.config_panel.config()
         except LampreiaError as error:
             self.show_message("The configuration is not valid", str(error))
             return
+        if self._rerun_source is not None and config.name == self._rerun_source[1]:
+            # As `lampreia run --from-run`: the source's name would describe settings since changed.
+            config = config.with_overrides({"name": rerun_name(self._rerun_source[0], config.to_dict())})
+        self._rerun_source = None
         self._remember_config()
         self.live_view.begin_run(config.task)
         self.areas.setCurrentWidget(self.live_view)
@@ -200,6 +220,9 @@ class MainWindow(QMainWindow):
     def resume_run(self, run_id: int) -> None:
         if self.controller.is_running:
             self.show_message("A run is active", "Stop the active run or wait for it to end, then resume.")
+            return
+        if self.store.read_only:
+            self.show_message(f"Cannot resume run #{run_id}", READ_ONLY_REASON)
             return
         try:
             record = self.store.get_run(run_id)
@@ -266,8 +289,9 @@ class MainWindow(QMainWindow):
     def _update_run_controls(self) -> None:
         running = self.controller.is_running
         stopping = self.controller.is_stopping
-        self.run_controls.set_state(valid=self._config_valid, reason=self._config_problem, running=running, stopping=stopping)
-        self.run_action.setEnabled(self._config_valid and not running)
+        unavailable = READ_ONLY_REASON if self.store.read_only else ""
+        self.run_controls.set_state(valid=self._config_valid, reason=self._config_problem, running=running, stopping=stopping, unavailable=unavailable)
+        self.run_action.setEnabled(self._config_valid and not running and not unavailable)
         self.stop_action.setEnabled(running and not stopping)
 
     # Configuration
@@ -282,16 +306,30 @@ class MainWindow(QMainWindow):
             return
         self.config_panel.set_config(config)
         self.config_panel.set_values(keep)
+        self._rerun_source = None
         self.statusBar().showMessage(f"Loaded the preset '{name}': {preset_description(name)}", 10_000)
 
-    @Slot(dict)
-    def load_config_from_run(self, config: dict) -> None:
+    @Slot(int)
+    def run_again(self, run_id: int) -> None:
+        """Load a stored run's settings; a run started from them is named after it and what changed."""
+        try:
+            record = self.store.get_run(run_id)
+        except StoreError as error:
+            self.show_message(f"Cannot load the settings of run #{run_id}", str(error))
+            return
+        if self.load_config_from_run(record.config):
+            self._rerun_source = (record, str(self.config_panel.value("name")))
+
+    def load_config_from_run(self, config: dict) -> bool:
+        """Load a stored configuration into the panel; return whether it could be loaded."""
         try:
             self.config_panel.set_config(RunConfig.from_dict(config))
         except LampreiaError as error:
             self.show_message("Cannot load this run's configuration", str(error))
-            return
+            return False
+        self._rerun_source = None
         self.statusBar().showMessage("Loaded the stored configuration; press Run to train it again.", 10_000)
+        return True
 
     def _sync_probe_to_attention(self) -> None:
         self.live_view.attention_view.set_probe_text(str(self.config_panel.value("training.attention_probe")))

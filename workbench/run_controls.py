@@ -35,10 +35,14 @@ class RunControls(QWidget):
         self.stop_button.clicked.connect(self.stop_clicked)
         self.set_state(valid=True, reason="", running=False, stopping=False)
 
-    def set_state(self, *, valid: bool, reason: str, running: bool, stopping: bool) -> None:
-        self.run_button.setEnabled(valid and not running)
+    def set_state(self, *, valid: bool, reason: str, running: bool, stopping: bool, unavailable: str = "") -> None:
+        """Enable the buttons; ``unavailable`` says why no run can start whatever the config (a read-only database)."""
+        self.run_button.setEnabled(valid and not running and not unavailable)
         self.stop_button.setEnabled(running and not stopping)
-        if not valid:
+        if unavailable:
+            self.run_button.setToolTip(unavailable)
+            self.reason_label.setText(unavailable)
+        elif not valid:
             self.run_button.setToolTip("Fix these values first:\n" + reason)
             first = reason.splitlines()[0] if reason else ""
             more = len(reason.splitlines()) - 1
@@ -47,5 +51,5 @@ class RunControls(QWidget):
             self.run_button.setToolTip("A run is active. Stop it or wait for it to end first.")
         else:
             self.run_button.setToolTip("Start a run with this configuration.")
-        self.reason_label.setVisible(not valid)
+        self.reason_label.setVisible(bool(unavailable) or not valid)
         self.stop_button.setToolTip("Stopping… the run ends at its next step." if stopping else "Stop the run; everything logged so far is kept.")

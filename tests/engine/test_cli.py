@@ -2,6 +2,9 @@
 
 import csv
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -58,6 +61,22 @@ def test_rerun_from_stored_config(glue_dir, tmp_path, capsys):
     runs = json.loads(capsys.readouterr().out)
     assert [r["config"]["training"]["seed"] for r in runs] == [7, 42]
     assert runs[0]["config"]["student"]["d_model"] == 32
+    assert runs[0]["name"] == f"{runs[1]['name']} (from #1: seed 7)"
+
+
+def test_rerun_names_say_what_changed_without_nesting(tmp_path):
+    from engine.config import RunConfig
+    from engine.run_comparison import rerun_name
+
+    store = RunStore(tmp_path / "runs.sqlite3")
+    source = RunConfig.from_dict({"task": "sst2", "name": "baseline"})
+    first = store.create_run(source.to_dict(), name="baseline", device="cpu", versions={})
+    changed = source.with_overrides({"distillation.alpha": 0.5, "training.epochs": 7, "training.seed": 1, "student.mixer": "softmax"})
+    second = store.create_run(changed.to_dict(), name=rerun_name(store.get_run(first), changed.to_dict()), device="cpu", versions={})
+
+    assert store.get_run(second).name == "baseline (from #1: mixer softmax, alpha 0.5, epochs 7 and 1 more)"
+    assert rerun_name(store.get_run(second), changed.to_dict()) == f"baseline (from #{second})"
+    assert rerun_name(store.get_run(first), source.to_dict()) == "baseline (from #1)"
 
 
 @pytest.mark.parametrize(
@@ -145,6 +164,15 @@ def test_reading_commands_never_create_a_database(tmp_path, capsys):
     assert not mistyped.parent.exists()
     assert default_missing == 0
     assert "No runs are recorded yet" in output.out
+
+
+def test_reading_commands_leave_the_data_folder_uncreated(tmp_path):
+    data = tmp_path / "fresh-user-data"
+    environment = {**os.environ, "LAMPREIA_DATA_DIR": str(data)}
+    for command in (["runs"], ["presets"], ["show", "1"]):
+        subprocess.run([sys.executable, "-m", "engine.cli", *command], env=environment, capture_output=True, check=False, timeout=120)
+
+    assert not data.exists()  # neither a database nor a logs/ folder
 
 
 def test_missing_task_folder_records_no_run(tmp_path, capsys):
@@ -432,7 +460,7 @@ def test_wide_characters_keep_columns_aligned(tmp_path, capsys):
 def test_reading_commands_open_unwritable_database_read_only(tmp_path, monkeypatch, capsys):
     db = tmp_path / "runs.sqlite3"
     _stored_runs(db)
-    monkeypatch.setattr("engine.cli.writable", lambda path: False)
+    monkeypatch.setattr("engine.run_store.writable", lambda path: False)
     opened = []
     original = RunStore.__init__
 

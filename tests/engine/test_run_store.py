@@ -423,34 +423,6 @@ def test_read_only_old_schema_asks_copy(tmp_path):
     assert "Copy it, with its -wal file and its runs-artifacts folder" in str(caught.value)
 
 
-@pytest.fixture
-def read_only_mount(tmp_path):
-    """A read-only bind mount of a folder with one run database; skipped where mounting is not allowed."""
-    import shutil
-    import subprocess
-
-    source, mount = tmp_path / "source", tmp_path / "mount"
-    source.mkdir()
-    mount.mkdir()
-    store = RunStore(source / "runs.sqlite3")
-    store.create_run(_config(), name="on a share", device="cpu", versions={})
-    store.close()
-    mount_tool = shutil.which("mount")
-    if mount_tool is None or os.geteuid() != 0:
-        pytest.skip("needs root and mount(8) to make a read-only bind mount")
-    bound = subprocess.run([mount_tool, "--bind", str(source), str(mount)], capture_output=True)
-    if bound.returncode != 0:
-        pytest.skip(f"bind mount not allowed here: {bound.stderr.decode().strip()}")
-    try:
-        remounted = subprocess.run([mount_tool, "-o", "remount,bind,ro", str(mount)], capture_output=True)
-        if remounted.returncode != 0:
-            pytest.skip(f"read-only remount not allowed here: {remounted.stderr.decode().strip()}")
-        yield mount / "runs.sqlite3"
-    finally:
-        # Lazy, because the CLI leaves its pooled connections to the database open until exit.
-        subprocess.run(["umount", "--lazy", str(mount)], capture_output=True)
-
-
 def test_database_on_read_only_mount_is_listed(read_only_mount, capsys):
     from engine.cli import main
 

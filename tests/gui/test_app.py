@@ -71,3 +71,21 @@ def test_verbose_flag_opens_window_ctrl_c_closes(qtbot, tmp_path, monkeypatch):
     assert len(windows) == 1
     assert not windows[0].isVisible()
     assert signal.getsignal(signal.SIGINT) is previous_handler
+
+
+def test_database_on_read_only_mount_opens_read_only(qtbot, tmp_path, monkeypatch, read_only_mount):
+    _use_temporary_settings(tmp_path, monkeypatch)
+    seen: dict[str, object] = {}
+
+    def inspect_and_quit() -> None:
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        seen["database"] = window.database_label.text()
+        seen["runs"] = [window.history.model.record(row).name for row in range(window.history.model.rowCount())]
+        seen["run enabled"] = window.run_controls.run_button.isEnabled()
+        window.close()
+        QApplication.quit()
+
+    QTimer.singleShot(0, inspect_and_quit)
+    assert launcher.main(["gui", "--db", str(read_only_mount)]) == 0
+    assert seen == {"database": f"Database (read-only): {read_only_mount}", "runs": ["on a share"], "run enabled": False}
+    assert sorted(path.name for path in read_only_mount.parent.iterdir()) == ["runs.sqlite3"]

@@ -217,3 +217,54 @@ def test_compare_caps_overlaid_runs(qtbot, window, store):
     assert [run.record.id for run in compare.runs] == run_ids[:MAX_COMPARED_RUNS]
     assert f"{MAX_COMPARED_RUNS} oldest of {len(run_ids)}" in compare.info_label.text()
     assert len(compare.loss_plot.series_names()) == MAX_COMPARED_RUNS
+
+
+def test_read_only_database_can_be_browsed_not_changed(qtbot, two_runs, store, settings, messages):
+    from engine.run_store import RunStore
+    from workbench.main_window import READ_ONLY_REASON, MainWindow
+
+    store.close()
+    read_only = RunStore(store.path, read_only=True)
+    window = MainWindow(read_only, settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+
+    window.history.select_runs(list(two_runs))
+    assert [run.record.id for run in window.compare_view.runs] == sorted(two_runs)
+    assert sorted(window.compare_view.diff_keys()) == sorted(CHANGES)
+    assert window.history.export_action.isEnabled()
+    window.history.select_runs([two_runs[1]])  # cancelled: resumable in a writable database
+    history = window.history
+    for action in (history.run_again_action, history.resume_action, history.rename_action, history.notes_action,
+                   history.tags_action, history.delete_action):
+        assert not action.isEnabled(), action.text()
+        assert action.toolTip().endswith("Not available: this run database is read-only.")
+
+    assert not window.run_controls.run_button.isEnabled() and not window.run_action.isEnabled()
+    assert window.run_controls.reason_label.text() == READ_ONLY_REASON
+    assert window.windowTitle() == "Lampreia Workbench — read-only database"
+    assert window.database_label.text() == f"Database (read-only): {store.path}"
+    window.start_run()
+    window.resume_run(two_runs[1])
+    assert [title for title, _ in messages] == ["Cannot start a run", f"Cannot resume run #{two_runs[1]}"]
+    assert not window.controller.is_running
+    read_only.close()
+
+
+def test_run_again_names_the_new_run_after_its_source(qtbot, window, two_runs, glue_dir, monkeypatch):
+    started: list[RunConfig] = []
+    monkeypatch.setattr(window.controller, "start", started.append)
+    window.history.refresh()
+    window.history.select_runs([two_runs[0]])
+    panel = window.config_panel
+    for name in (None, "my own name"):
+        window.history.run_again_action.trigger()
+        panel.editors["data.glue_dir"].set_value(str(glue_dir))
+        panel.editors["training.epochs"].set_value(2)
+        if name is not None:
+            panel.editors["name"].set_value(name)
+        window.start_run()
+    window.live_view.end_run()  # no run thread ends it here
+
+    assert [config.name for config in started] == [f"base run (from #{two_runs[0]}: glue_dir {glue_dir}, epochs 2)", "my own name"]
