@@ -390,11 +390,11 @@ def main() -> None:
         return
 
     repeats = args.repeats or (1 if args.quick else 5)
+    detail(describe_environment())
     if args.by_part:
         run_by_part(data, args, repeats)
         return
     variants = (TURNS, TURNS_CONTROL) if args.turns_only else VARIANTS
-    detail(describe_environment())
     with isolated_user_folders():
         # Fill the teacher-embedding cache first, so that every variant times training alone.
         measure_in_subprocess(HEADLESS, data, args.quick, args.threads, args.rows)

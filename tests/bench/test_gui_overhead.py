@@ -7,6 +7,14 @@ def test_gui_overhead_quick_prints_ratio_and_stall(run_bench, shared_data):
     assert "gui event loop: largest stall during a run " in completed.stdout
 
 
+def test_gui_overhead_by_part_prints_each_part(run_bench, shared_data):
+    completed = run_bench("gui_overhead.py", "--quick", "--by-part", "--threads", "1", "--data", str(shared_data))
+
+    assert completed.returncode == 0, completed.stderr
+    for part in ("headless, Qt loaded", "run controller, no window", "windowed"):
+        assert f"{part}/headless, median of the 1 pairs = " in completed.stdout
+
+
 def test_turn_ratios_split_steps_by_gui_state():
     from bench.gui_overhead import HALF_TURN_S, turn_ratios
 
