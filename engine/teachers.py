@@ -68,6 +68,14 @@ def inspect_teacher(spec: str, *, trust_remote_code: bool = False, cancel: Cance
         log.warning("Teacher %s runs custom code from %s because trust_remote_code is on.", spec, source.folder)
 
     if not any(p.suffix in _WEIGHT_SUFFIXES for p in source.folder.rglob("*")):
+        if source.hub_id is not None:
+            # Without internet access the Hub library serves whatever the cache holds, which after
+            # an interrupted download can be the config without the weights.
+            raise TeacherLoadError(
+                f"The teacher {source.hub_id!r} has no safetensors weights in its Hugging Face cache folder {source.folder}.",
+                "If its download was cut short (for example on a machine without internet access), run once more with internet "
+                "access to complete it. If the model publishes only pickled .bin weights, which are not loaded, use another model.",
+            )
         raise TeacherLoadError(
             f"The teacher folder {source.folder} has no safetensors weights (model.safetensors).",
             "Convert the weights to safetensors, or use a model that provides them; pickled .bin weights are not loaded.",

@@ -70,10 +70,10 @@ def tokenizer_vocab_size(spec: str, cancel: CancellationToken | None = None) -> 
 TOKENIZER_FILES_HINT = (
     "Choose a folder or Hub id with tokenizer.json, or with vocab.json and merges.txt (byte-level BPE), or with vocab.txt (WordPiece)."
 )
-# Files that make a folder loadable as a tokenizer besides the vocab.json + merges.txt pair.
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model")
-# Files a tokenizer folder must hold: for each kind, the patterns of which one must match (check_cached_when_offline).
-TOKENIZER_REQUIRED_FILES = (_TOKENIZER_FILES + ("vocab.json",),)
+# Files that make a folder loadable as a tokenizer besides the vocab.json + merges.txt pair, as one
+# group of patterns of which one must match (check_cached_when_offline takes such groups). A
+# model's config.json holds no vocabulary, so it does not count.
+TOKENIZER_REQUIRED_FILES = (("tokenizer.json", "tokenizer_config.json", "vocab.txt", "*.model", "*.spm", "*.tiktoken"),)
 
 
 def check_tokenizer_folder(spec: str) -> None:
@@ -88,7 +88,7 @@ def check_tokenizer_folder(spec: str) -> None:
     if spec.strip().lower() in PACKAGED_ALIASES or not path.is_dir():
         return
     byte_level_bpe = (path / "vocab.json").is_file() and (path / "merges.txt").is_file()
-    if not byte_level_bpe and not any((path / name).is_file() for name in _TOKENIZER_FILES):
+    if not byte_level_bpe and not any(any(path.glob(pattern)) for pattern in TOKENIZER_REQUIRED_FILES[0]):
         raise TeacherLoadError(f"The student tokenizer folder {str(path)!r} contains no tokenizer files.", TOKENIZER_FILES_HINT)
 
 
@@ -138,6 +138,14 @@ class StudentTokenizer:
         self.pad_id = _first_id(tok.pad_token_id, tok.eos_token_id, tok.unk_token_id, 0)
         self.mask_id = _first_id(tok.mask_token_id, tok.unk_token_id, self.pad_id)
         self.special_ids = sorted(set(tok.all_special_ids))
+        ordinary = self.vocab_size - sum(1 for i in self.special_ids if i < self.vocab_size)
+        if ordinary <= 0:
+            # A folder with a config but no vocabulary file loads as a tokenizer of special tokens only.
+            raise TeacherLoadError(
+                f"The student tokenizer {spec!r} from {source.folder} has no vocabulary: its {self.vocab_size} tokens are all special tokens, "
+                "so every word would be unknown.",
+                TOKENIZER_FILES_HINT,
+            )
         self.native_pairs = tok.num_special_tokens_to_add(pair=True) > tok.num_special_tokens_to_add(pair=False)
         self._separator_ids = tok.encode(pair_separator, add_special_tokens=False) if pair_separator else []
 

@@ -101,6 +101,24 @@ def test_pickle_only_weights_are_refused(tiny_teachers, tmp_path):
         inspect_teacher(str(folder))
 
 
+def test_partly_cached_hub_teacher_online_suggests_completing_download(tiny_teachers, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    # Without internet access and without HF_HUB_OFFLINE, the Hub library serves what the cache holds.
+    snapshot = tmp_path / "snapshot"
+    shutil.copytree(tiny_teachers["distilbert"], snapshot)
+    (snapshot / "model.safetensors").unlink()
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id, **kwargs: str(snapshot))
+
+    with pytest.raises(TeacherLoadError) as caught:
+        inspect_teacher("someone/half-downloaded")
+
+    assert f"The teacher 'someone/half-downloaded' has no safetensors weights in its Hugging Face cache folder {snapshot}" in str(caught.value)
+    assert "run once more with internet access to complete it" in str(caught.value)
+
+
 def test_max_seq_len_above_teacher_limit_is_rejected(tiny_teachers):
     info = inspect_teacher(str(tiny_teachers["roberta"]))
 
@@ -303,5 +321,5 @@ def test_partly_cached_hub_model_is_named_offline(monkeypatch, tmp_path):
     (snapshot / "model.safetensors").write_bytes(b"")
     check_cached_when_offline("someone/half-downloaded", what="teacher", required=TEACHER_REQUIRED_FILES)
     (snapshot / "config.json").unlink()
-    with pytest.raises(HubUnreachableError, match="has no tokenizer.json or tokenizer_config.json or config.json …, and HF_HUB_OFFLINE is set"):
+    with pytest.raises(HubUnreachableError, match="has no tokenizer.json or tokenizer_config.json or vocab.txt …, and HF_HUB_OFFLINE is set"):
         check_cached_when_offline("someone/half-downloaded", what="student tokenizer", required=TOKENIZER_REQUIRED_FILES)

@@ -44,6 +44,24 @@ def test_folder_without_tokenizer_files_names_what_it_needs(tmp_path):
     assert "vocab.json and merges.txt" in str(raised.value)
 
 
+def test_model_config_alone_is_no_tokenizer(tmp_path):
+    from engine.tokenization import StudentTokenizer
+
+    # A model folder's config.json without vocabulary files: transformers builds a tokenizer of
+    # special tokens only from it, which made augmentation fail inside the run.
+    folder = tmp_path / "config-only"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert", "vocab_size": 30522}', encoding="utf-8")
+
+    with pytest.raises(TeacherLoadError, match="contains no tokenizer files"):
+        check_tokenizer_folder(str(folder))
+    with pytest.raises(TeacherLoadError) as loaded:
+        StudentTokenizer(str(folder), max_seq_len=48, pair_separator=" ")
+
+    assert "has no vocabulary: its 5 tokens are all special tokens" in str(loaded.value)
+    assert "vocab.txt (WordPiece)" in str(loaded.value)
+
+
 def test_folder_check_before_the_run(tmp_path, tokenizer_files):
     only_merges = tmp_path / "only-merges"
     only_merges.mkdir()
