@@ -57,3 +57,11 @@ def _add_file_handler(root: logging.Logger, path: Path) -> Path | None:
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(file_handler)
     return path
+
+
+def log_file_in_use() -> Path | None:
+    """Return the file that the root logger writes to, or None when it writes to none."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return Path(handler.baseFilename)
+    return None

@@ -9,6 +9,7 @@ the metrics logged before it stopped.
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import math
 import time
@@ -57,6 +58,7 @@ from engine.events import (
     discard_events,
 )
 from engine.glue_data import GlueSplit, load_split, validate_glue_dir
+from engine.logs import log_file_in_use
 from engine.model_sources import check_cached_when_offline, check_local_folder
 from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
 from engine.student import Student
@@ -125,6 +127,16 @@ def resume_distillation(
     checkpoint = read_checkpoint(paths["last"][0], run_id)
     config = RunConfig.from_dict(record.config)
     return Trainer(config, store, sink, cancel, cache=cache, resume_run_id=run_id, checkpoint=checkpoint).run()
+
+
+def data_fingerprint(train: GlueSplit, dev: dict[str, GlueSplit]) -> str:
+    """SHA-256 over the texts and labels of the train and dev rows that a run reads, in order."""
+    digest = hashlib.sha256()
+    for name, split in [("train", train), *sorted(dev.items())]:
+        digest.update(name.encode())
+        digest.update(split.fingerprint().encode())
+        digest.update(np.ascontiguousarray(split.labels).tobytes())
+    return digest.hexdigest()
 
 
 def default_run_name(config: RunConfig) -> str:
@@ -332,7 +344,9 @@ class Trainer:
             where = getattr(error, "filename", None) or "while writing run files"
             return f"The disk is full ({where}). Free disk space, then resume the run (CLI: lampreia run --resume {self.run_id})."
         log.exception("Run %s failed with an unexpected error", self.run_id)
-        return f"Unexpected error: {type(error).__name__}: {error}. The full traceback is in the log; please report it."
+        log_file = log_file_in_use()
+        where = f"the log file {log_file}" if log_file else "the log output"
+        return f"Unexpected error: {type(error).__name__}: {error}. The full traceback is in {where}; please report it."
 
     def _out_of_memory(self) -> OutOfMemoryError:
         if self.device.type == "cuda":
@@ -406,6 +420,7 @@ class Trainer:
         self.task = TASKS[config.task]
         self._emit(PhaseChanged("loading data", f"GLUE {self.task.title}"))
         train_split, dev_splits = self._load_splits()
+        self.data_fingerprint = data_fingerprint(train_split, dev_splits)
 
         self.cancel.raise_if_cancelled()
         self.tokenizer = StudentTokenizer(config.student.tokenizer, config.student.max_seq_len, config.student.pair_separator, self.cancel)
@@ -831,12 +846,21 @@ class Trainer:
             "teachers": self.teacher_labels,
             "teacher_dims": [e.info.hidden_size for e in self._extractions],
             "label_scaling": [self.scaling.mean, self.scaling.std],
+            "data_fingerprint": self.data_fingerprint,
         }
 
     def _restore(self, checkpoint: LoadedCheckpoint) -> None:
         state = checkpoint.state
         if RunConfig.from_dict(state.get("config", {})) != self.config:
             raise CheckpointError("The resume checkpoint was written with a different config than the run's.", "Start the run again.")
+        # Checkpoints written before the fingerprint existed have none, and resume unchecked.
+        if state.get("data_fingerprint", self.data_fingerprint) != self.data_fingerprint:
+            source = self.config.data.glue_dir or "the Hugging Face Hub"
+            raise CheckpointError(
+                f"The GLUE rows that run {self.run_id} reads from {source} are not those it trained on before it stopped "
+                "(the files changed since), so its second part would train on other data.",
+                f"Put the original files back and resume, or train anew on the current rows with lampreia run --from-run {self.run_id}.",
+            )
         model_state = {k.removeprefix("model."): v for k, v in checkpoint.tensors.items() if k.startswith("model.")}
         try:
             self.model.load_state_dict(model_state)

@@ -157,6 +157,44 @@ def test_resume_without_data_folder_keeps_run_resumable(glue_dir, tmp_path, caps
     assert resume_distillation(run_id, store).status == "finished"
 
 
+def test_unexpected_error_names_the_log_file(glue_dir, tmp_path, monkeypatch):
+    import logging
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Student, "forward", broken)
+    handler = logging.FileHandler(tmp_path / "lampreia.log")
+    logging.getLogger().handlers.insert(0, handler)  # first, so that it is the file named
+    try:
+        result = run_distillation(_config(glue_dir, epochs=1), RunStore(tmp_path / "runs.sqlite3"))
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+    assert result.status == "failed"
+    assert f"Unexpected error: RuntimeError: boom. The full traceback is in the log file {tmp_path / 'lampreia.log'}" in result.error
+    assert "Traceback" in (tmp_path / "lampreia.log").read_text(encoding="utf-8")
+
+
+def test_resume_on_changed_rows_is_refused(glue_dir, tmp_path):
+    copied = tmp_path / "glue"
+    shutil.copytree(glue_dir / "SST-2", copied / "SST-2")
+    store, run_id, _ = _cancelled_run(copied, tmp_path)
+    train = copied / "SST-2" / "train.tsv"
+    original = train.read_text(encoding="utf-8")
+    header, first, second, *rest = original.splitlines(keepends=True)
+    train.write_text("".join([header, second, first, *rest]), encoding="utf-8")  # the same rows, two swapped
+
+    changed = resume_distillation(run_id, store)
+
+    assert changed.status == "failed"
+    assert f"The GLUE rows that run {run_id} reads from {copied} are not those it trained on before it stopped" in changed.error
+    assert f"lampreia run --from-run {run_id}" in changed.error
+    train.write_text(original, encoding="utf-8")
+    assert resume_distillation(run_id, store).status == "finished"
+
+
 def test_offline_resume_without_cached_tokenizer_keeps_run_resumable(glue_dir, tmp_path, monkeypatch):
     store, run_id, _ = _cancelled_run(glue_dir, tmp_path)
     record = store.get_run(run_id)
