@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -38,6 +39,8 @@ EXIT_INVALID = 2
 EXIT_CANCELLED = 130
 # Width of the name column of `lampreia runs`; longer names end in "…" (`show` prints them whole).
 NAME_WIDTH = 24
+# Columns of a `lampreia runs` row besides the name: id, status, task, teachers, student, params, best dev, baseline, time, created.
+RUNS_COLUMNS_BESIDE_NAME = 140
 
 # Command-line option → config path. Options left unset keep the preset's (or default) value.
 _OVERRIDES = {
@@ -174,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--db", type=Path, help="Run database.")
 
     commands.add_parser("presets", help="List the presets with what each one is for.")
+    for command in commands.choices.values():
+        # Also after the command (`lampreia run … -v`); SUPPRESS keeps a -v given before it.
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="Log progress details (INFO) to stderr.")
     return parser
 
 
@@ -326,7 +332,14 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.resume is not None:
             extra_options = [f"--{option.replace('_', '-')}" for option in _OVERRIDES if getattr(args, option, None) is not None]
-            other_settings = (("--teachers", args.teachers), ("--preset", args.preset), ("--config", args.config), ("--from-run", args.from_run))
+            other_settings = (
+                ("--teachers", args.teachers),
+                ("--data-dir", args.data_dir),
+                ("--trust-remote-code", args.trust_remote_code or None),
+                ("--preset", args.preset),
+                ("--config", args.config),
+                ("--from-run", args.from_run),
+            )
             extra_options += [flag for flag, value in other_settings if value is not None]
             if extra_options:
                 raise LampreiaError(
@@ -419,8 +432,9 @@ def _runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_record_json(r) for r in records], indent=2, ensure_ascii=False))
         return 0
+    name_width = _name_width(records)
     header = (
-        f"{'id':>4}  {'name':<{NAME_WIDTH}} {'status':<11} {'task':<5} {'teachers':<28} {'student':<13} {'params':>9}  "
+        f"{'id':>4}  {'name':<{name_width}} {'status':<11} {'task':<5} {'teachers':<28} {'student':<13} {'params':>9}  "
         f"{'best dev':<22} {'baseline':>8}  {'time':>8}  created"
     )
     print(header)
@@ -429,11 +443,21 @@ def _runs(args: argparse.Namespace) -> int:
         best = f"{primary.split('/')[-1]} {value:.4f}" if value is not None else "-"
         baseline = record.baseline.get(primary) if primary else None
         print(
-            f"{record.id:>4}  {_pad(_clip(record.name, NAME_WIDTH), NAME_WIDTH)} {record.status:<11} {record.task:<5} {','.join(record.teachers)[:28]:<28} {record.student_size:<13} "
+            f"{record.id:>4}  {_pad(_clip(record.name, name_width), name_width)} {record.status:<11} {record.task:<5} {','.join(record.teachers)[:28]:<28} {record.student_size:<13} "
             f"{_count(record.parameter_count):>9}  {best:<22} {(f'{baseline:.4f}' if baseline is not None else '-'):>8}  "
             f"{_duration(record.duration_seconds):>8}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(record.created_at))}"
         )
     return 0
+
+
+def _name_width(records: list[RunRecord]) -> int:
+    """Columns for run names in `lampreia runs`: NAME_WIDTH, or as many as the longest name needs that the terminal has room for.
+
+    Re-run names end with what changed ("baseline (from #3: alpha 0.7)"), the part that clipping hides.
+    """
+    free = shutil.get_terminal_size().columns - RUNS_COLUMNS_BESIDE_NAME
+    longest = max((_columns(record.name) for record in records), default=0)
+    return max(NAME_WIDTH, min(longest, free))
 
 
 def _char_columns(char: str) -> int:

@@ -64,6 +64,24 @@ def test_rerun_from_stored_config(glue_dir, tmp_path, capsys):
     assert runs[0]["name"] == f"{runs[1]['name']} (from #1: seed 7)"
 
 
+def test_runs_long_names_on_wide_terminal(tmp_path, monkeypatch, capsys):
+    db = tmp_path / "runs.sqlite3"
+    store = RunStore(db)
+    name = "baseline (from #3: learning_rate 0.001, alpha 0.5)"
+    store.create_run({"task": "sst2"}, name=name, device="cpu", versions={})
+    store.close()
+
+    monkeypatch.setenv("COLUMNS", "250")
+    assert main(["runs", "--db", str(db)]) == 0
+    wide = capsys.readouterr().out
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["runs", "--db", str(db)]) == 0
+    narrow = capsys.readouterr().out
+
+    assert name in wide
+    assert "baseline (from #3: lear…" in narrow
+
+
 def test_rerun_names_say_what_changed_without_nesting(tmp_path):
     from engine.config import RunConfig
     from engine.run_comparison import rerun_name
@@ -225,6 +243,19 @@ def test_resume_names_the_options_to_drop(tmp_path, capsys):
     assert code == 2
     assert "Drop --epochs, --teachers" in error
     assert "--from-run 3" in error
+
+
+def test_resume_rejects_data_folder_and_remote_code(tmp_path, capsys):
+    code = main(["run", "--resume", "3", "--data-dir", str(tmp_path), "--trust-remote-code", "--db", str(tmp_path / "r.sqlite3"), "--quiet"])
+
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "Drop --data-dir, --trust-remote-code" in error
+
+
+@pytest.mark.parametrize("argv", [["-v", "runs"], ["runs", "-v"], ["run", "--preset", "paper", "--verbose"]])
+def test_verbose_before_or_after_the_command(argv):
+    assert build_parser().parse_args(argv).verbose is True
 
 
 @pytest.mark.parametrize(("flag", "expected"), [("off", False), ("on", True)])
