@@ -11,6 +11,7 @@ A ``RunStore`` may be shared between threads: every method opens its own short s
 
 from __future__ import annotations
 
+
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ import sqlite3
 import tempfile
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
@@ -43,6 +44,7 @@ T = TypeVar("T")
 # A run whose owner stops updating its heartbeat for this long is considered dead even if the
 # owner's process id is in use again (another host, or a reused pid).
 STALE_HEARTBEAT_S = 600.0
+LOST_RUN_ERROR = "The process running this run stopped without finishing it (killed, crashed or powered off)."
 
 ACTIVE_STATUSES = ("queued", "running")
 
@@ -540,22 +542,28 @@ class RunStore:
             rows = session.scalars(select(SqlRun).where(SqlRun.status.in_(ACTIVE_STATUSES))).all()
             lost = []
             for row in rows:
-                stale = row.heartbeat_at is None or now - row.heartbeat_at > STALE_HEARTBEAT_S
-                dead = row.owner_host == host and not _process_alive(row.owner_pid)
-                if dead or stale:
+                if _owner_lost(row.heartbeat_at, row.owner_host, row.owner_pid, host, now):
                     row.status = "interrupted"
-                    row.error = "The process running this run stopped without finishing it (killed, crashed or powered off)."
+                    row.error = LOST_RUN_ERROR
                     lost.append(row.id)
             return lost
 
         return self._write(recover)
+
+    def _as_read(self, record: RunRecord) -> RunRecord:
+        """Show a run whose process is gone as ``interrupted`` where the store cannot record it (read-only)."""
+        if not self.read_only or record.status not in ACTIVE_STATUSES:
+            return record
+        if not _owner_lost(record.heartbeat_at, record.owner_host, record.owner_pid, socket.gethostname(), time.time()):
+            return record
+        return replace(record, status="interrupted", error=f"{LOST_RUN_ERROR} The read-only database still records it as running.")
 
     def get_run(self, run_id: int) -> RunRecord:
         def fetch(session: Session) -> RunRecord:
             row = session.get(SqlRun, run_id)
             if row is None:
                 raise StoreError(f"Run {run_id} does not exist in {self.path}.", "List the runs with `lampreia runs`.")
-            return _record(row)
+            return self._as_read(_record(row))
 
         return self._read(fetch)
 
@@ -566,7 +574,7 @@ class RunStore:
             query = select(SqlRun).order_by(SqlRun.id.desc())
             if statuses is not None:
                 query = query.where(SqlRun.status.in_(list(statuses)))
-            return [_record(row) for row in session.scalars(query)]
+            return [self._as_read(_record(row)) for row in session.scalars(query)]
 
         return self._read(fetch)
 
@@ -752,6 +760,13 @@ def _process_alive(pid: int) -> bool:
         return "\nState:\tZ" not in status.read_text()
     except OSError:
         return True
+
+
+def _owner_lost(heartbeat_at: float | None, owner_host: str, owner_pid: int, host: str, now: float) -> bool:
+    """Return whether the process of an active run is gone: dead on this host, or silent for too long."""
+    stale = heartbeat_at is None or now - heartbeat_at > STALE_HEARTBEAT_S
+    dead = owner_host == host and not _process_alive(owner_pid)
+    return dead or stale
 
 
 def _record(row: SqlRun) -> RunRecord:

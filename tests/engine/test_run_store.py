@@ -383,6 +383,25 @@ def test_read_only_store_reads_and_rejects_writes(tmp_path):
     assert (tmp_path / "runs.sqlite3").read_bytes() == before
 
 
+def test_read_only_store_shows_lost_run_interrupted(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    run_id = store.create_run(_config(), name="killed on a cluster", device="cpu", versions={})
+    store.close()
+    with sqlite3.connect(tmp_path / "runs.sqlite3") as connection:  # its last heartbeat an hour ago
+        connection.execute("UPDATE runs SET heartbeat_at = ?, owner_host = 'cluster-node-7' WHERE id = ?", (time.time() - 3600, run_id))
+    connection.close()
+    before = (tmp_path / "runs.sqlite3").read_bytes()
+
+    reader = RunStore(tmp_path / "runs.sqlite3", read_only=True)
+    listed, fetched = reader.list_runs()[0], reader.get_run(run_id)
+    reader.close()
+
+    assert listed.status == "interrupted"
+    assert fetched.status == "interrupted"
+    assert fetched.error.endswith("The read-only database still records it as running.")
+    assert (tmp_path / "runs.sqlite3").read_bytes() == before
+
+
 def test_read_only_store_leaves_no_files_beside_it(tmp_path):
     RunStore(tmp_path / "runs.sqlite3").close()
 
