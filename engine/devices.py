@@ -35,10 +35,11 @@ def select_device(requested: str) -> torch.device:
     return device
 
 
-def describe_device(device: torch.device) -> str:
+def describe_device(device: torch.device, threads: int | None = None) -> str:
+    """Name the device; for the CPU with the calling thread's torch thread count, unless ``threads`` gives another."""
     if device.type == "cuda":
         return f"CUDA: {torch.cuda.get_device_name(device)}"
-    threads = torch.get_num_threads()
+    threads = threads or torch.get_num_threads()
     return f"CPU: {platform.processor() or platform.machine()} ({threads} thread{'s' if threads != 1 else ''})"
 
 

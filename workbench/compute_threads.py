@@ -17,6 +17,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
+_run_threads: int | None = None  # torch's thread count for runs, read before the GUI thread's limit
+
 
 def keep_openmp_threads_for_runs() -> None:
     """Limit the calling (GUI) thread to one OpenMP thread; threads started later keep torch's default.
@@ -25,8 +27,14 @@ def keep_openmp_threads_for_runs() -> None:
     """
     from threadpoolctl import threadpool_limits
 
+    global _run_threads
     # torch sets a thread's OpenMP thread count on that thread's first request for it. Requesting
     # it here fixes the GUI thread's count, so that the limit below is not overwritten later.
-    torch.get_num_threads()
+    _run_threads = _run_threads or torch.get_num_threads()
     threadpool_limits(limits=1, user_api="openmp")
     log.debug("GUI thread limited to one OpenMP thread")
+
+
+def run_thread_count() -> int:
+    """Return the torch threads that a run's thread uses, also when called on the limited GUI thread."""
+    return _run_threads or torch.get_num_threads()

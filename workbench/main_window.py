@@ -31,6 +31,7 @@ from engine.paths import safe_file_name
 from engine.run_comparison import rerun_name
 from engine.run_store import RunRecord, RunStore
 from workbench.compare_view import CompareView
+from workbench.compute_threads import run_thread_count
 from workbench.config_panel import ConfigPanel
 from workbench.curve_plot import CurvePlot
 from workbench.history_panel import HistoryPanel
@@ -77,6 +78,10 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._connect()
         self._restore_state()
+        if store.read_only:
+            # Nothing can be trained here, so the window opens on what it can show.
+            self.live_view.progress.title_label.setText("No runs can start here: this run database is read-only.")
+            self.areas.setCurrentWidget(self.history_splitter)
         self.history.refresh()
         self._update_run_controls()
 
@@ -151,7 +156,7 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         try:
-            device = describe_device(select_device("auto"))
+            device = describe_device(select_device("auto"), threads=run_thread_count())
         except LampreiaError as error:
             device = f"unavailable ({error})"
         self.device_label = QLabel(f"Device: {device}")
@@ -292,6 +297,8 @@ class MainWindow(QMainWindow):
         unavailable = READ_ONLY_REASON if self.store.read_only else ""
         self.run_controls.set_state(valid=self._config_valid, reason=self._config_problem, running=running, stopping=stopping, unavailable=unavailable)
         self.run_action.setEnabled(self._config_valid and not running and not unavailable)
+        # Menus show status tips, not tooltips, in the status bar.
+        self.run_action.setStatusTip(unavailable or self.run_controls.run_button.toolTip())
         self.stop_action.setEnabled(running and not stopping)
 
     # Configuration
@@ -318,7 +325,13 @@ class MainWindow(QMainWindow):
             self.show_message(f"Cannot load the settings of run #{run_id}", str(error))
             return
         if self.load_config_from_run(record.config):
-            self._rerun_source = (record, str(self.config_panel.value("name")))
+            name = rerun_name(record, RunConfig.from_dict(record.config).to_dict())
+            self.config_panel.set_values({"name": name})
+            self._rerun_source = (record, name)
+            self.statusBar().showMessage(
+                f"Loaded the settings of run #{record.id}. Press Run to train them again; the settings you change are added to the run's name.",
+                10_000,
+            )
 
     def load_config_from_run(self, config: dict) -> bool:
         """Load a stored configuration into the panel; return whether it could be loaded."""

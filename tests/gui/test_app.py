@@ -38,7 +38,20 @@ def test_gui_command_opens_window(qtbot, tmp_path, monkeypatch):
     assert seen["title"] == "Lampreia Workbench"
     assert seen["database"] == f"Database: {database}"
     assert seen["device"].startswith("Device: ")
+    assert seen["device"].endswith(f"({_run_threads()} threads)")  # a run thread's count, not the limited GUI thread's
     assert database.is_file()
+
+
+def _run_threads() -> int:
+    import threading
+
+    import torch
+
+    counts: list[int] = []
+    worker = threading.Thread(target=lambda: counts.append(torch.get_num_threads()))
+    worker.start()
+    worker.join()
+    return counts[0]
 
 
 def test_unopenable_database_reported(qtbot, tmp_path, monkeypatch):

@@ -179,7 +179,7 @@ def test_history_run_again_loads_config(qtbot, window, two_runs):
     window.history.run_again_action.trigger()
 
     panel = window.config_panel
-    assert RunConfig.from_dict(nest(panel.raw_values())) == BASE.with_overrides(CHANGES)
+    assert RunConfig.from_dict(nest(panel.raw_values())) == BASE.with_overrides({**CHANGES, "name": f"../other/run (from #{two_runs[1]})"})
     # The stored glue_data folder does not exist on this machine, which the panel reports.
     assert "does not exist" in panel.editors["data.glue_dir"].error
 
@@ -241,9 +241,13 @@ def test_read_only_database_can_be_browsed_not_changed(qtbot, two_runs, store, s
         assert not action.isEnabled(), action.text()
         assert action.toolTip().endswith("Not available: this run database is read-only.")
 
-    assert not window.run_controls.run_button.isEnabled() and not window.run_action.isEnabled()
+    assert not window.run_controls.run_button.isEnabled()
+    assert not window.run_action.isEnabled()
+    assert window.run_action.statusTip() == READ_ONLY_REASON
     assert window.run_controls.reason_label.text() == READ_ONLY_REASON
     assert window.windowTitle() == "Lampreia Workbench — read-only database"
+    assert window.areas.currentWidget() is window.history_splitter
+    assert window.live_view.progress.title_label.text() == "No runs can start here: this run database is read-only."
     assert window.database_label.text() == f"Database (read-only): {store.path}"
     window.start_run()
     window.resume_run(two_runs[1])
@@ -260,6 +264,7 @@ def test_run_again_names_the_new_run_after_its_source(qtbot, window, two_runs, g
     panel = window.config_panel
     for name in (None, "my own name"):
         window.history.run_again_action.trigger()
+        assert panel.value("name") == f"base run (from #{two_runs[0]})"
         panel.editors["data.glue_dir"].set_value(str(glue_dir))
         panel.editors["training.epochs"].set_value(2)
         if name is not None:
