@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Sequence, TextIO
 
 from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEIGHTINGS, RunConfig, StudentConfig, list_presets, load_preset, preset_description
-from engine.errors import LampreiaError, StoreError
+from engine.errors import ConfigError, LampreiaError, StoreError
 from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChanged, Progress, RunPrepared, RunStarted
 from engine.logs import configure_logging
 from engine.model_sources import ALIASES
@@ -264,6 +264,13 @@ def _config_from_file(path: Path) -> RunConfig:
     return RunConfig.from_dict(document)
 
 
+def _option_of(field: str) -> str:
+    """Return the `lampreia run` option that sets the config key ``field``."""
+    options = {path: f"--{option.replace('_', '-')}" for option, path in _OVERRIDES.items()}
+    options.update({"distillation.teachers": "--teachers", "data.glue_dir": "--data-dir", "distillation.trust_remote_code": "--trust-remote-code"})
+    return options[field]
+
+
 def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
     """Combine the starting point (preset, file, stored run or defaults) with the overrides."""
     starts = [name for name in ("preset", "config", "from_run") if getattr(args, name) is not None]
@@ -294,7 +301,13 @@ def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
         overrides["distillation.trust_remote_code"] = True
     if args.data_dir is not None:
         overrides["data.glue_dir"] = str(Path(args.data_dir).expanduser())
-    config = config.with_overrides(overrides) if overrides else config
+    try:
+        config = config.with_overrides(overrides) if overrides else config
+    except ConfigError as error:
+        if error.field not in overrides:
+            raise
+        # Name the option the user typed; the config key tells where the value is stored.
+        raise LampreiaError(f"{_option_of(error.field)} (config key {error.field}): {error.reason}", error.hint) from None
     if args.from_run is not None and args.name is None:
         # The source's own name would describe settings that the overrides may have changed.
         config = config.with_overrides({"name": rerun_name(source, config.to_dict())})
