@@ -10,17 +10,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
-from engine.errors import DataError, HubUnreachableError, MalformedRowsError
+from engine.errors import DataError, HubUnreachableError, MalformedRowsError, RunCancelled
+from engine.events import CancellationToken
 from engine.tasks import GlueTask
 
 log = logging.getLogger(__name__)
 
 HUB_DATASET = "nyu-mll/glue"
+# How often a run waiting for a Hub download looks at its cancellation token.
+CANCEL_POLL_S = 0.2
 MISSING_LABEL = -1
 
 
@@ -72,10 +77,14 @@ def load_split(
     glue_dir: str | Path | None = None,
     limit: int | None = None,
     skip_malformed_rows: bool = False,
+    cancel: CancellationToken | None = None,
 ) -> GlueSplit:
-    """Load one split ("train", a dev split's Hub name, or "test") from the Hub or a local folder."""
+    """Load one split ("train", a dev split's Hub name, or "test") from the Hub or a local folder.
+
+    A Hub download stops waiting soon after ``cancel`` is set (see ``_load_from_hub``).
+    """
     if glue_dir is None:
-        return _load_from_hub(task, split, limit)
+        return _load_from_hub(task, split, limit, cancel)
     return read_glue_tsv(task, _tsv_path(task, split, Path(glue_dir)), split, limit, skip_malformed_rows)
 
 
@@ -253,12 +262,14 @@ def _parse_label(task: GlueTask, cell: str) -> tuple[float, str | None]:
     return label, None
 
 
-def _load_from_hub(task: GlueTask, split: str, limit: int | None) -> GlueSplit:
+def _load_from_hub(task: GlueTask, split: str, limit: int | None, cancel: CancellationToken | None = None) -> GlueSplit:
     import datasets  # imported here because it is slow to import and only this path needs it
 
     split_spec = f"{split}[:{limit}]" if limit is not None else split
     try:
-        rows = datasets.load_dataset(HUB_DATASET, task.name, split=split_spec)
+        rows = _wait_cancellable(lambda: datasets.load_dataset(HUB_DATASET, task.name, split=split_spec), cancel, f"{task.title} {split}")
+    except RunCancelled:
+        raise
     except ValueError as error:
         if "split" in str(error).lower():
             raise DataError(f"{HUB_DATASET}/{task.name} has no split {split!r}.", "Choose another split.") from error
@@ -276,6 +287,35 @@ def _load_from_hub(task: GlueTask, split: str, limit: int | None) -> GlueSplit:
         labels=np.asarray(rows["label"], dtype=label_dtype),
         source=f"hf://{HUB_DATASET}/{task.name}",
     )
+
+
+def _wait_cancellable(load: Callable[[], Any], cancel: CancellationToken | None, what: str) -> Any:
+    """Return ``load()``, run on a helper thread so that a cancellation need not wait for it.
+
+    datasets offers no way to stop a download. On cancellation the helper thread is left to
+    finish or fail in the background (a daemon, so it does not hold the process at exit), and
+    RunCancelled is raised at once.
+    """
+    if cancel is None:
+        return load()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = load()
+        except BaseException as error:  # handed to the waiting thread, which raises it
+            outcome["error"] = error
+
+    helper = threading.Thread(target=run, name=f"glue-download {what}", daemon=True)
+    helper.start()
+    while helper.is_alive():
+        if cancel.cancelled:
+            log.info("Stopped waiting for the GLUE download of %s; it finishes in the background", what)
+            cancel.raise_if_cancelled()
+        helper.join(timeout=CANCEL_POLL_S)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _hub_error(task: GlueTask, error: Exception) -> HubUnreachableError:

@@ -468,10 +468,10 @@ class Trainer:
 
     def _load_splits(self) -> tuple[GlueSplit, dict[str, GlueSplit]]:
         data = self.config.data
-        train = load_split(self.task, "train", data.glue_dir, data.train_limit, data.skip_malformed_rows)
+        train = load_split(self.task, "train", data.glue_dir, data.train_limit, data.skip_malformed_rows, self.cancel)
         self.cancel.raise_if_cancelled()
         dev = {
-            dev_split.prefix: load_split(self.task, dev_split.hub_split, data.glue_dir, data.dev_limit, data.skip_malformed_rows)
+            dev_split.prefix: load_split(self.task, dev_split.hub_split, data.glue_dir, data.dev_limit, data.skip_malformed_rows, self.cancel)
             for dev_split in self.task.dev_splits
         }
         self.cancel.raise_if_cancelled()

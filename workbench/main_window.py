@@ -422,9 +422,6 @@ class MainWindow(QMainWindow):
             if not self._interrupted and not self.confirm_close_during_run():
                 return
             self._closing_after_run = True
-            # TODO: the trainer polls the cancellation token between steps, during teacher and
-            # tokenizer downloads and between the folds of a probe, but a Hub download of the GLUE
-            # data runs to its end first.
             self.stop_run()
             self.statusBar().showMessage("Stopping the run; the window closes when it has stopped …")
             return

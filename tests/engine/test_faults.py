@@ -322,6 +322,35 @@ def test_disk_full_during_run_stops_cleanly(glue_dir, tmp_path):
     assert integrity == "ok"
 
 
+def test_stop_during_glue_download_cancels_the_run(glue_dir, tmp_path, monkeypatch):
+    import threading
+
+    import datasets
+
+    from engine.events import CancellationToken, PhaseChanged
+
+    released = threading.Event()
+
+    def slow_load_dataset(name, config, split):
+        released.wait(timeout=60)  # a download that only the test ends
+        raise AssertionError("the run should have stopped waiting")
+
+    monkeypatch.setattr(datasets, "load_dataset", slow_load_dataset)
+    config = RunConfig.from_dict({**_config(glue_dir).to_dict(), "data": {"glue_dir": None, "train_limit": 240, "dev_limit": 80}})
+    cancel = CancellationToken()
+
+    def press_stop(event) -> None:
+        if isinstance(event, PhaseChanged) and event.phase == "loading data":
+            threading.Timer(0.3, cancel.cancel).start()
+
+    store = RunStore(tmp_path / "runs.sqlite3")
+    result = run_distillation(config, store, press_stop, cancel)
+    released.set()
+
+    assert result.status == "cancelled"
+    assert store.get_run(result.run_id).status == "cancelled"
+
+
 def test_stop_during_teacher_download_cancels_the_run(glue_dir, tmp_path, monkeypatch):
     import huggingface_hub
     from huggingface_hub.utils.tqdm import _create_progress_bar

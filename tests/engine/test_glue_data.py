@@ -218,3 +218,44 @@ def test_hub_rows_are_mapped(monkeypatch):
     assert requests == [("nyu-mll/glue", "mnli", "validation_matched[:2]")]
     assert rows.texts_a == ("p1", "p2") and rows.texts_b == ("h1", "h2")
     assert rows.labels.tolist() == [2, -1]
+
+
+def test_hub_download_stops_waiting_when_cancelled(monkeypatch):
+    import threading
+
+    import datasets
+
+    from engine.errors import RunCancelled
+    from engine.events import CancellationToken
+
+    started, released = threading.Event(), threading.Event()
+
+    def slow_load_dataset(name, config, split):
+        started.set()
+        released.wait(timeout=60)  # a download that only the test ends
+        return datasets.Dataset.from_dict({"sentence": ["a"], "label": [1], "idx": [0]})
+
+    monkeypatch.setattr(datasets, "load_dataset", slow_load_dataset)
+    cancel = CancellationToken()
+    threading.Thread(target=lambda: started.wait(timeout=60) and cancel.cancel(), daemon=True).start()
+
+    with pytest.raises(RunCancelled):
+        load_split(get_task("sst2"), "train", None, limit=10, cancel=cancel)
+
+    assert not released.is_set()  # the download was still running when the wait stopped
+    released.set()
+
+
+def test_hub_download_errors_reach_the_caller_with_a_token(monkeypatch):
+    import datasets
+
+    from engine.errors import HubUnreachableError
+    from engine.events import CancellationToken
+
+    def failing_load_dataset(name, config, split):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(datasets, "load_dataset", failing_load_dataset)
+
+    with pytest.raises(HubUnreachableError, match="ConnectionError: no route to host"):
+        load_split(get_task("sst2"), "train", None, limit=10, cancel=CancellationToken())
