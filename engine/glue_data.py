@@ -81,7 +81,7 @@ def load_split(
 ) -> GlueSplit:
     """Load one split ("train", a dev split's Hub name, or "test") from the Hub or a local folder.
 
-    A Hub download stops waiting soon after ``cancel`` is set (see ``_load_from_hub``).
+    Waiting for a Hub download stops soon after ``cancel`` is set (see ``_wait_cancellable``).
     """
     if glue_dir is None:
         return _load_from_hub(task, split, limit, cancel)
@@ -289,7 +289,7 @@ def _load_from_hub(task: GlueTask, split: str, limit: int | None, cancel: Cancel
     )
 
 
-def _wait_cancellable(load: Callable[[], Any], cancel: CancellationToken | None, what: str) -> Any:
+def _wait_cancellable(load: Callable[[], Any], cancel: CancellationToken | None, download: str) -> Any:
     """Return ``load()``, run on a helper thread so that a cancellation need not wait for it.
 
     datasets offers no way to stop a download. On cancellation the helper thread is left to
@@ -306,11 +306,11 @@ def _wait_cancellable(load: Callable[[], Any], cancel: CancellationToken | None,
         except BaseException as error:  # handed to the waiting thread, which raises it
             outcome["error"] = error
 
-    helper = threading.Thread(target=run, name=f"glue-download {what}", daemon=True)
+    helper = threading.Thread(target=run, name=f"glue-download {download}", daemon=True)
     helper.start()
     while helper.is_alive():
         if cancel.cancelled:
-            log.info("Stopped waiting for the GLUE download of %s; it finishes in the background", what)
+            log.info("Stopped waiting for the GLUE download of %s; it finishes in the background", download)
             cancel.raise_if_cancelled()
         helper.join(timeout=CANCEL_POLL_S)
     if "error" in outcome:
