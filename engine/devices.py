@@ -87,3 +87,22 @@ def software_versions() -> dict[str, str]:
             versions[package] = "not installed"
     versions["cuda"] = torch.version.cuda or "none"
     return versions
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Return the bytes a run could still allocate on ``device``, or None where that cannot be read.
+
+    On a CUDA device the free memory as the driver reports it; on the CPU the kernel's
+    MemAvailable estimate (Linux only).
+    """
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -136,6 +136,19 @@ class Student(nn.Module):
         return total
 
 
+# fp32 weights, gradients and AdamW's two moment buffers.
+TRAINING_BYTES_PER_PARAMETER = 16
+
+
+def training_memory_lower_bound(config: StudentConfig, num_labels: int) -> int:
+    """Return bytes that training the student needs at least: its weights, gradients and optimizer state.
+
+    Activations, the token table of a learned embedding and the projection heads come on top, so a
+    student that does not fit this bound cannot train at all.
+    """
+    return TRAINING_BYTES_PER_PARAMETER * count_student_parameters(config, vocab_size=0, num_labels=num_labels)
+
+
 def count_student_parameters(config: StudentConfig, vocab_size: int, num_labels: int) -> int:
     """Return the parameter count of a student without projection heads, from the shapes alone.
 

@@ -25,13 +25,14 @@ import torch
 from engine.augmentation import augment_tokens
 from engine.checkpoints import LoadedCheckpoint, load_optimizer_tensors, optimizer_tensors, read_checkpoint, write_checkpoint
 from engine.config import RunConfig
-from engine.devices import autocast, autocast_dtype, describe_device, describe_precision, select_device, software_versions
+from engine.devices import autocast, autocast_dtype, available_memory, describe_device, describe_precision, select_device, software_versions
 from engine import distributed
 from engine.disk_reserve import DiskReserve
 from engine.distillation import combine_losses, probe_confidences, task_loss, teacher_distances, teacher_weights
 from engine.embedding_cache import EmbeddingCache
 from engine.errors import (
     CheckpointError,
+    ConfigError,
     DataError,
     HubUnreachableError,
     LampreiaError,
@@ -61,7 +62,7 @@ from engine.glue_data import GlueSplit, load_split, validate_glue_dir
 from engine.logs import log_file_in_use
 from engine.model_sources import check_cached_when_offline, check_local_folder
 from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
-from engine.student import Student
+from engine.student import TRAINING_BYTES_PER_PARAMETER, Student, training_memory_lower_bound
 from engine.tasks import TASKS, GlueTask, majority_baseline
 from engine.teacher_targets import TeacherEmbeddings, extract_teacher_embeddings, standardize
 from engine.teachers import TEACHER_REQUIRED_FILES, TeacherInfo, check_sequence_length, inspect_teacher
@@ -176,6 +177,12 @@ class Trainer:
         self.best_step: int | None = None
         self.best_metrics: dict[str, float] = {}
         self.last_metrics: dict[str, float] = {}
+        if checkpoint is not None:
+            # A resume that fails before it restores the checkpoint records these again at its end,
+            # so they must be the run's, not empty.
+            self.best_step = checkpoint.state.get("best_step")
+            self.best_metrics = dict(checkpoint.state.get("best_metrics") or {})
+            self.last_metrics = dict(checkpoint.state.get("last_metrics") or {})
         self._pending: list[MetricPoint] = []
         self._last_flush = time.monotonic()
         self._last_heartbeat = time.monotonic()
@@ -207,6 +214,7 @@ class Trainer:
             self._join_process_group()
             self._check_data_folder()
             self._check_model_folders()
+            self._check_student_fits()
         except LampreiaError as error:
             # First, because a ConfigError (an unavailable device, say) is also a ValueError.
             self._emit(RunFailed(None, str(error), type(error).__name__))
@@ -260,6 +268,28 @@ class Trainer:
         if self.config.data.glue_dir:
             with self._for_resume():
                 validate_glue_dir(TASKS[self.config.task], self.config.data.glue_dir)
+
+    def _check_student_fits(self) -> None:
+        """Reject a student whose weights and optimizer state alone exceed the device's free memory.
+
+        Without this, a student near the size limits is killed by the kernel's out-of-memory
+        killer on the CPU, with no message and its run left behind as interrupted.
+        """
+        if self.resume_run_id is not None:
+            return
+        available = available_memory(self.device)
+        needed = training_memory_lower_bound(self.config.student, TASKS[self.config.task].num_labels)
+        if available is None or needed <= available:
+            return
+        student = self.config.student
+        gib = 1024**3
+        raise ConfigError(
+            "student",
+            f"d_model {student.d_model} with {student.n_layers} layers has at least {needed // TRAINING_BYTES_PER_PARAMETER:,} parameters, "
+            f"and training needs at least {needed / gib:,.1f} GiB for their weights, gradients and AdamW state, "
+            f"more than the {available / gib:,.1f} GiB free on {describe_device(self.device)}.",
+            "Use a smaller d_model or fewer layers (CLI: --d-model, --layers); the paper size is d_model 256 with 4 layers.",
+        )
 
     @contextmanager
     def _for_resume(self) -> Iterator[None]:
@@ -421,6 +451,9 @@ class Trainer:
         self._emit(PhaseChanged("loading data", f"GLUE {self.task.title}"))
         train_split, dev_splits = self._load_splits()
         self.data_fingerprint = data_fingerprint(train_split, dev_splits)
+        if self.checkpoint is not None:
+            # Before the teachers: changed rows miss the embedding cache and would make them run for nothing.
+            self._check_same_rows(self.checkpoint.state)
 
         self.cancel.raise_if_cancelled()
         self.tokenizer = StudentTokenizer(config.student.tokenizer, config.student.max_seq_len, config.student.pair_separator, self.cancel)
@@ -849,18 +882,22 @@ class Trainer:
             "data_fingerprint": self.data_fingerprint,
         }
 
+    def _check_same_rows(self, state: dict[str, Any]) -> None:
+        """Refuse to resume on other GLUE rows than the run trained on before it stopped."""
+        # Checkpoints written before the fingerprint existed have none, and resume unchecked.
+        if state.get("data_fingerprint", self.data_fingerprint) == self.data_fingerprint:
+            return
+        source = self.config.data.glue_dir or "the Hugging Face Hub"
+        raise CheckpointError(
+            f"The GLUE rows that run {self.run_id} reads from {source} are not those it trained on before it stopped "
+            "(the files changed since), so its second part would train on other data.",
+            f"Put the original files back and resume, or train anew on the current rows with lampreia run --from-run {self.run_id}.",
+        )
+
     def _restore(self, checkpoint: LoadedCheckpoint) -> None:
         state = checkpoint.state
         if RunConfig.from_dict(state.get("config", {})) != self.config:
             raise CheckpointError("The resume checkpoint was written with a different config than the run's.", "Start the run again.")
-        # Checkpoints written before the fingerprint existed have none, and resume unchecked.
-        if state.get("data_fingerprint", self.data_fingerprint) != self.data_fingerprint:
-            source = self.config.data.glue_dir or "the Hugging Face Hub"
-            raise CheckpointError(
-                f"The GLUE rows that run {self.run_id} reads from {source} are not those it trained on before it stopped "
-                "(the files changed since), so its second part would train on other data.",
-                f"Put the original files back and resume, or train anew on the current rows with lampreia run --from-run {self.run_id}.",
-            )
         model_state = {k.removeprefix("model."): v for k, v in checkpoint.tensors.items() if k.startswith("model.")}
         try:
             self.model.load_state_dict(model_state)

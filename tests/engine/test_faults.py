@@ -157,6 +157,21 @@ def test_resume_without_data_folder_keeps_run_resumable(glue_dir, tmp_path, caps
     assert resume_distillation(run_id, store).status == "finished"
 
 
+def test_student_too_large_for_memory_records_no_run(glue_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("engine.trainer.available_memory", lambda device: 2 * 1024**3)
+    config = _config(glue_dir).with_overrides({"student.d_model": 4096, "student.n_layers": 8, "student.n_heads": 8})
+    store = RunStore(tmp_path / "runs.sqlite3")
+
+    result = run_distillation(config, store)
+
+    assert result.status == "failed"
+    assert result.run_id is None
+    assert "student: d_model 4096 with 8 layers has at least 1,61" in result.error
+    assert "more than the 2.0 GiB free on CPU" in result.error
+    assert "(CLI: --d-model, --layers)" in result.error
+    assert store.list_runs() == []
+
+
 def test_unexpected_error_names_the_log_file(glue_dir, tmp_path, monkeypatch):
     import logging
 
@@ -178,9 +193,19 @@ def test_unexpected_error_names_the_log_file(glue_dir, tmp_path, monkeypatch):
 
 
 def test_resume_on_changed_rows_is_refused(glue_dir, tmp_path):
+    from engine.events import CancellationToken, StepLogged
+
     copied = tmp_path / "glue"
     shutil.copytree(glue_dir / "SST-2", copied / "SST-2")
-    store, run_id, _ = _cancelled_run(copied, tmp_path)
+    store, cancel = RunStore(tmp_path / "runs.sqlite3"), CancellationToken()
+
+    def stop_after_first_evaluation(event) -> None:
+        if isinstance(event, StepLogged) and event.step >= 10:
+            cancel.cancel()
+
+    run_id = run_distillation(_config(copied), store, stop_after_first_evaluation, cancel).run_id
+    stored = store.get_run(run_id)
+    assert stored.best_metrics
     train = copied / "SST-2" / "train.tsv"
     original = train.read_text(encoding="utf-8")
     header, first, second, *rest = original.splitlines(keepends=True)
@@ -190,6 +215,11 @@ def test_resume_on_changed_rows_is_refused(glue_dir, tmp_path):
 
     assert changed.status == "failed"
     assert f"The GLUE rows that run {run_id} reads from {copied} are not those it trained on before it stopped" in changed.error
+    assert changed.teacher_forward_passes == 0  # refused before the teachers embed the changed rows
+    after = store.get_run(run_id)
+    assert after.best_metrics == stored.best_metrics  # nothing recorded is lost
+    assert after.final_metrics == stored.final_metrics
+    assert after.best_step == stored.best_step
     assert f"lampreia run --from-run {run_id}" in changed.error
     train.write_text(original, encoding="utf-8")
     assert resume_distillation(run_id, store).status == "finished"
