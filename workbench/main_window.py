@@ -206,8 +206,8 @@ class MainWindow(QMainWindow):
             return
         if self._rerun_source is not None and config.name == self._rerun_source[1]:
             # As `lampreia run --from-run`: the source's name would describe settings since changed.
+            # The source stays until other settings are loaded, so a second run is named after it too.
             config = config.with_overrides({"name": rerun_name(self._rerun_source[0], config.to_dict())})
-        self._rerun_source = None
         self._remember_config()
         self.live_view.begin_run(config.task)
         self.areas.setCurrentWidget(self.live_view)

@@ -270,6 +270,13 @@ def test_run_again_names_the_new_run_after_its_source(qtbot, window, two_runs, g
         if name is not None:
             panel.editors["name"].set_value(name)
         window.start_run()
+    panel.editors["name"].set_value(f"base run (from #{two_runs[0]})")
+    panel.editors["training.epochs"].set_value(3)
+    window.start_run()  # pressed again with other settings, the name field as Run again left it
     window.live_view.end_run()  # no run thread ends it here
 
-    assert [config.name for config in started] == [f"base run (from #{two_runs[0]}: glue_dir {glue_dir}, epochs 2)", "my own name"]
+    assert [config.name for config in started] == [
+        f"base run (from #{two_runs[0]}: glue_dir {glue_dir}, epochs 2)",
+        "my own name",
+        f"base run (from #{two_runs[0]}: glue_dir {glue_dir}, epochs 3)",
+    ]
