@@ -300,7 +300,8 @@ def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
     if args.trust_remote_code:
         overrides["distillation.trust_remote_code"] = True
     if args.data_dir is not None:
-        overrides["data.glue_dir"] = str(Path(args.data_dir).expanduser())
+        # Stored absolute, so that a resume or a re-run from another folder finds the same files.
+        overrides["data.glue_dir"] = str(Path(args.data_dir).expanduser().absolute())
     try:
         config = config.with_overrides(overrides) if overrides else config
     except ConfigError as error:

@@ -245,6 +245,14 @@ def test_resume_names_the_options_to_drop(tmp_path, capsys):
     assert "--from-run 3" in error
 
 
+def test_relative_data_folder_is_stored_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    config = build_config(build_parser().parse_args(["run", "--data-dir", "glue"]), None)
+
+    assert config.data.glue_dir == str(tmp_path / "glue")
+
+
 def test_resume_rejects_data_folder_and_remote_code(tmp_path, capsys):
     code = main(["run", "--resume", "3", "--data-dir", str(tmp_path), "--trust-remote-code", "--db", str(tmp_path / "r.sqlite3"), "--quiet"])
 
