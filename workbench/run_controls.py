@@ -22,12 +22,18 @@ class RunControls(QWidget):
         self.reason_label.setObjectName("fieldError")
         self.reason_label.setWordWrap(True)
         self.reason_label.hide()
+        # Why no run can start whatever the config says: a fact about the setup, not an error.
+        self.notice_label = QLabel()
+        self.notice_label.setObjectName("fieldHint")
+        self.notice_label.setWordWrap(True)
+        self.notice_label.hide()
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button, 1)
         buttons.addWidget(self.stop_button, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
+        layout.addWidget(self.notice_label)
         layout.addWidget(self.reason_label)
         layout.addLayout(buttons)
 
@@ -39,9 +45,10 @@ class RunControls(QWidget):
         """Enable the buttons; ``unavailable`` says why no run can start whatever the config (a read-only database)."""
         self.run_button.setEnabled(valid and not running and not unavailable)
         self.stop_button.setEnabled(running and not stopping)
+        self.notice_label.setText(unavailable)
+        self.notice_label.setVisible(bool(unavailable))
         if unavailable:
             self.run_button.setToolTip(unavailable)
-            self.reason_label.setText(unavailable)
         elif not valid:
             self.run_button.setToolTip("Fix these values first:\n" + reason)
             first = reason.splitlines()[0] if reason else ""
@@ -51,5 +58,5 @@ class RunControls(QWidget):
             self.run_button.setToolTip("A run is active. Stop it or wait for it to end first.")
         else:
             self.run_button.setToolTip("Start a run with this configuration.")
-        self.reason_label.setVisible(bool(unavailable) or not valid)
+        self.reason_label.setVisible(not unavailable and not valid)
         self.stop_button.setToolTip("Stopping… the run ends at its next step." if stopping else "Stop the run; everything logged so far is kept.")

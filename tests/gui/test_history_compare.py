@@ -244,7 +244,9 @@ def test_read_only_database_can_be_browsed_not_changed(qtbot, two_runs, store, s
     assert not window.run_controls.run_button.isEnabled()
     assert not window.run_action.isEnabled()
     assert window.run_action.statusTip() == READ_ONLY_REASON
-    assert window.run_controls.reason_label.text() == READ_ONLY_REASON
+    assert window.run_controls.notice_label.text() == READ_ONLY_REASON
+    assert window.run_controls.notice_label.isVisible()
+    assert not window.run_controls.reason_label.isVisible()  # the red style is for config errors
     assert window.windowTitle() == "Lampreia Workbench — read-only database"
     assert window.areas.currentWidget() is window.history_splitter
     assert window.live_view.progress.title_label.text() == "No runs can start here: this run database is read-only."
