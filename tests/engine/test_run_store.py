@@ -394,11 +394,14 @@ def test_read_only_store_shows_lost_run_interrupted(tmp_path):
 
     reader = RunStore(tmp_path / "runs.sqlite3", read_only=True)
     listed, fetched = reader.list_runs()[0], reader.get_run(run_id)
+    interrupted, running = reader.list_runs(["interrupted"]), reader.list_runs(["running"])
     reader.close()
 
     assert listed.status == "interrupted"
     assert fetched.status == "interrupted"
     assert fetched.error.endswith("The read-only database still records it as running.")
+    assert [record.id for record in interrupted] == [run_id]
+    assert running == []
     assert (tmp_path / "runs.sqlite3").read_bytes() == before
 
 
