@@ -321,8 +321,7 @@ def run_variant(variant: str, data: Path, quick: bool, scratch: Path, rows: int)
     """Run one variant in this process and print its result as one ``RESULT`` line."""
     config = make_config(data, quick, seed=42, rows=rows)
     if variant == HEADLESS:
-        result = {"speed": headless_run(config, scratch), "stall_ms": 0.0, "stall_phase": "none", "gui_cpu": 0.0, "turn_ratios": []}
-        print("RESULT " + json.dumps(result), flush=True)
+        print_result(speed_only(headless_run(config, scratch)))
         return
 
     from PySide6.QtWidgets import QApplication
@@ -337,19 +336,26 @@ def run_variant(variant: str, data: Path, quick: bool, scratch: Path, rows: int)
         # Everything a windowed process loads and freezes, but the run stays on the main thread,
         # which keeps its OpenMP threads and Python's own garbage collection.
         warm_run_imports().join()
-        result = {"speed": headless_run(config, scratch), "stall_ms": 0.0, "stall_phase": "none", "gui_cpu": 0.0, "turn_ratios": []}
-        print("RESULT " + json.dumps(result), flush=True)
+        print_result(speed_only(headless_run(config, scratch)))
         return
     prepare_gui_thread(app)
     # The run starts after the import warm-up, as it does when a user sets up a run before
     # pressing Run.
     warm_run_imports().join()
     if variant == NO_WINDOW:
-        result = {"speed": controller_run(config, scratch), "stall_ms": 0.0, "stall_phase": "none", "gui_cpu": 0.0, "turn_ratios": []}
-        print("RESULT " + json.dumps(result), flush=True)
+        print_result(speed_only(controller_run(config, scratch)))
         return
     turns = variant in (TURNS, TURNS_CONTROL)
-    result = windowed_run(config, scratch, app, stall_probe=variant == STALL_PROBE, turns=turns, control=variant == TURNS_CONTROL)
+    print_result(windowed_run(config, scratch, app, stall_probe=variant == STALL_PROBE, turns=turns, control=variant == TURNS_CONTROL))
+
+
+def speed_only(speed: float) -> dict:
+    """Return the result of a variant without a window: its speed, and no stalls, GUI time or turns."""
+    return {"speed": speed, "stall_ms": 0.0, "stall_phase": "none", "gui_cpu": 0.0, "turn_ratios": []}
+
+
+def print_result(result: dict) -> None:
+    """Print a variant's result as the ``RESULT`` line that ``measure_in_subprocess`` reads."""
     print("RESULT " + json.dumps(result), flush=True)
 
 

@@ -29,7 +29,7 @@ from engine.logs import configure_logging
 from engine.model_sources import ALIASES
 from engine.paths import default_database_path
 from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows, rerun_name
-from engine.run_store import RunRecord, RunStore, readable_only
+from engine.run_store import RunRecord, RunStore, open_store
 from engine.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -236,13 +236,9 @@ def _open_existing_store(path: Path | None) -> RunStore | None:
         raise LampreiaError(f"There is no run database at {path}.", "Check the --db path; `lampreia run --db PATH` creates a database there.")
     if path is None and not default_database_path().exists():
         return None
-    target = path if path is not None else default_database_path()
     # Opening for writing would fail on a database this user cannot write (a copy from a cluster,
     # a read-only share), which the reading commands never need.
-    if readable_only(target):
-        log.info("Opening %s read-only: this user cannot write it or its folder", target)
-        return RunStore(target, read_only=True)
-    return RunStore(path)
+    return open_store(path)
 
 
 def _no_runs_yet() -> LampreiaError:
@@ -307,7 +303,7 @@ def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
     except ConfigError as error:
         if error.field not in overrides:
             raise
-        # Name the option the user typed; the config key tells where the value is stored.
+        # Name the option the user typed, then the config key that stores its value.
         raise LampreiaError(f"{_option_of(error.field)} (config key {error.field}): {error.reason}", error.hint) from None
     if args.from_run is not None and args.name is None:
         # The source's own name would describe settings that the overrides may have changed.

@@ -73,10 +73,10 @@ def rerun_name(source: RunRecord, config: dict[str, Any], shown_changes: int = 3
     base = re.sub(r" \(from #\d+[^()]*\)$", "", source.name)
     before = RunConfig.from_dict(source.config).to_dict()  # with today's defaults, like ``config``
     changes = [(key.rsplit(".", 1)[-1], values[1]) for key, values in config_diff([before, config]) if key != "name"]
-    shown = ", ".join(f"{leaf} {format_config_value(value)}" for leaf, value in changes[:shown_changes])
+    change_list = ", ".join(f"{leaf} {format_config_value(value)}" for leaf, value in changes[:shown_changes])
     if len(changes) > shown_changes:
-        shown += f" and {len(changes) - shown_changes} more"
-    return f"{base} (from #{source.id}: {shown})" if shown else f"{base} (from #{source.id})"
+        change_list += f" and {len(changes) - shown_changes} more"
+    return f"{base} (from #{source.id}: {change_list})" if change_list else f"{base} (from #{source.id})"
 
 
 def primary_dev_metric(record: RunRecord) -> str | None:

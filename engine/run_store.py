@@ -137,6 +137,15 @@ def readable_only(path: Path) -> bool:
     return path.is_file() and not (writable(path) and writable(path.parent))
 
 
+def open_store(path: Path | None = None) -> RunStore:
+    """Open the run database at ``path`` (default: the user's), read-only when this user cannot write it or its folder."""
+    target = path if path is not None else default_database_path()
+    if readable_only(target):
+        log.info("Opening %s read-only: this user cannot write it or its folder", target)
+        return RunStore(target, read_only=True)
+    return RunStore(target)
+
+
 def _migration_scripts() -> tuple[Any, Any]:
     """Return the Alembic config and script directory of ``engine/migrations``."""
     from alembic.config import Config
@@ -570,15 +579,15 @@ class RunStore:
     def list_runs(self, statuses: Iterable[str] | None = None) -> list[RunRecord]:
         """Return all runs, newest first, optionally only those with the given statuses."""
 
-        wanted = None if statuses is None else set(statuses)
+        requested = None if statuses is None else set(statuses)
 
         def fetch(session: Session) -> list[RunRecord]:
             query = select(SqlRun).order_by(SqlRun.id.desc())
-            if wanted is not None and not self.read_only:
-                query = query.where(SqlRun.status.in_(wanted))
+            if requested is not None and not self.read_only:
+                query = query.where(SqlRun.status.in_(requested))
             records = [self._as_read(_record(row)) for row in session.scalars(query)]
             # A read-only store may show a stored "running" as "interrupted", so it filters what it shows.
-            return [record for record in records if wanted is None or record.status in wanted]
+            return [record for record in records if requested is None or record.status in requested]
 
         return self._read(fetch)
 

@@ -72,7 +72,7 @@ TOKENIZER_FILES_HINT = (
 )
 # Files that make a folder loadable as a tokenizer besides the vocab.json + merges.txt pair, as one
 # group of patterns of which one must match (check_cached_when_offline takes such groups). A
-# model's config.json holds no vocabulary, so it does not count.
+# model's config.json contains no vocabulary, so it does not count.
 TOKENIZER_REQUIRED_FILES = (("tokenizer.json", "tokenizer_config.json", "vocab.txt", "*.model", "*.spm", "*.tiktoken"),)
 
 

@@ -18,8 +18,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine.errors import StoreError
 from engine.logs import configure_logging
-from engine.paths import default_database_path
-from engine.run_store import RunStore, readable_only
+from engine.run_store import open_store
 from resources import resource_path
 from workbench.compute_threads import keep_openmp_threads_for_runs
 from workbench.garbage_collection import GuiThreadGarbageCollector
@@ -49,19 +48,6 @@ def _parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     known, qt_arguments = parser.parse_known_args(list(argv))
     known.qt_arguments = qt_arguments
     return known
-
-
-def open_run_store(db: str | None) -> RunStore:
-    """Open the window's run database: read-only when this user cannot write it or its folder.
-
-    A database copied from a cluster or kept on a read-only share can then be browsed and
-    compared; the window says that it cannot train or change runs there.
-    """
-    path = Path(db).expanduser() if db else default_database_path()
-    if readable_only(path):
-        log.info("Opening %s read-only: this user cannot write it or its folder", path)
-        return RunStore(path, read_only=True)
-    return RunStore(path)
 
 
 def _log_uncaught(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
@@ -133,7 +119,9 @@ def run_app(argv: Sequence[str]) -> int:
     prepare_gui_thread(app)
 
     try:
-        store = open_run_store(arguments.db)
+        # A database this user cannot write (a copy from a cluster, a read-only share) opens read-only,
+        # and the window then shows its runs without training or changing them.
+        store = open_store(Path(arguments.db).expanduser() if arguments.db else None)
     except StoreError as error:
         log.error("Cannot open the run database: %s", error)
         show_startup_error("Cannot open the run database", str(error))

@@ -22,7 +22,7 @@ class RunControls(QWidget):
         self.reason_label.setObjectName("fieldError")
         self.reason_label.setWordWrap(True)
         self.reason_label.hide()
-        # Why no run can start whatever the config says: a fact about the setup, not an error.
+        # The reason no run can start with any config is a fact about the setup, not an error, so it is grey.
         self.notice_label = QLabel()
         self.notice_label.setObjectName("fieldHint")
         self.notice_label.setWordWrap(True)
@@ -42,7 +42,7 @@ class RunControls(QWidget):
         self.set_state(valid=True, reason="", running=False, stopping=False)
 
     def set_state(self, *, valid: bool, reason: str, running: bool, stopping: bool, unavailable: str = "") -> None:
-        """Enable the buttons; ``unavailable`` says why no run can start whatever the config (a read-only database)."""
+        """Enable the buttons. ``unavailable`` is the reason no run can start with any config (a read-only database)."""
         self.run_button.setEnabled(valid and not running and not unavailable)
         self.stop_button.setEnabled(running and not stopping)
         self.notice_label.setText(unavailable)

@@ -246,7 +246,7 @@ def test_hub_download_stops_waiting_when_cancelled(monkeypatch):
     released.set()
 
 
-def test_hub_download_errors_reach_the_caller_with_a_token(monkeypatch):
+def test_hub_download_error_reaches_caller(monkeypatch):
     import datasets
 
     from engine.errors import HubUnreachableError

@@ -258,7 +258,7 @@ def test_read_only_database_can_be_browsed_not_changed(qtbot, two_runs, store, s
     read_only.close()
 
 
-def test_run_again_names_the_new_run_after_its_source(qtbot, window, two_runs, glue_dir, monkeypatch):
+def test_run_again_names_after_source(qtbot, window, two_runs, glue_dir, monkeypatch):
     started: list[RunConfig] = []
     monkeypatch.setattr(window.controller, "start", started.append)
     window.history.refresh()
