@@ -65,6 +65,29 @@ def test_masks_follow_the_seed():
     assert not torch.equal(first, other)
 
 
+def test_mask_dtype_does_not_change_the_mask():
+    torch.manual_seed(5)
+    boolean, _ = keep_mask((33, 70), 0.1)
+    for dtype in (torch.float32, torch.bfloat16):
+        torch.manual_seed(5)
+        numeric, _ = keep_mask((33, 70), 0.1, dtype)
+
+        assert numeric.dtype == dtype
+        assert torch.equal(numeric, boolean.to(dtype))
+
+
+def test_dropout_keeps_the_dtype_under_bf16():
+    torch.manual_seed(0)
+    x = torch.randn(64, 300, dtype=torch.bfloat16, requires_grad=True)
+
+    y = dropout(x, 0.1, training=True)
+    y.float().sum().backward()
+
+    assert y.dtype == torch.bfloat16
+    assert x.grad.dtype == torch.bfloat16
+    assert torch.equal(x.grad != 0, y != 0)
+
+
 def test_dropout_gradient_uses_the_same_mask():
     torch.manual_seed(0)
     x = torch.randn(50, 40, requires_grad=True)
