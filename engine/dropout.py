@@ -59,7 +59,7 @@ def keep_mask(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype 
     """Return a CPU mask of ``shape`` that keeps each element with probability 1 − p', and p'.
 
     p' is ``p`` rounded to a multiple of 2/65536 (``drop_threshold``). The mask is True (or 1) on
-    kept elements, in ``dtype``; masks of the same seed are the same whatever their dtype.
+    kept elements, in ``dtype``. The same seed gives the same mask in every dtype.
     """
     count = math.prod(shape)
     draws = torch.empty(-(-count // _LANES), dtype=torch.int64).random_()
