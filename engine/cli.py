@@ -27,7 +27,7 @@ from engine.errors import ConfigError, LampreiaError, StoreError
 from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChanged, Progress, RunPrepared, RunStarted
 from engine.logs import configure_logging
 from engine.model_sources import ALIASES
-from engine.paths import default_database_path
+from engine.paths import default_database_path, replaced_text_file
 from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows, rerun_name
 from engine.run_store import RunRecord, RunStore, open_store
 from engine.tasks import TASKS
@@ -174,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="Export a run's metrics as CSV.")
     export.add_argument("run_id", type=int, metavar="RUN_ID")
     export.add_argument("--csv", type=Path, required=True, metavar="FILE", help="CSV file to write (run_id, step, epoch, name, value, wall_time).")
+    export.add_argument("--force", action="store_true", help="Replace FILE if it exists.")
     export.add_argument("--db", type=Path, help="Run database.")
 
     commands.add_parser("presets", help="List the presets with what each one is for.")
@@ -678,14 +679,16 @@ def _export(args: argparse.Namespace) -> int:
         raise _no_runs_yet()
     record = store.get_run(args.run_id)
     points = store.metric_points(record.id)
+    if args.csv.exists() and not args.force:
+        raise LampreiaError(f"{args.csv} already exists.", "Pass --force to replace it, or choose another file name.")
     try:
-        with open(args.csv, "w", newline="", encoding="utf-8") as handle:
+        with replaced_text_file(args.csv) as handle:
             writer = csv.writer(handle)
             writer.writerow(["run_id", "step", "epoch", "name", "value", "wall_time"])
             for point in points:
                 writer.writerow([record.id, point.step, f"{point.epoch:.6f}", point.name, repr(point.value), f"{point.wall_time:.3f}"])
     except OSError as error:
-        raise LampreiaError(f"Cannot write {args.csv}: {error.strerror}.", "Choose a writable path.") from None
+        raise LampreiaError(f"Cannot write {args.csv}: {error.strerror}.", "Choose a writable folder with free space. An existing file was left as it was.") from None
     print(f"Wrote {len(points)} metric rows of run {record.id} to {args.csv}.")
     return 0
 

@@ -6,8 +6,11 @@ the tests and by users who keep runs on a project disk).
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import platformdirs
 
@@ -41,3 +44,19 @@ def safe_file_name(text: str, fallback: str = "run", max_length: int = 80) -> st
     cleaned = "".join(ch if (ch.isalnum() and ch.isascii()) or ch in "-_." else "_" for ch in text)
     cleaned = cleaned.lstrip(".").strip()[:max_length]
     return cleaned or fallback
+
+
+@contextlib.contextmanager
+def replaced_text_file(path: Path) -> Iterator[TextIO]:
+    """Open a temporary file beside ``path`` for writing text, and move it onto ``path`` on success.
+
+    A write that fails (a full disk, an exception in the caller) removes the temporary file and
+    leaves an existing ``path`` as it was.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("w", newline="", encoding="utf-8") as handle:
+            yield handle
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import StoreError
-from engine.paths import safe_file_name
+from engine.paths import replaced_text_file, safe_file_name
 from engine.run_comparison import config_diff, format_config_value, metric_rows, primary_dev_metric
 from engine.run_store import AttentionSnapshot, RunRecord, RunStore
 from workbench.attention_view import AttentionView
@@ -256,7 +256,7 @@ class CompareView(QWidget):
 
     def write_csv(self, path: str | Path) -> Path:
         path = Path(path)
-        with path.open("w", newline="", encoding="utf-8") as handle:
+        with replaced_text_file(path) as handle:
             writer = csv.writer(handle)
             writer.writerow(["run_id", "run_name", "series", "step", "value"])
             writer.writerows(self.curve_rows())

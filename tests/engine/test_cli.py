@@ -50,6 +50,24 @@ def test_run_then_list_show_and_export(glue_dir, tmp_path, capsys):
     assert all(row["run_id"] == "1" for row in rows)
 
 
+def test_export_keeps_existing_file_unless_forced(glue_dir, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    assert main(_run_args(glue_dir, db)) == 0
+    target = tmp_path / "metrics.csv"
+    target.write_text("my notes\n")
+    capsys.readouterr()
+
+    assert main(["export", "1", "--csv", str(target), "--db", str(db)]) == 2
+    error = capsys.readouterr().err
+    assert "already exists" in error
+    assert "--force" in error
+    assert target.read_text() == "my notes\n"
+
+    assert main(["export", "1", "--csv", str(target), "--db", str(db), "--force"]) == 0
+    assert target.read_text().startswith("run_id,step,epoch,name,value,wall_time")
+    assert [path.name for path in tmp_path.iterdir() if path.name.endswith(".tmp")] == []
+
+
 def test_rerun_from_stored_config(glue_dir, tmp_path, capsys):
     db = tmp_path / "runs.sqlite3"
     assert main(_run_args(glue_dir, db)) == 0

@@ -413,3 +413,23 @@ def test_stop_during_teacher_download_cancels_the_run(glue_dir, tmp_path, monkey
     assert result.status == "cancelled"
     assert store.get_run(result.run_id).status == "cancelled"
     assert len(chunks) == 5
+
+
+def test_failed_replace_keeps_the_old_file(tmp_path):
+    from engine.paths import replaced_text_file
+
+    target = tmp_path / "curves.csv"
+    target.write_text("earlier export\n")
+
+    with pytest.raises(OSError, match="No space left"):
+        with replaced_text_file(target) as handle:
+            handle.write("partial,row\n")
+            raise OSError(28, "No space left on device")
+
+    assert target.read_text() == "earlier export\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["curves.csv"]
+
+    with replaced_text_file(target) as handle:
+        handle.write("new export\n")
+
+    assert target.read_text() == "new export\n"
