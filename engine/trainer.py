@@ -187,6 +187,7 @@ class Trainer:
         self._last_flush = time.monotonic()
         self._last_heartbeat = time.monotonic()
         self._extractions: list[TeacherEmbeddings] = []
+        self._loaded_splits: tuple[GlueSplit, dict[str, GlueSplit]] | None = None
         self.group: distributed.ProcessGroup | None = None
 
     @property
@@ -213,6 +214,7 @@ class Trainer:
             self.device = select_device(self.config.training.device)
             self._join_process_group()
             self._check_data_folder()
+            self._check_resumed_rows()
             self._check_model_folders()
             self._check_student_fits()
         except LampreiaError as error:
@@ -268,6 +270,22 @@ class Trainer:
         if self.config.data.glue_dir:
             with self._for_resume():
                 validate_glue_dir(TASKS[self.config.task], self.config.data.glue_dir)
+
+    def _check_resumed_rows(self) -> None:
+        """On a resume from a glue_data folder, reject changed rows before the run is claimed.
+
+        The run then keeps its status and resumes once the original files are back. Rows from the
+        Hub are checked after the claim, in ``_prepare``, because reading them can mean a download.
+        """
+        if self.checkpoint is None or not self.config.data.glue_dir:
+            return
+        self.task = TASKS[self.config.task]
+        with self._for_resume():
+            # Without the cancellation token: local files load in seconds, and a stop before the
+            # claim has no run to mark as cancelled.
+            splits = self._load_splits(cancel=None)
+        self._check_same_rows(self.checkpoint.state, data_fingerprint(*splits), claimed=False)
+        self._loaded_splits = splits
 
     def _check_student_fits(self) -> None:
         """Reject a student whose weights and optimizer state alone exceed the device's free memory.
@@ -449,11 +467,12 @@ class Trainer:
 
         self.task = TASKS[config.task]
         self._emit(PhaseChanged("loading data", f"GLUE {self.task.title}"))
-        train_split, dev_splits = self._load_splits()
+        train_split, dev_splits = self._loaded_splits or self._load_splits(self.cancel)
+        self._loaded_splits = None
         self.data_fingerprint = data_fingerprint(train_split, dev_splits)
         if self.checkpoint is not None:
             # Before the teachers: changed rows miss the embedding cache and would make them run for nothing.
-            self._check_same_rows(self.checkpoint.state)
+            self._check_same_rows(self.checkpoint.state, self.data_fingerprint, claimed=True)
 
         self.cancel.raise_if_cancelled()
         self.tokenizer = StudentTokenizer(config.student.tokenizer, config.student.max_seq_len, config.student.pair_separator, self.cancel)
@@ -499,15 +518,17 @@ class Trainer:
             )
         )
 
-    def _load_splits(self) -> tuple[GlueSplit, dict[str, GlueSplit]]:
+    def _load_splits(self, cancel: CancellationToken | None) -> tuple[GlueSplit, dict[str, GlueSplit]]:
         data = self.config.data
-        train = load_split(self.task, "train", data.glue_dir, data.train_limit, data.skip_malformed_rows, self.cancel)
-        self.cancel.raise_if_cancelled()
+        train = load_split(self.task, "train", data.glue_dir, data.train_limit, data.skip_malformed_rows, cancel)
+        if cancel is not None:
+            cancel.raise_if_cancelled()
         dev = {
-            dev_split.prefix: load_split(self.task, dev_split.hub_split, data.glue_dir, data.dev_limit, data.skip_malformed_rows, self.cancel)
+            dev_split.prefix: load_split(self.task, dev_split.hub_split, data.glue_dir, data.dev_limit, data.skip_malformed_rows, cancel)
             for dev_split in self.task.dev_splits
         }
-        self.cancel.raise_if_cancelled()
+        if cancel is not None:
+            cancel.raise_if_cancelled()
         return train, dev
 
     def _inspect_teachers(self) -> list[TeacherInfo]:
@@ -882,16 +903,17 @@ class Trainer:
             "data_fingerprint": self.data_fingerprint,
         }
 
-    def _check_same_rows(self, state: dict[str, Any]) -> None:
-        """Refuse to resume on other GLUE rows than the run trained on before it stopped."""
+    def _check_same_rows(self, state: dict[str, Any], fingerprint: str, claimed: bool) -> None:
+        """Reject a resume on other GLUE rows than the run trained on before it stopped."""
         # Checkpoints written before the fingerprint existed have none, and resume unchecked.
-        if state.get("data_fingerprint", self.data_fingerprint) == self.data_fingerprint:
+        if state.get("data_fingerprint", fingerprint) == fingerprint:
             return
         source = self.config.data.glue_dir or "the Hugging Face Hub"
+        unchanged_note = "" if claimed else f"Run {self.run_id} is left as it was. "
         raise CheckpointError(
             f"The GLUE rows that run {self.run_id} reads from {source} are not those it trained on before it stopped "
             "(the files changed since), so its second part would train on other data.",
-            f"Put the original files back and resume, or train anew on the current rows with lampreia run --from-run {self.run_id}.",
+            f"{unchanged_note}Put the original files back and resume, or train anew on the current rows with lampreia run --from-run {self.run_id}.",
         )
 
     def _restore(self, checkpoint: LoadedCheckpoint) -> None:

@@ -215,14 +215,52 @@ def test_resume_on_changed_rows_is_refused(glue_dir, tmp_path):
 
     assert changed.status == "failed"
     assert f"The GLUE rows that run {run_id} reads from {copied} are not those it trained on before it stopped" in changed.error
-    assert changed.teacher_forward_passes == 0  # refused before the teachers embed the changed rows
+    assert f"Run {run_id} is left as it was." in changed.error
+    assert f"lampreia run --from-run {run_id}" in changed.error
+    assert changed.teacher_forward_passes == 0  # rejected before the teachers embed the changed rows
     after = store.get_run(run_id)
+    assert after.status == "cancelled"  # rejected before the run was claimed
     assert after.best_metrics == stored.best_metrics  # nothing recorded is lost
     assert after.final_metrics == stored.final_metrics
     assert after.best_step == stored.best_step
-    assert f"lampreia run --from-run {run_id}" in changed.error
+    assert after.error == stored.error
     train.write_text(original, encoding="utf-8")
     assert resume_distillation(run_id, store).status == "finished"
+
+
+def test_resume_on_changed_hub_rows_fails_the_run(glue_dir, tmp_path, monkeypatch):
+    import engine.trainer
+    from engine.events import CancellationToken, StepLogged
+
+    # Rows "from the Hub" are the copied folder's, which the test then changes.
+    copied = tmp_path / "glue"
+    shutil.copytree(glue_dir / "SST-2", copied / "SST-2")
+    read_folder = engine.trainer.load_split
+    monkeypatch.setattr(engine.trainer, "load_split", lambda task, split, folder, *rest: read_folder(task, split, copied, *rest))
+    config = RunConfig.from_dict({**_config(glue_dir).to_dict(), "data": {"glue_dir": None, "train_limit": 240, "dev_limit": 80}})
+    store, cancel = RunStore(tmp_path / "runs.sqlite3"), CancellationToken()
+
+    def stop_after_first_evaluation(event) -> None:
+        if isinstance(event, StepLogged) and event.step >= 10:
+            cancel.cancel()
+
+    run_id = run_distillation(config, store, stop_after_first_evaluation, cancel).run_id
+    stored = store.get_run(run_id)
+    train = copied / "SST-2" / "train.tsv"
+    header, first, second, *rest = train.read_text(encoding="utf-8").splitlines(keepends=True)
+    train.write_text("".join([header, second, first, *rest]), encoding="utf-8")
+
+    changed = resume_distillation(run_id, store)
+
+    # Hub rows are known only after the claim, so this run is marked failed, with its metrics kept.
+    assert changed.status == "failed"
+    assert "reads from the Hugging Face Hub are not those it trained on" in changed.error
+    assert "is left as it was" not in changed.error
+    assert changed.teacher_forward_passes == 0
+    after = store.get_run(run_id)
+    assert after.status == "failed"
+    assert after.best_metrics == stored.best_metrics
+    assert after.best_step == stored.best_step
 
 
 def test_offline_resume_without_cached_tokenizer_keeps_run_resumable(glue_dir, tmp_path, monkeypatch):
