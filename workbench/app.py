@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 # How long the exit waits for worker threads after the window has closed, per thread.
 EXIT_WAIT_MS = 300_000
+# How long the exit waits for the import in progress on the warm-up thread. torch._dynamo, the
+# slowest, took under a second on a 2-core machine.
+WARMUP_EXIT_WAIT_S = 30.0
 
 
 def load_stylesheet() -> str:
@@ -134,7 +137,7 @@ def run_app(argv: Sequence[str]) -> int:
     app.aboutToQuit.connect(window.shutdown)
     restore_interrupt = close_on_interrupt(app, window)
     window.show()
-    warm_run_imports()
+    warmup = warm_run_imports()
     log.info("Workbench started; database %s, log %s", store.path, log_path)
     status = app.exec()
     restore_interrupt()
@@ -145,5 +148,7 @@ def run_app(argv: Sequence[str]) -> int:
     stuck = thread_registry().stop_all(timeout_ms=EXIT_WAIT_MS)
     if stuck:
         log.error("%d worker threads are still running at exit: %s", len(stuck), [thread.objectName() for thread in stuck])
+    if not warmup.stop(timeout=WARMUP_EXIT_WAIT_S):
+        log.warning("The import warm-up thread did not end within %.0f s of exit", WARMUP_EXIT_WAIT_S)
     store.close()
     return int(status)

@@ -37,24 +37,46 @@ LAZY_RUN_MODULES = (
 )
 
 
-def warm_run_imports() -> threading.Thread:
-    """Start importing ``LAZY_RUN_MODULES`` and freezing the start-up objects; return the thread.
+class ImportWarmup:
+    """The background thread of ``warm_run_imports``, which can be stopped between two imports."""
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self.thread = threading.Thread(target=self._import_all, name="import-warmup", daemon=True)
+
+    def join(self, timeout: float | None = None) -> None:
+        self.thread.join(timeout)
+
+    def stop(self, timeout: float) -> bool:
+        """Skip the imports not started yet, wait for the one in progress, and return whether the thread ended.
+
+        Without this, a window closed within seconds of opening left the thread importing while
+        the interpreter shut down, and the import failed with errors on the closed log stream.
+        """
+        self._stopping.set()
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    def _import_all(self) -> None:
+        started = time.perf_counter()
+        for name in LAZY_RUN_MODULES:
+            if self._stopping.is_set():
+                return
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - a module that fails here fails again, with context, in the run
+                log.warning("Could not import %s ahead of the first run", name, exc_info=True)
+
+        gc.freeze()
+        log.debug("Warmed the run's lazy imports and froze %d start-up objects in %.1f s", gc.get_freeze_count(), time.perf_counter() - started)
+
+
+def warm_run_imports() -> ImportWarmup:
+    """Start importing ``LAZY_RUN_MODULES`` and freezing the start-up objects on a background thread.
 
     A run that starts before the thread is done loses nothing: Python's import lock makes it wait
     for a module that is half imported.
     """
-    thread = threading.Thread(target=_import_all, name="import-warmup", daemon=True)
-    thread.start()
-    return thread
-
-
-def _import_all() -> None:
-    started = time.perf_counter()
-    for name in LAZY_RUN_MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a module that fails here fails again, with context, in the run
-            log.warning("Could not import %s ahead of the first run", name, exc_info=True)
-
-    gc.freeze()
-    log.debug("Warmed the run's lazy imports and froze %d start-up objects in %.1f s", gc.get_freeze_count(), time.perf_counter() - started)
+    warmup = ImportWarmup()
+    warmup.thread.start()
+    return warmup

@@ -56,3 +56,22 @@ def test_warmup_imports_and_freezes():
     assert imported_after == "True"
     # torch and transformers alone leave well over 100,000 tracked objects.
     assert int(frozen) > 100_000
+
+
+def test_stopped_warmup_skips_later_imports():
+    output = run_fresh(
+        """
+        import gc
+        import sys
+        from workbench.import_warmup import LAZY_RUN_MODULES, warm_run_imports
+
+        warmup = warm_run_imports()
+        ended = warmup.stop(timeout=60)
+        print(ended, LAZY_RUN_MODULES[-1] in sys.modules, gc.get_freeze_count())
+        """
+    )
+
+    ended, last_imported, frozen = output.split()
+    assert ended == "True"
+    assert last_imported == "False"
+    assert frozen == "0"
