@@ -8,8 +8,8 @@ attention masks of (B, H, T, T) elements. So the mask here compares 16-bit rando
 a threshold, four of them cut from each 64-bit draw of torch's generator. The drop probability is
 rounded to a multiple of 2/65536 (0.1 becomes 0.1000061) and the kept elements are scaled by
 1 / (1 − that), so the expected value stays exact. The comparison writes the mask as zeros and
-ones in the dtype of the tensor it masks: a product with a boolean mask first converts it, which
-on the CPU made the product about 2.3 times as slow (torch 2.13, 4M elements). Other devices use
+ones in the dtype of the tensor it masks, because a product with a boolean mask first converts
+the mask, in one more pass (docs/benchmarks.md, section 9, has the effect). Other devices use
 torch's fused kernel.
 """
 

@@ -181,7 +181,7 @@ class SoftmaxMixer(nn.Module):
         # Dropout's 1 / (1 - p) scales the (B, H, T, dh) output instead of the (B, H, T, T)
         # probabilities: the same product, with the scaling on dh / T of the elements. The mask
         # contains zeros and ones in the probabilities' dtype, because torch.where with a boolean
-        # mask took about 2.8 times as long as this product (torch 2.13 CPU, 4M elements).
+        # mask was slower than this product (docs/benchmarks.md, section 9).
         keep, dropped = keep_mask(probabilities.shape, self.dropout, probabilities.dtype)
         return (probabilities * keep) @ v * (1.0 / (1.0 - dropped))
 
