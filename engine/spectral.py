@@ -180,8 +180,8 @@ class SoftmaxMixer(nn.Module):
         probabilities = scores.softmax(dim=-1)
         # Dropout's 1 / (1 - p) scales the (B, H, T, dh) output instead of the (B, H, T, T)
         # probabilities: the same product, with the scaling on dh / T of the elements. The mask
-        # contains zeros and ones in the probabilities' dtype, because torch.where with a boolean
-        # mask was slower than this product (docs/benchmarks.md, section 9).
+        # contains zeros and ones in the probabilities' dtype: with it, the training step was faster
+        # than with torch.where and a boolean mask (docs/benchmarks.md, section 9).
         keep, dropped = keep_mask(probabilities.shape, self.dropout, probabilities.dtype)
         return (probabilities * keep) @ v * (1.0 / (1.0 - dropped))
 
