@@ -29,7 +29,7 @@ from engine.logs import configure_logging
 from engine.model_sources import ALIASES
 from engine.paths import default_database_path, replaced_text_file
 from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows, rerun_name
-from engine.run_store import RunRecord, RunStore, open_store
+from engine.run_store import MetricPoint, RunRecord, RunStore, open_store
 from engine.tasks import TASKS
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="Export a run's metrics as CSV.")
     export.add_argument("run_id", type=int, metavar="RUN_ID")
-    export.add_argument("--csv", type=Path, required=True, metavar="FILE", help="CSV file to write (run_id, step, epoch, name, value, wall_time).")
+    export.add_argument(
+        "--csv",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="CSV file to write, or - for standard output; columns run_id, step, epoch, name, value, wall_time (Unix seconds).",
+    )
     export.add_argument("--force", action="store_true", help="Replace FILE if it exists.")
     export.add_argument("--db", type=Path, help="Run database.")
 
@@ -679,18 +685,33 @@ def _export(args: argparse.Namespace) -> int:
         raise _no_runs_yet()
     record = store.get_run(args.run_id)
     points = store.metric_points(record.id)
-    if args.csv.exists() and not args.force:
-        raise LampreiaError(f"{args.csv} already exists.", "Pass --force to replace it, or choose another file name.")
+    if str(args.csv) == "-":
+        _write_metric_rows(sys.stdout, record.id, points)
+        return 0
+
+    target: Path = args.csv
+    if target.is_dir():
+        raise LampreiaError(f"{target} is a folder.", f"Give a file name, such as {target / f'run-{record.id}-metrics.csv'}.")
+    if not target.parent.is_dir():
+        raise LampreiaError(f"The folder {target.parent} does not exist.", "Create it, or choose a file in an existing folder.")
+    existed = target.exists()
+    if existed and not args.force:
+        raise LampreiaError(f"{target} already exists.", "Pass --force to replace it, or choose another file name.")
     try:
-        with replaced_text_file(args.csv) as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["run_id", "step", "epoch", "name", "value", "wall_time"])
-            for point in points:
-                writer.writerow([record.id, point.step, f"{point.epoch:.6f}", point.name, repr(point.value), f"{point.wall_time:.3f}"])
+        with replaced_text_file(target) as handle:
+            _write_metric_rows(handle, record.id, points)
     except OSError as error:
-        raise LampreiaError(f"Cannot write {args.csv}: {error.strerror}.", "Choose a writable folder with free space. An existing file was left as it was.") from None
-    print(f"Wrote {len(points)} metric rows of run {record.id} to {args.csv}.")
+        unchanged_note = " The existing file was left as it was." if existed else ""
+        raise LampreiaError(f"Cannot write {target}: {error.strerror}.", f"Choose a writable folder with free space.{unchanged_note}") from None
+    print(f"Wrote {len(points)} metric rows of run {record.id} to {target}.")
     return 0
+
+
+def _write_metric_rows(handle: TextIO, run_id: int, points: list[MetricPoint]) -> None:
+    writer = csv.writer(handle)
+    writer.writerow(["run_id", "step", "epoch", "name", "value", "wall_time"])
+    for point in points:
+        writer.writerow([run_id, point.step, f"{point.epoch:.6f}", point.name, repr(point.value), f"{point.wall_time:.3f}"])
 
 
 class ProgressBar:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -51,12 +52,16 @@ def replaced_text_file(path: Path) -> Iterator[TextIO]:
     """Open a temporary file beside ``path`` for writing text, and move it onto ``path`` on success.
 
     A write that fails (a full disk, an exception in the caller) removes the temporary file and
-    leaves an existing ``path`` as it was.
+    leaves an existing ``path`` as it was. A replaced file keeps its permissions, and a symbolic
+    link keeps pointing to the file, which is the one replaced.
     """
+    path = path.resolve() if path.is_symlink() else path
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with temporary.open("w", newline="", encoding="utf-8") as handle:
             yield handle
+        if path.exists():
+            shutil.copymode(path, temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

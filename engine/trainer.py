@@ -212,19 +212,21 @@ class Trainer:
         started = time.perf_counter()
         try:
             self.device = select_device(self.config.training.device)
-            self._join_process_group()
+            try:
+                self._join_process_group()
+            except LampreiaError:
+                raise
+            except (RuntimeError, ValueError) as error:
+                raise LampreiaError(
+                    f"Could not join the torchrun job: {error}.", "Check the torchrun options and that every process can reach the others."
+                ) from error
             self._check_data_folder()
             self._check_resumed_rows()
             self._check_model_folders()
             self._check_student_fits()
         except LampreiaError as error:
-            # First, because a ConfigError (an unavailable device, say) is also a ValueError.
             self._emit(RunFailed(None, str(error), type(error).__name__))
             return RunResult(None, "failed", error=str(error))
-        except (RuntimeError, ValueError) as error:
-            message = f"Could not join the torchrun job: {error}. Check the torchrun options and that every process can reach the others."
-            self._emit(RunFailed(None, message, type(error).__name__))
-            return RunResult(None, "failed", error=message)
 
         try:
             self._open_run()
@@ -329,7 +331,9 @@ class Trainer:
             )
             if isinstance(error, HubUnreachableError):
                 hint = f"{error.hint} {hint}"  # how to fill the cache applies to a resume too
-            raise type(error)(error.message, hint) from error
+            # The error keeps its type and fields (MalformedRowsError has its rows); only the hint changes.
+            error.hint = hint
+            raise
 
     def _join_process_group(self) -> None:
         self.group = distributed.process_group_from_environment(self.device.type == "cuda")
@@ -913,7 +917,8 @@ class Trainer:
         raise CheckpointError(
             f"The GLUE rows that run {self.run_id} reads from {source} are not those it trained on before it stopped "
             "(the files changed since), so its second part would train on other data.",
-            f"{unchanged_note}Put the original files back and resume, or train anew on the current rows with lampreia run --from-run {self.run_id}.",
+            f"{unchanged_note}Put the original files back and resume, or train anew on the current rows "
+            f"(lampreia run --from-run {self.run_id}, or 'Run again' in the workbench).",
         )
 
     def _restore(self, checkpoint: LoadedCheckpoint) -> None:

@@ -68,8 +68,10 @@ def close_on_interrupt(app: QApplication, window) -> Callable[[], None]:
 
     Returns a function that restores the previous handling. Python runs a signal handler only when
     the interpreter next gets control, and Qt's event loop can wait in C++ for as long as nothing
-    happens. So the signal also writes a byte to a socket that a QSocketNotifier watches, which
-    wakes the loop without a polling timer.
+    happens. So the signal also writes its number to a socket that a QSocketNotifier watches, which
+    wakes the loop without a polling timer, and the window is closed from there. The Python
+    handler itself does nothing: it could run before the window is shown, when closing it has no
+    effect and the window then stays open.
     """
     reader, writer = socket.socketpair()
     reader.setblocking(False)
@@ -79,12 +81,14 @@ def close_on_interrupt(app: QApplication, window) -> Callable[[], None]:
 
     def drain() -> None:
         try:
-            reader.recv(4096)
+            received = reader.recv(4096)
         except BlockingIOError:
-            pass
+            return
+        if signal.SIGINT in received:
+            window.close_on_interrupt()
 
     notifier.activated.connect(drain)
-    previous_handler = signal.signal(signal.SIGINT, lambda _signal, _frame: window.close_on_interrupt())
+    previous_handler = signal.signal(signal.SIGINT, lambda _signal, _frame: None)
 
     def restore() -> None:
         signal.signal(signal.SIGINT, previous_handler)

@@ -12,6 +12,8 @@ from typing import Sequence
 
 # Options of the top-level command that the window takes too, so that `lampreia -v` opens it.
 GUI_OPTIONS = ("-v", "--verbose")
+# The shell's status for a process ended by SIGINT, as `lampreia run` returns on Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,9 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cli_main(args)
 
-    from workbench.app import run_app
+    try:
+        from workbench.app import run_app
 
-    return run_app(args)
+        return run_app(args)
+    except KeyboardInterrupt:
+        # Ctrl-C before the window is up (imports take seconds); once it is, Ctrl-C closes it.
+        print("lampreia: interrupted while the workbench was starting", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ class MainWindow(QMainWindow):
         self.controller = RunController(store, self)
         self.last_message: tuple[str, str] | None = None
         self._closing_after_run = False
+        # The run id of a resume in progress, so that a rejected resume is not reported as a failed run.
+        self._resuming: int | None = None
         self._interrupted = False
         self._config_valid = True
         self._config_problem = ""
@@ -211,6 +213,7 @@ class MainWindow(QMainWindow):
         self._remember_config()
         self.live_view.begin_run(config.task)
         self.areas.setCurrentWidget(self.live_view)
+        self._resuming = None
         self.controller.start(config)
 
     @Slot()
@@ -238,6 +241,7 @@ class MainWindow(QMainWindow):
         self.live_view.begin_run(record.task)
         self.live_view.load_stored_curves(series, up_to_step=record.checkpoint_step)
         self.areas.setCurrentWidget(self.live_view)
+        self._resuming = run_id
         self.controller.resume(run_id)
 
     def shutdown(self) -> None:
@@ -262,14 +266,22 @@ class MainWindow(QMainWindow):
             self._report_failure(event)
 
     def _report_failure(self, event: RunFailed) -> None:
-        subject = f"Run #{event.run_id}" if event.run_id is not None else "The run"
-        log.error("%s failed: %s", subject, event.message)
         log_path = log_file_path()
-        text = f"{event.message}\n\nThe run is stored as failed with this reason. Details are in the log: {log_path}"
-        if event.run_id is None:
-            text = f"{event.message}\n\nDetails are in the log: {log_path}"
-        self.statusBar().showMessage(f"{subject} failed")
-        self.show_message(f"{subject} failed", text)
+        if event.run_id is not None:
+            title = f"Run #{event.run_id} failed"
+            log.error("%s: %s", title, event.message)
+            text = f"{event.message}\n\nThe run is stored as failed with this reason. Details are in the log: {log_path}"
+        elif self._resuming is not None:
+            # Rejected before the run was claimed: the stored run did not change.
+            title = f"Run #{self._resuming} was not resumed"
+            log.warning("%s: %s", title, event.message)
+            text = f"{event.message}\n\nThe stored run is unchanged. Details are in the log: {log_path}"
+        else:
+            title = "The run did not start"
+            log.warning("%s: %s", title, event.message)
+            text = f"{event.message}\n\nNo run was recorded. Details are in the log: {log_path}"
+        self.statusBar().showMessage(title)
+        self.show_message(title, text)
 
     @Slot(bool)
     def _on_running_changed(self, running: bool) -> None:

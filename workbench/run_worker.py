@@ -60,9 +60,10 @@ class RunWorker(QObject):
                 result = resume_distillation(self._resume_run_id, self._store, self._send, self._cancel)
             status = result.status
         except LampreiaError as error:
-            # resume_distillation raises before the trainer starts (no checkpoint, run finished).
-            log.error("Run %s could not start: %s", self._run_id, error)
-            self._send(RunFailed(self._run_id, str(error), type(error).__name__))
+            # resume_distillation raises before the trainer starts (no checkpoint, run finished), so
+            # the stored run did not change and the event names no failed run.
+            log.warning("Run %s could not start: %s", self._run_id, error)
+            self._send(RunFailed(None, str(error), type(error).__name__))
         except Exception as error:  # the trainer reports run failures itself; this is a bug, and must not kill the thread silently
             log.exception("Run %s stopped on an unexpected error in the worker", self._run_id)
             message = f"The run stopped on an unexpected error: {type(error).__name__}: {error}. The full traceback is in the log."

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,6 +67,47 @@ def test_export_keeps_existing_file_unless_forced(glue_dir, tmp_path, capsys):
     assert main(["export", "1", "--csv", str(target), "--db", str(db), "--force"]) == 0
     assert target.read_text().startswith("run_id,step,epoch,name,value,wall_time")
     assert [path.name for path in tmp_path.iterdir() if path.name.endswith(".tmp")] == []
+
+
+def test_export_targets_folders_and_stdout(glue_dir, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    assert main(_run_args(glue_dir, db)) == 0
+    capsys.readouterr()
+
+    assert main(["export", "1", "--csv", str(tmp_path), "--db", str(db), "--force"]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path} is a folder." in error
+    assert f"Give a file name, such as {tmp_path / 'run-1-metrics.csv'}." in error
+
+    missing = tmp_path / "missing" / "metrics.csv"
+    assert main(["export", "1", "--csv", str(missing), "--db", str(db)]) == 2
+    error = capsys.readouterr().err
+    assert f"The folder {missing.parent} does not exist." in error
+    assert "left as it was" not in error
+
+    assert main(["export", "1", "--csv", "-", "--db", str(db)]) == 0
+    printed = capsys.readouterr().out
+    rows = list(csv.DictReader(printed.splitlines()))
+    assert rows[0].keys() == {"run_id", "step", "epoch", "name", "value", "wall_time"}
+    assert {"train/loss_total", "dev/accuracy"} <= {row["name"] for row in rows}
+    assert not (Path.cwd() / "-").exists()
+
+
+def test_forced_export_keeps_mode_and_link(glue_dir, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    assert main(_run_args(glue_dir, db)) == 0
+    target = tmp_path / "shared" / "metrics.csv"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    target.chmod(0o664)
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+
+    assert main(["export", "1", "--csv", str(link), "--db", str(db), "--force"]) == 0
+
+    assert link.is_symlink()
+    assert target.read_text().startswith("run_id,")
+    assert target.stat().st_mode & 0o777 == 0o664
 
 
 def test_rerun_from_stored_config(glue_dir, tmp_path, capsys):

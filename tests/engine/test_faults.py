@@ -157,6 +157,29 @@ def test_resume_without_data_folder_keeps_run_resumable(glue_dir, tmp_path, caps
     assert resume_distillation(run_id, store).status == "finished"
 
 
+def test_resume_with_malformed_row_names_it(glue_dir, tmp_path, capsys):
+    copied = tmp_path / "glue"
+    shutil.copytree(glue_dir / "SST-2", copied / "SST-2")
+    store, run_id, _ = _cancelled_run(copied, tmp_path)
+    train = copied / "SST-2" / "train.tsv"
+    original = train.read_text(encoding="utf-8")
+    header, *rows = original.splitlines(keepends=True)
+    train.write_text("".join([header, *rows[:4], "a bad row\twith\textra fields\n", *rows[4:]]), encoding="utf-8")
+
+    code = main(["run", "--resume", str(run_id), "--db", str(store.path), "--quiet"])
+
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "1 malformed row in" in error
+    assert "line 6: expected 2 tab-separated fields, found 3" in error
+    assert f"Run {run_id} resumes with the settings it was started with and is left as it was" in error
+    assert "torchrun" not in error
+    assert store.get_run(run_id).status == "cancelled"
+
+    train.write_text(original, encoding="utf-8")
+    assert resume_distillation(run_id, store).status == "finished"
+
+
 def test_student_too_large_for_memory_records_no_run(glue_dir, tmp_path, monkeypatch):
     monkeypatch.setattr("engine.trainer.available_memory", lambda device: 2 * 1024**3)
     config = _config(glue_dir).with_overrides({"student.d_model": 4096, "student.n_layers": 8, "student.n_heads": 8})

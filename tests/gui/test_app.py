@@ -54,6 +54,19 @@ def _run_threads() -> int:
     return counts[0]
 
 
+def test_ctrl_c_during_start_up_exits_quietly(tmp_path, monkeypatch, capsys):
+    _use_temporary_settings(tmp_path, monkeypatch)
+
+    def interrupted_import(argv):
+        raise KeyboardInterrupt  # as Ctrl-C while the window's modules are still being imported
+
+    monkeypatch.setattr("workbench.app.run_app", interrupted_import)
+
+    assert launcher.main(["gui"]) == 130
+    error = capsys.readouterr().err
+    assert error == "lampreia: interrupted while the workbench was starting\n"
+
+
 def test_unopenable_database_reported(qtbot, tmp_path, monkeypatch):
     _use_temporary_settings(tmp_path, monkeypatch)
     errors: list[tuple[str, str]] = []

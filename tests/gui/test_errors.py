@@ -108,4 +108,7 @@ def test_unavailable_device_reported(qtbot, window, glue_dir, monkeypatch, messa
     window.config_panel.editors["training.device"].set_value("cuda")
 
     assert _run_and_wait(qtbot, window) == "failed"
-    assert "sees no CUDA GPU" in messages[-1][1]
+    title, text = messages[-1]
+    assert title == "The run did not start"
+    assert "sees no CUDA GPU" in text
+    assert "No run was recorded." in text

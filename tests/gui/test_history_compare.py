@@ -193,7 +193,10 @@ def test_resume_without_checkpoint_reports(qtbot, window, two_runs, store, messa
     with qtbot.waitSignal(window.controller.run_ended, timeout=30_000) as ended:
         window.history.resume_action.trigger()
     assert ended.args == ["failed"]
-    assert "no resumable checkpoint" in messages[-1][1]
+    title, text = messages[-1]
+    assert title == f"Run #{cancelled} was not resumed"
+    assert "no resumable checkpoint" in text
+    assert "The stored run is unchanged." in text
     assert store.get_run(cancelled).status == "cancelled"
 
 
