@@ -140,6 +140,16 @@ def data_fingerprint(train: GlueSplit, dev: dict[str, GlueSplit]) -> str:
     return digest.hexdigest()
 
 
+def split_fingerprints(train: GlueSplit, dev: dict[str, GlueSplit]) -> dict[str, str]:
+    """SHA-256 over the texts and labels of each split, by split name ("train" and the dev prefixes)."""
+    fingerprints = {}
+    for name, split in [("train", train), *sorted(dev.items())]:
+        digest = hashlib.sha256(split.fingerprint().encode())
+        digest.update(np.ascontiguousarray(split.labels).tobytes())
+        fingerprints[name] = digest.hexdigest()
+    return fingerprints
+
+
 def default_run_name(config: RunConfig) -> str:
     teachers = "+".join(t.rstrip("/").split("/")[-1] for t in config.distillation.teachers)
     student = config.student
@@ -286,7 +296,7 @@ class Trainer:
             # Without the cancellation token: local files load in seconds, and a stop before the
             # claim has no run to mark as cancelled.
             splits = self._load_splits(cancel=None)
-        self._check_same_rows(self.checkpoint.state, data_fingerprint(*splits), claimed=False)
+        self._check_same_rows(self.checkpoint.state, *splits, claimed=False)
         self._loaded_splits = splits
 
     def _check_student_fits(self) -> None:
@@ -474,9 +484,10 @@ class Trainer:
         train_split, dev_splits = self._loaded_splits or self._load_splits(self.cancel)
         self._loaded_splits = None
         self.data_fingerprint = data_fingerprint(train_split, dev_splits)
+        self.split_fingerprints = split_fingerprints(train_split, dev_splits)
         if self.checkpoint is not None:
             # Before the teachers: changed rows miss the embedding cache and would make them run for nothing.
-            self._check_same_rows(self.checkpoint.state, self.data_fingerprint, claimed=True)
+            self._check_same_rows(self.checkpoint.state, train_split, dev_splits, claimed=True)
 
         self.cancel.raise_if_cancelled()
         self.tokenizer = StudentTokenizer(config.student.tokenizer, config.student.max_seq_len, config.student.pair_separator, self.cancel)
@@ -905,18 +916,26 @@ class Trainer:
             "teacher_dims": [e.info.hidden_size for e in self._extractions],
             "label_scaling": [self.scaling.mean, self.scaling.std],
             "data_fingerprint": self.data_fingerprint,
+            "split_fingerprints": self.split_fingerprints,
         }
 
-    def _check_same_rows(self, state: dict[str, Any], fingerprint: str, claimed: bool) -> None:
+    def _check_same_rows(self, state: dict[str, Any], train: GlueSplit, dev: dict[str, GlueSplit], claimed: bool) -> None:
         """Reject a resume on other GLUE rows than the run trained on before it stopped."""
         # Checkpoints written before the fingerprint existed have none, and resume unchecked.
+        fingerprint = data_fingerprint(train, dev)
         if state.get("data_fingerprint", fingerprint) == fingerprint:
             return
         source = self.config.data.glue_dir or "the Hugging Face Hub"
+        changed = ""
+        if "split_fingerprints" in state:  # checkpoints of earlier versions have only the total
+            sources = {"train": train.source, **{name: split.source for name, split in dev.items()}}
+            current = split_fingerprints(train, dev)
+            names = [name for name, value in current.items() if state["split_fingerprints"].get(name) != value]
+            changed = f" Changed: {', '.join(f'the {name} split ({sources[name]})' for name in names)}."
         unchanged_note = "" if claimed else f"Run {self.run_id} is left as it was. "
         raise CheckpointError(
             f"The GLUE rows that run {self.run_id} reads from {source} are not those it trained on before it stopped "
-            "(the files changed since), so its second part would train on other data.",
+            f"(the files changed since), so its second part would train on other data.{changed}",
             f"{unchanged_note}Put the original files back and resume, or train anew on the current rows "
             f"(lampreia run --from-run {self.run_id}, or 'Run again' in the workbench).",
         )

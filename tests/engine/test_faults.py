@@ -238,6 +238,7 @@ def test_resume_on_changed_rows_is_refused(glue_dir, tmp_path):
 
     assert changed.status == "failed"
     assert f"The GLUE rows that run {run_id} reads from {copied} are not those it trained on before it stopped" in changed.error
+    assert f"Changed: the train split ({train})." in changed.error
     assert f"Run {run_id} is left as it was." in changed.error
     assert f"lampreia run --from-run {run_id}" in changed.error
     assert changed.teacher_forward_passes == 0  # rejected before the teachers embed the changed rows
@@ -248,6 +249,14 @@ def test_resume_on_changed_rows_is_refused(glue_dir, tmp_path):
     assert after.best_step == stored.best_step
     assert after.error == stored.error
     train.write_text(original, encoding="utf-8")
+    dev = copied / "SST-2" / "dev.tsv"
+    dev_rows = dev.read_text(encoding="utf-8")
+    dev.write_text(dev_rows.replace("\t0\n", "\t1\n", 1), encoding="utf-8")  # one dev label changed
+
+    changed_dev = resume_distillation(run_id, store)
+
+    assert f"Changed: the dev split ({dev})." in changed_dev.error
+    dev.write_text(dev_rows, encoding="utf-8")
     assert resume_distillation(run_id, store).status == "finished"
 
 
