@@ -213,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INVALID
     except LampreiaError as error:
+        # INFO: the log file keeps it beside the runs' own lines; stderr shows it once, below.
+        log.info("lampreia %s stopped: %s", args.command, error)
         print(f"lampreia: {error}", file=sys.stderr)
         return EXIT_INVALID
     except KeyboardInterrupt:

@@ -235,6 +235,8 @@ class Trainer:
             self._check_model_folders()
             self._check_student_fits()
         except LampreiaError as error:
+            what = f"resume of run {self.resume_run_id}" if self.resume_run_id is not None else "run"
+            log.info("The %s was rejected before it started: %s", what, error)
             self._emit(RunFailed(None, str(error), type(error).__name__))
             return RunResult(None, "failed", error=str(error))
 

@@ -1,6 +1,7 @@
 """Faults that must leave the run store whole: interrupts, out of memory, bad checkpoints, full or read-only disks."""
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -157,7 +158,7 @@ def test_resume_without_data_folder_keeps_run_resumable(glue_dir, tmp_path, caps
     assert resume_distillation(run_id, store).status == "finished"
 
 
-def test_resume_with_malformed_row_names_it(glue_dir, tmp_path, capsys):
+def test_resume_with_malformed_row_names_it(glue_dir, tmp_path, capsys, caplog):
     copied = tmp_path / "glue"
     shutil.copytree(glue_dir / "SST-2", copied / "SST-2")
     store, run_id, _ = _cancelled_run(copied, tmp_path)
@@ -166,10 +167,12 @@ def test_resume_with_malformed_row_names_it(glue_dir, tmp_path, capsys):
     header, *rows = original.splitlines(keepends=True)
     train.write_text("".join([header, *rows[:4], "a bad row\twith\textra fields\n", *rows[4:]]), encoding="utf-8")
 
-    code = main(["run", "--resume", str(run_id), "--db", str(store.path), "--quiet"])
+    with caplog.at_level(logging.INFO, logger="engine.trainer"):
+        code = main(["run", "--resume", str(run_id), "--db", str(store.path), "--quiet"])
 
     error = capsys.readouterr().err
     assert code == 2
+    assert any(record.message.startswith(f"The resume of run {run_id} was rejected before it started: 1 malformed row in") for record in caplog.records)
     assert "1 malformed row in" in error
     assert "line 6: expected 2 tab-separated fields, found 3" in error
     assert f"Run {run_id} resumes with the settings it was started with and is left as it was" in error
@@ -196,8 +199,6 @@ def test_student_too_large_for_memory_records_no_run(glue_dir, tmp_path, monkeyp
 
 
 def test_unexpected_error_names_the_log_file(glue_dir, tmp_path, monkeypatch):
-    import logging
-
     def broken(self, *args, **kwargs):
         raise RuntimeError("boom")
 
