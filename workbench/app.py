@@ -12,7 +12,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Callable, Sequence
 
-from PySide6.QtCore import QSocketNotifier
+from PySide6.QtCore import QSocketNotifier, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -23,6 +23,7 @@ from resources import resource_path
 from workbench.compute_threads import keep_openmp_threads_for_runs
 from workbench.garbage_collection import GuiThreadGarbageCollector
 from workbench.import_warmup import warm_run_imports
+from workbench.launcher import StartUpInterrupt
 from workbench.settings import APPLICATION_NAME, ORGANIZATION_NAME, WorkbenchSettings
 from workbench.threads import thread_registry
 
@@ -112,8 +113,12 @@ def prepare_gui_thread(app: QApplication) -> None:
         GuiThreadGarbageCollector(app).start()
 
 
-def run_app(argv: Sequence[str]) -> int:
-    """Open the main window and run the Qt event loop; return the process exit status."""
+def run_app(argv: Sequence[str], start_up: StartUpInterrupt) -> int:
+    """Open the main window and run the Qt event loop; return the process exit status.
+
+    ``start_up`` records a Ctrl-C before the window is up; the start-up then ends with
+    KeyboardInterrupt, which the caller reports.
+    """
     arguments = _parse_arguments(argv)
     log_path = configure_logging(verbose=arguments.verbose)
     sys.excepthook = _log_uncaught
@@ -124,6 +129,7 @@ def run_app(argv: Sequence[str]) -> int:
     app.setWindowIcon(QIcon(str(resource_path("icons", "lampreia.svg"))))
     app.setStyleSheet(load_stylesheet())
     prepare_gui_thread(app)
+    start_up.check()
 
     try:
         # A database this user cannot write (a copy from a cluster, a read-only share) opens read-only,
@@ -134,12 +140,21 @@ def run_app(argv: Sequence[str]) -> int:
         show_startup_error("Cannot open the run database", str(error))
         return 1
 
-    # Imported here so that the pyqtgraph options are set after the QApplication exists.
-    from workbench.main_window import MainWindow
+    try:
+        # Imported here so that the pyqtgraph options are set after the QApplication exists.
+        from workbench.main_window import MainWindow
 
-    window = MainWindow(store, WorkbenchSettings())
+        start_up.check()
+        window = MainWindow(store, WorkbenchSettings())
+        start_up.check()
+    except KeyboardInterrupt:
+        store.close()
+        raise
     app.aboutToQuit.connect(window.shutdown)
     restore_interrupt = close_on_interrupt(app, window)
+    if start_up.received:
+        # A Ctrl-C after the last check and before the handler of close_on_interrupt: close once the loop runs.
+        QTimer.singleShot(0, window.close_on_interrupt)
     window.show()
     warmup = warm_run_imports()
     log.info("Workbench started; database %s, log %s", store.path, log_path)

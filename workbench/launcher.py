@@ -6,6 +6,7 @@ a display or Qt libraries.
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Sequence
 
@@ -14,6 +15,29 @@ from typing import Sequence
 GUI_OPTIONS = ("-v", "--verbose")
 # The shell's status for a process ended by SIGINT, as `lampreia run` returns on Ctrl-C.
 EXIT_INTERRUPTED = 130
+
+
+class StartUpInterrupt:
+    """Ctrl-C received while the workbench starts, recorded by a SIGINT handler instead of raised.
+
+    A KeyboardInterrupt raised inside Qt's C++ code (a PySide callback, PySide's import hook) is
+    printed and dropped, so a Ctrl-C during start-up could be lost and the window then stayed open.
+    ``check`` raises it at points where Python code alone runs.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+        self._previous = signal.signal(signal.SIGINT, self._record)
+
+    def _record(self, _signal: int, _frame: object) -> None:
+        self.received = True
+
+    def check(self) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        signal.signal(signal.SIGINT, self._previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,14 +49,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cli_main(args)
 
+    start_up = StartUpInterrupt()
     try:
         from workbench.app import run_app
 
-        return run_app(args)
+        start_up.check()
+        return run_app(args, start_up)
     except KeyboardInterrupt:
         # Ctrl-C before the window is up (imports take seconds); once it is, Ctrl-C closes it.
         print("lampreia: interrupted while the workbench was starting", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        start_up.restore()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QObject, QSettings, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from workbench import launcher
@@ -57,7 +57,7 @@ def _run_threads() -> int:
 def test_ctrl_c_during_start_up_exits_quietly(tmp_path, monkeypatch, capsys):
     _use_temporary_settings(tmp_path, monkeypatch)
 
-    def interrupted_import(argv):
+    def interrupted_import(argv, start_up):
         raise KeyboardInterrupt  # as Ctrl-C while the window's modules are still being imported
 
     monkeypatch.setattr("workbench.app.run_app", interrupted_import)
@@ -65,6 +65,36 @@ def test_ctrl_c_during_start_up_exits_quietly(tmp_path, monkeypatch, capsys):
     assert launcher.main(["gui"]) == 130
     error = capsys.readouterr().err
     assert error == "lampreia: interrupted while the workbench was starting\n"
+
+
+def test_ctrl_c_during_window_build(tmp_path, monkeypatch, capsys):
+    _use_temporary_settings(tmp_path, monkeypatch)
+    monkeypatch.setenv("LAMPREIA_DATA_DIR", str(tmp_path / "data"))
+    previous_handler = signal.getsignal(signal.SIGINT)
+    build = MainWindow.__init__
+    shown: list[MainWindow] = []
+
+    class Relay(QObject):
+        fired = Signal()
+
+    def build_interrupted(self, *args, **kwargs):
+        build(self, *args, **kwargs)
+        # The signal arrives while Qt runs a Python slot, where a KeyboardInterrupt would be
+        # printed and dropped, as in PySide's import hook during start-up.
+        relay = Relay()
+        relay.fired.connect(lambda: os.kill(os.getpid(), signal.SIGINT))
+        relay.fired.emit()
+        shown.append(self)
+
+    monkeypatch.setattr(MainWindow, "__init__", build_interrupted)
+    # Ends the event loop if the signal were lost, so that a failure cannot hang the suite.
+    QTimer.singleShot(20_000, QApplication.quit)
+
+    assert launcher.main(["gui"]) == 130
+    assert capsys.readouterr().err.endswith("lampreia: interrupted while the workbench was starting\n")
+    assert len(shown) == 1
+    assert not shown[0].isVisible()
+    assert signal.getsignal(signal.SIGINT) is previous_handler
 
 
 def test_unopenable_database_reported(qtbot, tmp_path, monkeypatch):
