@@ -22,7 +22,7 @@ import torch
 
 from engine.errors import RemoteCodeRefusedError, TeacherLoadError
 from engine.events import CancellationToken
-from engine.model_sources import ModelSource, folder_fingerprint, resolve_model_source
+from engine.model_sources import PACKAGED_ALIASES, ModelSource, check_local_folder, folder_fingerprint, resolve_model_source
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,7 @@ def inspect_teacher(spec: str, *, trust_remote_code: bool = False, cancel: Cance
                 "If its download was cut short (for example on a machine without internet access), run once more with internet "
                 "access to complete it. If the model publishes only pickled .bin weights, which are not loaded, use another model.",
             )
-        raise TeacherLoadError(
-            f"The teacher folder {source.folder} has no safetensors weights (model.safetensors).",
-            "Convert the weights to safetensors, or use a model that provides them; pickled .bin weights are not loaded.",
-        )
+        raise _no_weights_error(source.folder)
 
     hidden_size = _hidden_size(config)
     if hidden_size is None:
@@ -100,13 +97,40 @@ def inspect_teacher(spec: str, *, trust_remote_code: bool = False, cancel: Cance
     )
 
 
+def check_teacher_folder(spec: str) -> None:
+    """Reject a teacher given as a path that is not a folder, or has no config.json or weights, before a run is recorded.
+
+    Hub ids and aliases pass unchecked.
+    """
+    check_local_folder(spec, what="teacher")
+    spec = spec.strip()
+    path = Path(spec).expanduser()
+    if spec.lower() in PACKAGED_ALIASES or not path.is_dir():
+        return
+    if not (path / "config.json").is_file():
+        raise _no_config_error(path.resolve())
+    if not any(p.suffix in _WEIGHT_SUFFIXES for p in path.rglob("*")):
+        raise _no_weights_error(path.resolve())
+
+
+def _no_config_error(folder: Path) -> TeacherLoadError:
+    return TeacherLoadError(
+        f"The teacher folder {folder} has no config.json, so it is not a Hugging Face model folder.",
+        "Choose the folder that contains config.json (the one written by save_pretrained).",
+    )
+
+
+def _no_weights_error(folder: Path) -> TeacherLoadError:
+    return TeacherLoadError(
+        f"The teacher folder {folder} has no safetensors weights (model.safetensors).",
+        "Convert the weights to safetensors, or use a model that provides them; pickled .bin weights are not loaded.",
+    )
+
+
 def _read_config(source: ModelSource) -> dict:
     path = source.folder / "config.json"
     if not path.is_file():
-        raise TeacherLoadError(
-            f"The teacher folder {source.folder} has no config.json, so it is not a Hugging Face model folder.",
-            "Choose the folder that contains config.json (the one written by save_pretrained).",
-        )
+        raise _no_config_error(source.folder)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:

@@ -60,12 +60,12 @@ from engine.events import (
 )
 from engine.glue_data import GlueSplit, load_split, validate_glue_dir
 from engine.logs import log_file_in_use
-from engine.model_sources import check_cached_when_offline, check_local_folder
+from engine.model_sources import check_cached_when_offline
 from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
 from engine.student import TRAINING_BYTES_PER_PARAMETER, Student, training_memory_lower_bound
 from engine.tasks import TASKS, GlueTask, majority_baseline
 from engine.teacher_targets import TeacherEmbeddings, extract_teacher_embeddings, standardize
-from engine.teachers import TEACHER_REQUIRED_FILES, TeacherInfo, check_sequence_length, inspect_teacher
+from engine.teachers import TEACHER_REQUIRED_FILES, TeacherInfo, check_sequence_length, check_teacher_folder, inspect_teacher
 from engine.tokenization import TOKENIZER_REQUIRED_FILES, EncodedRows, StudentTokenizer, check_tokenizer_folder, collate, epoch_batches
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ class Trainer:
         """
         if self.resume_run_id is None:
             for teacher in self.config.distillation.teachers:
-                check_local_folder(teacher, what="teacher")
+                check_teacher_folder(teacher)
                 check_cached_when_offline(teacher, what="teacher", required=TEACHER_REQUIRED_FILES)
         with self._for_resume():
             check_tokenizer_folder(self.config.student.tokenizer)

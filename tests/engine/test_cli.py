@@ -200,6 +200,7 @@ def test_failed_run_exits_1_with_reason(glue_dir, tmp_path, capsys):
     broken = tmp_path / "broken-teacher"
     broken.mkdir()
     (broken / "config.json").write_text("{not json", encoding="utf-8")
+    (broken / "model.safetensors").write_bytes(b"")
 
     # Without --quiet, so that the progress lines are printed too.
     args = [arg for arg in _run_args(glue_dir, db, "--teachers", str(broken)) if arg != "--quiet"]

@@ -205,9 +205,7 @@ def test_missing_teacher_folder_records_no_run(glue_dir, store, tmp_path):
     assert store.list_runs() == []
 
 
-def test_unloadable_teacher_fails_before_training(glue_dir, store, tmp_path):
-    # A folder that exists but contains no model passes the check before the run, so the run that
-    # tries to load it is stored as failed, with no metric logged.
+def test_teacher_without_config_not_recorded(glue_dir, store, tmp_path):
     empty = tmp_path / "empty-model"
     empty.mkdir()
     config = small_config(glue_dir, distillation={"teachers": [str(empty)]})
@@ -215,7 +213,38 @@ def test_unloadable_teacher_fails_before_training(glue_dir, store, tmp_path):
     result = run_distillation(config, store)
 
     assert result.status == "failed"
-    assert "has no config.json" in result.error
+    assert result.run_id is None
+    assert f"The teacher folder {empty} has no config.json" in result.error
+    assert store.list_runs() == []
+
+
+def test_teacher_without_weights_not_recorded(glue_dir, store, tmp_path):
+    weightless = tmp_path / "weightless-model"
+    weightless.mkdir()
+    (weightless / "config.json").write_text('{"model_type": "bert", "hidden_size": 32}', encoding="utf-8")
+    (weightless / "pytorch_model.bin").write_bytes(b"pickled")
+    config = small_config(glue_dir, distillation={"teachers": [str(weightless)]})
+
+    result = run_distillation(config, store)
+
+    assert result.run_id is None
+    assert f"The teacher folder {weightless} has no safetensors weights" in result.error
+    assert store.list_runs() == []
+
+
+def test_unloadable_teacher_fails_before_training(glue_dir, store, tmp_path):
+    # A folder with a config.json and a weight file passes the check before the run, so the run
+    # that tries to load it is stored as failed, with no metric logged.
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "bert", "hidden_size": 32}', encoding="utf-8")
+    (broken / "model.safetensors").write_bytes(b"not really")
+    config = small_config(glue_dir, distillation={"teachers": [str(broken)]})
+
+    result = run_distillation(config, store)
+
+    assert result.status == "failed"
+    assert "The weights of teacher broken-model could not be loaded" in result.error
     assert store.get_run(result.run_id).status == "failed"
     assert store.count_metrics(result.run_id) == 0
 
