@@ -462,7 +462,7 @@ def _runs(args: argparse.Namespace) -> int:
         best = f"{primary.split('/')[-1]} {value:.4f}" if value is not None else "-"
         baseline = record.baseline.get(primary) if primary else None
         print(
-            f"{record.id:>4}  {_pad(_clip(record.name, name_width), name_width)} {record.status:<11} {record.task:<5} {','.join(record.teachers)[:28]:<28} {record.student_size:<13} "
+            f"{record.id:>4}  {_pad(_clip(record.name, name_width), name_width)} {record.status:<11} {record.task:<5} {_pad(_clip(_teachers_cell(record.teachers), 28), 28)} {record.student_size:<13} "
             f"{_count(record.parameter_count):>9}  {best:<22} {(f'{baseline:.4f}' if baseline is not None else '-'):>8}  "
             f"{_duration(record.duration_seconds):>8}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(record.created_at))}"
         )
@@ -491,6 +491,19 @@ def _char_columns(char: str) -> int:
 def _columns(text: str) -> int:
     """Terminal columns that ``text`` takes."""
     return sum(_char_columns(char) for char in text)
+
+
+def _teachers_cell(teachers: list[str]) -> str:
+    """Return the teachers of a run for the runs table, local folders by their last two path parts.
+
+    The end of a folder path tells runs apart; `lampreia show` prints the whole path.
+    """
+    shown = []
+    for spec in teachers:
+        parts = Path(spec).parts
+        local = spec.startswith(("/", ".", "~")) or "\\" in spec
+        shown.append("…/" + "/".join(parts[-2:]) if local and len(parts) > 2 else spec)
+    return ",".join(shown)
 
 
 def _pad(text: str, width: int) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import _cancelled_hint, build_config, build_parser, main
+from engine.cli import _cancelled_hint, _clip, _teachers_cell, build_config, build_parser, main
 from engine.run_store import RunStore
 
 
@@ -575,3 +575,10 @@ def test_reading_commands_open_unwritable_database_read_only(tmp_path, monkeypat
 
     assert opened == [True, True]
     assert "run 2" in capsys.readouterr().out
+
+
+def test_runs_table_shows_folder_ends():
+    cell = _teachers_cell(["minilm", "/home/me/models/sst2-teacher/model", "./ckpt/roberta/final", "gpt2"])
+
+    assert cell == "minilm,…/sst2-teacher/model,…/roberta/final,gpt2"
+    assert _clip(cell, 28) == "minilm,…/sst2-teacher/model…"
