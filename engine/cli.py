@@ -656,7 +656,7 @@ def _comparison_table(records: list[RunRecord], differences: list[tuple[str, lis
     table.append(("", []))
     if differences:
         table.append((f"config: {len(differences)} {'setting differs' if len(differences) == 1 else 'settings differ'}", []))
-        table += [(f"  {key}", [format_config_value(value) for value in values]) for key, values in differences]
+        table += [(f"  {key}", [format_config_value(value, key) for value in values]) for key, values in differences]
     else:
         table.append(("config: the same settings", []))
 

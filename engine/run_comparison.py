@@ -51,10 +51,15 @@ def config_diff(configs: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
     return rows
 
 
-def format_config_value(value: Any) -> str:
-    """Format one flattened config value for a diff table (lists as comma lists, None as "(empty)")."""
+def format_config_value(value: Any, key: str = "") -> str:
+    """Format one flattened config value for a diff table (lists as comma lists, None as "(empty)").
+
+    An empty ``name`` reads "(generated)": the run was named by the trainer, as its record shows.
+    """
     if value is MISSING:
         return "(missing)"
+    if key == "name" and value == "":
+        return "(generated)"
     if value is None:
         return "(empty)"
     if isinstance(value, (list, tuple)):

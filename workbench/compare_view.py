@@ -181,9 +181,9 @@ class CompareView(QWidget):
         table.setHorizontalHeaderLabels([run.label for run in self.runs])
         table.setRowCount(len(rows))
         table.setVerticalHeaderLabels([key for key, _ in rows])
-        for row, (_key, values) in enumerate(rows):
+        for row, (key, values) in enumerate(rows):
             for column, value in enumerate(values):
-                text = format_config_value(value)
+                text = format_config_value(value, key)
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
                 table.setItem(row, column, item)

@@ -582,3 +582,11 @@ def test_runs_table_shows_folder_ends():
 
     assert cell == "minilm,…/sst2-teacher/model,…/roberta/final,gpt2"
     assert _clip(cell, 28) == "minilm,…/sst2-teacher/model…"
+
+
+def test_config_diff_names_generated_name():
+    from engine.run_comparison import format_config_value
+
+    assert format_config_value("", "name") == "(generated)"
+    assert format_config_value("baseline", "name") == "baseline"
+    assert format_config_value("", "data.glue_dir") == "''"
