@@ -434,7 +434,10 @@ def format_metrics_summary(record: RunRecord) -> str:
         if name.startswith("heldout/") or name.endswith("/loss_task"):
             continue
         baseline = record.baseline.get(name)
-        extra = f"   (majority baseline {baseline:.4f})" if baseline is not None else ""
+        task = TASKS.get(record.task)
+        # A constant prediction has no correlation with the labels, hence STS-B's 0.
+        kind = "baseline: the training mean" if task is not None and task.is_regression else "majority baseline"
+        extra = f"   ({kind} {baseline:.4f})" if baseline is not None else ""
         lines.append(f"  {name:<28} {value:.4f}{extra}")
     if record.final_metrics and record.final_metrics != record.best_metrics:
         finals = ", ".join(f"{k} {v:.4f}" for k, v in sorted(record.final_metrics.items()) if not k.startswith("heldout/") and not k.endswith("/loss_task"))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import engine.trainer as trainer_module
+from engine.cli import format_metrics_summary
 from engine.config import RunConfig
 from engine.embedding_cache import EmbeddingCache
 from engine.events import (
@@ -139,6 +140,9 @@ def test_stsb_regression_reports_correlations(glue_dir, store):
     assert {"dev/pearson", "dev/spearman", "heldout/pearson"} <= set(best)
     assert all(-1.0 <= best[name] <= 1.0 for name in ("dev/pearson", "dev/spearman"))
     assert store.get_run(result.run_id).baseline == {"dev/pearson": 0.0, "dev/spearman": 0.0}
+    summary = format_metrics_summary(store.get_run(result.run_id))
+    assert "(baseline: the training mean 0.0000)" in summary
+    assert "majority" not in summary
 
 
 @pytest.mark.parametrize("mixer", ["softmax", "spectral"])
