@@ -499,7 +499,7 @@ def _columns(text: str) -> int:
 def _teachers_cell(teachers: list[str]) -> str:
     """Return the teachers of a run for the runs table, local folders by their last two path parts.
 
-    The end of a folder path tells runs apart; `lampreia show` prints the whole path.
+    The end of a folder path distinguishes runs; `lampreia show` prints the whole path.
     """
     shown = []
     for spec in teachers:
