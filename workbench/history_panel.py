@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 COLUMNS = ("Name", "Status", "Task", "Teachers", "Student", "Parameters", "Best dev", "Baseline", "Duration", "Date")
 MAX_COLUMN_WIDTH = 260
 RESIZE_PRECISION_ROWS = 200
+# Rows of the history table that stay in view when the window is small.
+MIN_VISIBLE_ROWS = 4
 SORT_ROLE = Qt.ItemDataRole.UserRole
 RESUMABLE_STATUSES = ("interrupted", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
@@ -239,6 +241,10 @@ class HistoryPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.verticalHeader().hide()
+        # The horizontal scroll bar counts too: a narrow window shows one below the rows.
+        rows_height = MIN_VISIBLE_ROWS * self.table.verticalHeader().defaultSectionSize()
+        chrome = self.table.horizontalHeader().sizeHint().height() + self.table.horizontalScrollBar().sizeHint().height() + 2 * self.table.frameWidth()
+        self.table.setMinimumHeight(rows_height + chrome)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         header = self.table.horizontalHeader()

@@ -285,3 +285,16 @@ def test_run_again_names_after_source(qtbot, window, two_runs, glue_dir, monkeyp
         "my own name",
         f"base run (from #{two_runs[0]}: glue_dir {glue_dir}, epochs 3)",
     ]
+
+
+def test_history_keeps_rows_in_small_window(qtbot, window):
+    window.resize(955, 774)
+    window.show()
+    window.areas.setCurrentWidget(window.history_splitter)
+    window.history_splitter.setSizes([0, 10_000])  # the compare view dragged up as far as it goes
+    qtbot.wait(50)
+
+    table = window.history.table
+    row_height = table.verticalHeader().defaultSectionSize()
+    visible = table.viewport().height() // row_height
+    assert visible >= 4
