@@ -150,6 +150,31 @@ def split_fingerprints(train: GlueSplit, dev: dict[str, GlueSplit]) -> dict[str,
     return fingerprints
 
 
+def distinct_teacher_labels(infos: list[TeacherInfo]) -> list[str]:
+    """Return one label per teacher for metric names and plots, each different from the others.
+
+    Local folders are labelled by their name. Where two names are the same (checkpoints saved as
+    ".../bert-sst2/final" and ".../roberta-sst2/final"), those labels take parent folders until
+    they differ. Labels that still repeat (one teacher given twice) get "#1", "#2" by position.
+    """
+    labels = [info.label for info in infos]
+    for depth in range(2, 5):
+        # Labels shared by different folders; one folder given twice is told apart by position only.
+        shared = {label for label in labels if len({info.folder for info, other in zip(infos, labels) if other == label}) > 1}
+        if not shared:
+            break
+        labels = [
+            "/".join(info.folder.parts[-depth:]) if label in shared and info.hub_id is None and info.label == info.folder.name else label
+            for info, label in zip(infos, labels)
+        ]
+    return numbered_labels(labels)
+
+
+def numbered_labels(labels: list[str]) -> list[str]:
+    """Return ``labels`` with "#" and the position appended to each label that repeats."""
+    return [label if labels.count(label) == 1 else f"{label}#{i + 1}" for i, label in enumerate(labels)]
+
+
 def default_run_name(config: RunConfig) -> str:
     teachers = "+".join(t.rstrip("/").split("/")[-1] for t in config.distillation.teachers)
     student = config.student
@@ -555,9 +580,12 @@ class Trainer:
             info = inspect_teacher(spec, trust_remote_code=self.config.distillation.trust_remote_code, cancel=self.cancel)
             check_sequence_length(info, self.config.student.max_seq_len)
             infos.append(info)
-        labels = [info.label for info in infos]
-        # Two local folders can share a name; metric names need one label per teacher.
-        self.teacher_labels = [label if labels.count(label) == 1 else f"{label}#{i + 1}" for i, label in enumerate(labels)]
+        self.teacher_labels = distinct_teacher_labels(infos)
+        if self.checkpoint is not None:
+            # A resumed run keeps the labels of its metric names. Checkpoints of earlier versions
+            # have none and were labelled by folder name and position.
+            stored = self.checkpoint.state.get("teacher_labels")
+            self.teacher_labels = list(stored) if stored is not None else numbered_labels([info.label for info in infos])
         return infos
 
     def _split_heldout(self, train: GlueSplit) -> None:
@@ -916,6 +944,7 @@ class Trainer:
             "num_labels": self.task.num_labels,
             "teachers": self.teacher_labels,
             "teacher_dims": [e.info.hidden_size for e in self._extractions],
+            "teacher_labels": self.teacher_labels,
             "label_scaling": [self.scaling.mean, self.scaling.std],
             "data_fingerprint": self.data_fingerprint,
             "split_fingerprints": self.split_fingerprints,

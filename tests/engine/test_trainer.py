@@ -362,3 +362,36 @@ def test_empty_and_unusual_sentences_train(tmp_path, store):
 
     assert result.status == "finished", result.error
     assert all(np.isfinite(values).all() for _, values in store.metric_series(result.run_id).values())
+
+
+def test_same_named_folders_distinct_labels(tmp_path):
+    from engine.teachers import TeacherInfo
+    from engine.trainer import distinct_teacher_labels
+
+    def local(path: str) -> TeacherInfo:
+        folder = tmp_path / path
+        return TeacherInfo(spec=str(folder), label=folder.name, folder=folder, model_type="bert", hidden_size=32, position_limit=None, fingerprint="", hub_id=None)
+
+    infos = [local("runs/bert-sst2/final"), local("runs/roberta-sst2/final"), local("a/x/model"), local("b/x/model"), local("runs/bert-sst2/final")]
+
+    labels = distinct_teacher_labels(infos)
+
+    assert labels[1] == "roberta-sst2/final"
+    assert labels[2:4] == ["a/x/model", "b/x/model"]
+    assert labels[0] == "bert-sst2/final#1"  # the same folder twice
+    assert labels[4] == "bert-sst2/final#5"
+
+
+def test_resume_keeps_teacher_labels(glue_dir, store):
+    from engine.checkpoints import LoadedCheckpoint
+    from engine.trainer import Trainer
+
+    config = small_config(glue_dir)
+    labels = {}
+    for name, state in (("stored", {"teacher_labels": ["minilm-as-logged"]}), ("earlier version", {}), ("new run", None)):
+        checkpoint = LoadedCheckpoint(tensors={}, state=state) if state is not None else None
+        trainer = Trainer(config, store, checkpoint=checkpoint, resume_run_id=1 if checkpoint else None)
+        trainer._inspect_teachers()
+        labels[name] = trainer.teacher_labels
+
+    assert labels == {"stored": ["minilm-as-logged"], "earlier version": ["minilm"], "new run": ["minilm"]}
