@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -176,9 +176,15 @@ def numbered_labels(labels: list[str]) -> list[str]:
 
 
 def default_run_name(config: RunConfig) -> str:
-    teachers = "+".join(t.rstrip("/").split("/")[-1] for t in config.distillation.teachers)
+    teachers = "+".join(_name_parts(config.distillation.teachers))
     student = config.student
     return f"{config.task}-{teachers}-d{student.d_model}x{student.n_layers}-{student.mixer}"
+
+
+def _name_parts(teachers: tuple[str, ...] | list[str]) -> list[str]:
+    """Return the last path part of each teacher, or the last two where two teachers share the last."""
+    lasts = [spec.rstrip("/").split("/")[-1] for spec in teachers]
+    return ["/".join(spec.rstrip("/").split("/")[-2:]) if lasts.count(last) > 1 else last for spec, last in zip(teachers, lasts)]
 
 
 class Trainer:
@@ -586,7 +592,8 @@ class Trainer:
             # have none and were labelled by folder name and position.
             stored = self.checkpoint.state.get("teacher_labels")
             self.teacher_labels = list(stored) if stored is not None else numbered_labels([info.label for info in infos])
-        return infos
+        # Progress lines and messages name the teachers as the metrics do.
+        return [replace(info, label=label) for info, label in zip(infos, self.teacher_labels)]
 
     def _split_heldout(self, train: GlueSplit) -> None:
         labelled = np.flatnonzero(train.labels != -1)

@@ -391,7 +391,16 @@ def test_resume_keeps_teacher_labels(glue_dir, store):
     for name, state in (("stored", {"teacher_labels": ["minilm-as-logged"]}), ("earlier version", {}), ("new run", None)):
         checkpoint = LoadedCheckpoint(tensors={}, state=state) if state is not None else None
         trainer = Trainer(config, store, checkpoint=checkpoint, resume_run_id=1 if checkpoint else None)
-        trainer._inspect_teachers()
+        infos = trainer._inspect_teachers()
+        assert [info.label for info in infos] == trainer.teacher_labels  # progress lines name them so too
         labels[name] = trainer.teacher_labels
 
     assert labels == {"stored": ["minilm-as-logged"], "earlier version": ["minilm"], "new run": ["minilm"]}
+
+
+def test_default_name_same_named_folders(glue_dir):
+    from engine.trainer import default_run_name
+
+    config = small_config(glue_dir, distillation={"teachers": ["/models/bert-a/final", "/models/bert-b/final/", "minilm"]})
+
+    assert default_run_name(config) == "sst2-bert-a/final+bert-b/final+minilm-d32x2-logphase"
