@@ -105,6 +105,8 @@ class MainWindow(QMainWindow):
         self.history_splitter.addWidget(self.history)
         self.history_splitter.addWidget(self.compare_view)
         self.history_splitter.setStretchFactor(1, 2)
+        # Dragged to the top, the run table would vanish; its minimum height keeps rows in view.
+        self.history_splitter.setCollapsible(0, False)
 
         self.areas = QTabWidget()
         self.areas.addTab(self.live_view, "Live training")
