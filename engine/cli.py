@@ -269,11 +269,11 @@ def _config_from_file(path: Path) -> RunConfig:
     return RunConfig.from_dict(document)
 
 
-def _option_of(field: str) -> str:
-    """Return the `lampreia run` option that sets the config key ``field``."""
+def _option_of(field: str) -> str | None:
+    """Return the `lampreia run` option that sets the config key ``field``, or None where no option does."""
     options = {path: f"--{option.replace('_', '-')}" for option, path in _OVERRIDES.items()}
     options.update({"distillation.teachers": "--teachers", "data.glue_dir": "--data-dir", "distillation.trust_remote_code": "--trust-remote-code"})
-    return options[field]
+    return options.get(field)
 
 
 def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
@@ -310,10 +310,14 @@ def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
     try:
         config = config.with_overrides(overrides) if overrides else config
     except ConfigError as error:
-        if error.field not in overrides:
+        option = _option_of(error.field)
+        if option is None:
             raise
-        # Name the option the user typed, then the config key that stores its value.
-        raise LampreiaError(f"{_option_of(error.field)} (config key {error.field}): {error.reason}", error.hint) from None
+        if error.field in overrides:
+            # Name the option the user typed, then the config key that stores its value.
+            raise LampreiaError(f"{option} (config key {error.field}): {error.reason}", error.hint) from None
+        # Another option made this key's value invalid (--weighting fixed without --fixed-weights).
+        raise LampreiaError(f"{error.field} (option {option}): {error.reason}", error.hint) from None
     if args.from_run is not None and args.name is None:
         # The source's own name would describe settings that the overrides may have changed.
         config = config.with_overrides({"name": rerun_name(source, config.to_dict())})
@@ -454,6 +458,10 @@ def _runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_record_json(r) for r in records], indent=2, ensure_ascii=False))
         return 0
+    if not records:
+        # A run rejected before it started still creates the database.
+        print(f"No runs are recorded yet in {store.path}.")
+        return 0
     name_width = _name_width(records)
     header = (
         f"{'id':>4}  {'name':<{name_width}} {'status':<11} {'task':<5} {'teachers':<28} {'student':<13} {'params':>9}  "
@@ -465,7 +473,7 @@ def _runs(args: argparse.Namespace) -> int:
         best = f"{primary.split('/')[-1]} {value:.4f}" if value is not None else "-"
         baseline = record.baseline.get(primary) if primary else None
         print(
-            f"{record.id:>4}  {_pad(_clip(record.name, name_width), name_width)} {record.status:<11} {record.task:<5} {_pad(_clip(_teachers_cell(record.teachers), 28), 28)} {record.student_size:<13} "
+            f"{record.id:>4}  {_pad(_clip_middle(record.name, name_width), name_width)} {record.status:<11} {record.task:<5} {_pad(_clip(_teachers_cell(record.teachers), 28), 28)} {record.student_size:<13} "
             f"{_count(record.parameter_count):>9}  {best:<22} {(f'{baseline:.4f}' if baseline is not None else '-'):>8}  "
             f"{_duration(record.duration_seconds):>8}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(record.created_at))}"
         )
@@ -524,6 +532,24 @@ def _clip(text: str, width: int) -> str:
         if used > width - 1:  # one column stays for the "…"
             return text[:index] + "…"
     return text
+
+
+def _clip_middle(text: str, width: int) -> str:
+    """Return ``text`` cut to at most ``width`` terminal columns by a "…" in its middle.
+
+    Run names end with what a re-run changed ("… (from #4: alpha 0.5)"), which distinguishes runs of the
+    same settings apart, so the end is kept as well as the start.
+    """
+    if _columns(text) <= width:
+        return text
+    head = _clip(text, (width - 1) * 2 // 5 + 1)  # ends in "…"
+    room = width - _columns(head)
+    tail = ""
+    for char in reversed(text):
+        if _columns(tail) + _char_columns(char) > room:
+            break
+        tail = char + tail
+    return head + tail
 
 
 def _primary(record: RunRecord) -> tuple[str, float | None]:
@@ -756,7 +782,9 @@ class ProgressBar:
                 + ", ".join(f"{k} {v:.4f}" for k, v in event.baseline.items())
             )
         elif isinstance(event, PhaseChanged):
-            counter = f" {event.index}/{event.total}" if event.total else ""
+            # The detail of "training" contains "epoch 2 of 3" already.
+            counted = event.total and f"{event.index} of {event.total}" not in event.detail
+            counter = f" {event.index}/{event.total}" if counted else ""
             self.phase = f"{event.phase}{counter} {event.detail}".strip()
             self._draw(None, force=True)
         elif isinstance(event, Progress):

@@ -159,7 +159,7 @@ def distinct_teacher_labels(infos: list[TeacherInfo]) -> list[str]:
     """
     labels = [info.label for info in infos]
     for depth in range(2, 5):
-        # Labels shared by different folders; one folder given twice is told apart by position only.
+        # Labels shared by different folders. One folder given twice is numbered by position only.
         shared = {label for label in labels if len({info.folder for info, other in zip(infos, labels) if other == label}) > 1}
         if not shared:
             break

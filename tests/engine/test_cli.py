@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import _cancelled_hint, _clip, _teachers_cell, build_config, build_parser, main
+from engine.cli import _cancelled_hint, _clip, _clip_middle, _columns, _teachers_cell, build_config, build_parser, main
 from engine.run_store import RunStore
 
 
@@ -139,7 +139,7 @@ def test_runs_long_names_on_wide_terminal(tmp_path, monkeypatch, capsys):
     narrow = capsys.readouterr().out
 
     assert name in wide
-    assert "baseline (from #3: lear…" in narrow
+    assert "baseline …01, alpha 0.5)" in narrow  # the start and the end of the name
 
 
 def test_rerun_names_say_what_changed_without_nesting(tmp_path):
@@ -170,6 +170,7 @@ def test_rerun_names_say_what_changed_without_nesting(tmp_path):
         (["run", "--preset", "paper", "--from-run", "1"], "cannot be combined"),
         (["run", "--weighting", "fixed", "--teachers", "minilm,gpt2", "--fixed-weights", "1"], "1 weight given for 2 teachers"),
         (["run", "--teachers", "minilm,gpt2", "--fixed-weights", "1,2"], "Add --weighting fixed"),
+        (["run", "--weighting", "fixed", "--teachers", "minilm,gpt2"], "distillation.fixed_weights (option --fixed-weights): 0 weights given for 2 teachers"),
         (["run", "--resume", "3", "--from-run", "2"], "Drop --from-run"),
         (["show", "99"], "There is no run database at"),
         (["runs"], "Check the --db path"),
@@ -590,3 +591,36 @@ def test_config_diff_names_generated_name():
     assert format_config_value("", "name") == "(generated)"
     assert format_config_value("baseline", "name") == "baseline"
     assert format_config_value("", "data.glue_dir") == "''"
+
+
+def test_runs_table_keeps_name_ends():
+    name = "stsb-minilm-d32x1-logphase (from #4: alpha 0.5)"
+
+    clipped = _clip_middle(name, 24)
+
+    assert _columns(clipped) == 24
+    assert clipped == "stsb-mini…#4: alpha 0.5)"
+    assert _clip_middle("short name", 24) == "short name"
+
+
+def test_runs_on_empty_database_says_so(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    RunStore(db).close()
+
+    assert main(["runs", "--db", str(db)]) == 0
+
+    assert capsys.readouterr().out == f"No runs are recorded yet in {db}.\n"
+
+
+def test_progress_phase_lines_say_counts_once():
+    import io
+
+    from engine.cli import ProgressBar
+    from engine.events import PhaseChanged
+
+    stream = io.StringIO()
+    bar = ProgressBar(stream, enabled=True)
+    bar.handle(PhaseChanged("extracting", "bert-a/final", 1, 2))
+    bar.handle(PhaseChanged("training", "epoch 23 of 40", 23, 40))
+
+    assert stream.getvalue().splitlines() == ["[extracting 1/2 bert-a/final]", "[training epoch 23 of 40]"]
