@@ -537,8 +537,8 @@ def _clip(text: str, width: int) -> str:
 def _clip_middle(text: str, width: int) -> str:
     """Return ``text`` cut to at most ``width`` terminal columns by a "…" in its middle.
 
-    Run names end with what a re-run changed ("… (from #4: alpha 0.5)"), which distinguishes runs of the
-    same settings apart, so the end is kept as well as the start.
+    Run names end with what a re-run changed ("… (from #4: alpha 0.5)"), which distinguishes runs
+    that start alike, so the end is kept as well as the start.
     """
     if _columns(text) <= width:
         return text
