@@ -73,8 +73,12 @@ HALF_TURN_S = 0.5
 HEADLESS, WINDOWED, STALL_PROBE = "headless", "windowed", "windowed with stall timer"
 TURNS, TURNS_CONTROL = "windowed in turns", "windowed in turns, control"
 QT_LOADED, NO_WINDOW = "headless, Qt loaded", "run controller, no window"
+SLOWER_REDRAWS = "windowed, redraws every 1 s"
 VARIANTS = (HEADLESS, WINDOWED, STALL_PROBE, TURNS, TURNS_CONTROL)
 PARTS = (HEADLESS, QT_LOADED, NO_WINDOW, WINDOWED)
+INTERVALS = (HEADLESS, WINDOWED, SLOWER_REDRAWS)
+# The workbench's redraw and event-batch intervals, doubled, for the --intervals comparison.
+SLOWER_REFRESH_MS, SLOWER_BATCH_S = 1000, 0.5
 # Training rows of the full benchmark: two epochs of 4,000 rows train for about 7 s here, long
 # enough that a run's speed varies less than the effect measured.
 TRAIN_ROWS = 4000
@@ -345,6 +349,14 @@ def run_variant(variant: str, data: Path, quick: bool, scratch: Path, rows: int)
     if variant == NO_WINDOW:
         print_result(speed_only(controller_run(config, scratch)))
         return
+    if variant == SLOWER_REDRAWS:
+        import workbench.live_view
+        import workbench.run_worker
+
+        workbench.live_view.REFRESH_INTERVAL_MS = SLOWER_REFRESH_MS
+        workbench.run_worker.BATCH_INTERVAL_S = SLOWER_BATCH_S
+        print_result(windowed_run(config, scratch, app))
+        return
     turns = variant in (TURNS, TURNS_CONTROL)
     print_result(windowed_run(config, scratch, app, stall_probe=variant == STALL_PROBE, turns=turns, control=variant == TURNS_CONTROL))
 
@@ -386,7 +398,12 @@ def main() -> None:
         action="store_true",
         help="run headless, headless with Qt loaded, the run controller without a window, and the window, to see which part costs speed",
     )
-    parser.add_argument("--variant", choices=VARIANTS + PARTS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--intervals",
+        action="store_true",
+        help=f"run headless, the window, and the window with redraws every {SLOWER_REFRESH_MS} ms and event batches every {SLOWER_BATCH_S} s",
+    )
+    parser.add_argument("--variant", choices=VARIANTS + PARTS + INTERVALS, help=argparse.SUPPRESS)
     parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = data_folder(args.data)
@@ -397,8 +414,8 @@ def main() -> None:
 
     repeats = args.repeats or (1 if args.quick else 5)
     detail(describe_environment())
-    if args.by_part:
-        run_by_part(data, args, repeats)
+    if args.by_part or args.intervals:
+        run_by_part(data, args, repeats, INTERVALS if args.intervals else PARTS)
         return
     variants = (TURNS, TURNS_CONTROL) if args.turns_only else VARIANTS
     with isolated_user_folders():
@@ -446,24 +463,24 @@ def main() -> None:
     summarize_turns(turns, control, repeats)
 
 
-def run_by_part(data: Path, args, repeats: int) -> None:
-    """Run the ``PARTS`` variants in rotation and print each one's speed over the headless run's."""
+def run_by_part(data: Path, args, repeats: int, variants: tuple[str, ...] = PARTS) -> None:
+    """Run ``variants`` (headless first) in rotation and print each one's speed over the headless run's."""
     with isolated_user_folders():
         measure_in_subprocess(HEADLESS, data, args.quick, args.threads, args.rows)  # fills the teacher cache
-        speeds: dict[str, list[float]] = {variant: [] for variant in PARTS}
+        speeds: dict[str, list[float]] = {variant: [] for variant in variants}
         for repeat in range(repeats):
-            shift = repeat % len(PARTS)
-            for variant in PARTS[shift:] + PARTS[:shift]:
+            shift = repeat % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
                 speeds[variant].append(measure_in_subprocess(variant, data, args.quick, args.threads, args.rows)["speed"])
             headless = speeds[HEADLESS][-1]
-            detail(f"repeat {repeat + 1}: " + "; ".join(f"{variant} {speeds[variant][-1]:.1f} samples/s ({speeds[variant][-1] / headless:.2f})" for variant in PARTS))
+            detail(f"repeat {repeat + 1}: " + "; ".join(f"{variant} {speeds[variant][-1]:.1f} samples/s ({speeds[variant][-1] / headless:.2f})" for variant in variants))
 
     config = make_config(data, args.quick, seed=42, rows=args.rows)
-    for variant in PARTS[1:]:
+    for variant in variants[1:]:
         ratios = [speed / headless for speed, headless in zip(speeds[variant], speeds[HEADLESS])]
         low, high = min(ratios), max(ratios)
         summary(
-            f"gui overhead by part (SST-2 {config.data.train_limit} rows, d{config.student.d_model}x{config.student.n_layers}, {repeats} runs each): "
+            f"gui overhead {'by interval' if SLOWER_REDRAWS in variants else 'by part'} (SST-2 {config.data.train_limit} rows, d{config.student.d_model}x{config.student.n_layers}, {repeats} runs each): "
             f"{variant}/headless, median of the {repeats} pairs = {median(ratios):.2f} (pairs {low:.2f}-{high:.2f}; 1.0 = no cost)"
         )
 

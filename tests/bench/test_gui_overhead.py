@@ -15,6 +15,15 @@ def test_gui_overhead_by_part_prints_each_part(run_bench, shared_data):
         assert f"{part}/headless, median of the 1 pairs = " in completed.stdout
 
 
+def test_gui_overhead_intervals_prints_each_variant(run_bench, shared_data):
+    completed = run_bench("gui_overhead.py", "--quick", "--intervals", "--threads", "1", "--data", str(shared_data))
+
+    assert completed.returncode == 0, completed.stderr
+    for variant in ("windowed", "windowed, redraws every 1 s"):
+        assert "gui overhead by interval (SST-2 " in completed.stdout
+        assert f"{variant}/headless, median of the 1 pairs = " in completed.stdout
+
+
 def test_turn_ratios_split_steps_by_gui_state():
     from bench.gui_overhead import HALF_TURN_S, turn_ratios
 
