@@ -39,6 +39,7 @@ EXIT_INVALID = 2
 EXIT_CANCELLED = 130
 # Width of the name column of `lampreia runs`; longer names end in "…" (`show` prints them whole).
 NAME_WIDTH = 24
+NOTHING_RECORDED = "stopped before the run was recorded; nothing was stored."
 # Columns of a `lampreia runs` row besides the name: id, status, task, teachers, student, params, best dev, baseline, time, created.
 RUNS_COLUMNS_BESIDE_NAME = 140
 
@@ -376,10 +377,16 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         if started:
             _record_abort(store, started[-1])
-        raise
+            raise
+        print(f"lampreia: {NOTHING_RECORDED}", file=sys.stderr)
+        return EXIT_CANCELLED
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
+
+    if result.status == "cancelled" and result.run_id is None:
+        print(f"lampreia: {NOTHING_RECORDED}", file=sys.stderr)
+        return EXIT_CANCELLED
 
     if result.status == "failed" and result.run_id is None:
         # Nothing was recorded: the settings or the database were unusable before the run began.
@@ -509,12 +516,12 @@ def _teachers_cell(teachers: list[str]) -> str:
 
     The end of a folder path distinguishes runs; `lampreia show` prints the whole path.
     """
-    shown = []
+    cells = []
     for spec in teachers:
         parts = Path(spec).parts
         local = spec.startswith(("/", ".", "~")) or "\\" in spec
-        shown.append("…/" + "/".join(parts[-2:]) if local and len(parts) > 2 else spec)
-    return ",".join(shown)
+        cells.append("…/" + "/".join(parts[-2:]) if local and len(parts) > 2 else spec)
+    return ",".join(cells)
 
 
 def _pad(text: str, width: int) -> str:

@@ -266,10 +266,16 @@ class Trainer:
             self._check_model_folders()
             self._check_student_fits()
         except LampreiaError as error:
-            what = f"resume of run {self.resume_run_id}" if self.resume_run_id is not None else "run"
-            log.info("The %s was rejected before it started: %s", what, error)
+            attempt = f"resume of run {self.resume_run_id}" if self.resume_run_id is not None else "run"
+            log.info("The %s was rejected before it started: %s", attempt, error)
             self._emit(RunFailed(None, str(error), type(error).__name__))
             return RunResult(None, "failed", error=str(error))
+
+        if self.cancel.cancelled and self.group is None:
+            # Stopped during the checks: nothing is recorded, as for a rejected run. (The ranks of
+            # a torchrun job go on together and record the run as cancelled.)
+            log.info("The run was stopped before it was recorded")
+            return RunResult(None, "cancelled")
 
         try:
             self._open_run()

@@ -67,6 +67,8 @@ class MainWindow(QMainWindow):
         self._closing_after_run = False
         # The run id of a resume in progress, so that a rejected resume is not reported as a failed run.
         self._resuming: int | None = None
+        # Whether the active run was recorded (RunStarted), for the message of a run stopped before.
+        self._run_recorded = False
         self._interrupted = False
         self._config_valid = True
         self._config_problem = ""
@@ -216,6 +218,7 @@ class MainWindow(QMainWindow):
         self.live_view.begin_run(config.task)
         self.areas.setCurrentWidget(self.live_view)
         self._resuming = None
+        self._run_recorded = False
         self.controller.start(config)
 
     @Slot()
@@ -244,6 +247,7 @@ class MainWindow(QMainWindow):
         self.live_view.load_stored_curves(series, up_to_step=record.checkpoint_step)
         self.areas.setCurrentWidget(self.live_view)
         self._resuming = run_id
+        self._run_recorded = False
         self.controller.resume(run_id)
 
     def shutdown(self) -> None:
@@ -258,6 +262,7 @@ class MainWindow(QMainWindow):
 
     def _on_run_event(self, event: Event) -> None:
         if isinstance(event, RunStarted):
+            self._run_recorded = True
             self._active_run_name = event.name
             self.device_label.setText(f"Device: {event.device}")
             self.statusBar().showMessage(f"Run #{event.run_id} ({event.name}) started")
@@ -292,6 +297,8 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_run_ended(self, status: str) -> None:
+        if status == "cancelled" and not self._run_recorded:
+            self.statusBar().showMessage("Stopped before the run was recorded; nothing was stored.")
         self.live_view.end_run()
         self.history.refresh()
         self.compare_view.show_run_ids(self.history.selected_ids())

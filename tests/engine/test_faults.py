@@ -183,6 +183,25 @@ def test_resume_with_malformed_row_names_it(glue_dir, tmp_path, capsys, caplog):
     assert resume_distillation(run_id, store).status == "finished"
 
 
+def test_ctrl_c_during_checks_records_nothing(glue_dir, tmp_path, monkeypatch, capsys):
+    import engine.trainer
+
+    checks = engine.trainer.Trainer._check_student_fits
+
+    def interrupted_checks(self):
+        checks(self)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the run's settings are checked
+
+    monkeypatch.setattr(engine.trainer.Trainer, "_check_student_fits", interrupted_checks)
+    db = tmp_path / "runs.sqlite3"
+
+    code = main(_cli_args(glue_dir, db))
+
+    assert code == 130
+    assert "stopped before the run was recorded; nothing was stored." in capsys.readouterr().err
+    assert RunStore(db).list_runs() == []
+
+
 def test_student_too_large_for_memory_records_no_run(glue_dir, tmp_path, monkeypatch):
     monkeypatch.setattr("engine.trainer.available_memory", lambda device: 2 * 1024**3)
     config = _config(glue_dir).with_overrides({"student.d_model": 4096, "student.n_layers": 8, "student.n_heads": 8})

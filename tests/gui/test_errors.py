@@ -112,3 +112,20 @@ def test_unavailable_device_reported(qtbot, window, glue_dir, monkeypatch, messa
     assert title == "The run did not start"
     assert "sees no CUDA GPU" in text
     assert "No run was recorded." in text
+
+
+def test_stop_during_checks_records_nothing(qtbot, window, glue_dir, monkeypatch, store):
+    import engine.trainer
+
+    checks = engine.trainer.Trainer._check_student_fits
+
+    def stopped_during_checks(self):
+        checks(self)
+        self.cancel.cancel()  # as Stop pressed while the run's settings are checked
+
+    monkeypatch.setattr(engine.trainer.Trainer, "_check_student_fits", stopped_during_checks)
+    fill_small_run(qtbot, window, glue_dir, monkeypatch)
+
+    assert _run_and_wait(qtbot, window) == "cancelled"
+    assert window.statusBar().currentMessage() == "Stopped before the run was recorded; nothing was stored."
+    assert store.list_runs() == []
