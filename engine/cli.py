@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_CANCELLED = 130
-# Width of the name column of `lampreia runs`; longer names end in "…" (`show` prints them whole).
+# Width of the name column of `lampreia runs`. Longer names are cut by a "…" in the middle (`show` prints them whole).
 NAME_WIDTH = 24
 NOTHING_RECORDED = "stopped before the run was recorded; nothing was stored."
 # Columns of a `lampreia runs` row besides the name: id, status, task, teachers, student, params, best dev, baseline, time, created.
@@ -214,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_INVALID
     except LampreiaError as error:
-        # INFO: the log file keeps it beside the runs' own lines; stderr shows it once, below.
+        # At INFO, so that the log file has it beside the runs' own lines and stderr shows it once, below.
         log.info("lampreia %s stopped: %s", args.command, error)
         print(f"lampreia: {error}", file=sys.stderr)
         return EXIT_INVALID
@@ -441,13 +441,13 @@ def format_metrics_summary(record: RunRecord) -> str:
     lines = []
     if record.best_step is not None:
         lines.append(f"Best checkpoint: step {record.best_step} (selected on the held-out slice).")
+    task = TASKS.get(record.task)
+    # A constant prediction has no correlation with the labels, hence STS-B's 0.
+    kind = "baseline: the training mean" if task is not None and task.is_regression else "majority baseline"
     for name, value in sorted(record.best_metrics.items()):
         if name.startswith("heldout/") or name.endswith("/loss_task"):
             continue
         baseline = record.baseline.get(name)
-        task = TASKS.get(record.task)
-        # A constant prediction has no correlation with the labels, hence STS-B's 0.
-        kind = "baseline: the training mean" if task is not None and task.is_regression else "majority baseline"
         extra = f"   ({kind} {baseline:.4f})" if baseline is not None else ""
         lines.append(f"  {name:<28} {value:.4f}{extra}")
     if record.final_metrics and record.final_metrics != record.best_metrics:
@@ -551,12 +551,11 @@ def _clip_middle(text: str, width: int) -> str:
         return text
     head = _clip(text, (width - 1) * 2 // 5 + 1)  # ends in "…"
     room = width - _columns(head)
-    tail = ""
-    for char in reversed(text):
-        if _columns(tail) + _char_columns(char) > room:
-            break
-        tail = char + tail
-    return head + tail
+    start = len(text)
+    while start > 0 and _char_columns(text[start - 1]) <= room:
+        room -= _char_columns(text[start - 1])
+        start -= 1
+    return head + text[start:]
 
 
 def _primary(record: RunRecord) -> tuple[str, float | None]:

@@ -130,24 +130,21 @@ def resume_distillation(
     return Trainer(config, store, sink, cancel, cache=cache, resume_run_id=run_id, checkpoint=checkpoint).run()
 
 
-def data_fingerprint(train: GlueSplit, dev: dict[str, GlueSplit]) -> str:
-    """SHA-256 over the texts and labels of the train and dev rows that a run reads, in order."""
-    digest = hashlib.sha256()
-    for name, split in [("train", train), *sorted(dev.items())]:
-        digest.update(name.encode())
-        digest.update(split.fingerprint().encode())
-        digest.update(np.ascontiguousarray(split.labels).tobytes())
-    return digest.hexdigest()
+def data_fingerprints(train: GlueSplit, dev: dict[str, GlueSplit]) -> tuple[str, dict[str, str]]:
+    """Return the SHA-256 over the texts and labels of the train and dev rows a run reads, and one per split.
 
-
-def split_fingerprints(train: GlueSplit, dev: dict[str, GlueSplit]) -> dict[str, str]:
-    """SHA-256 over the texts and labels of each split, by split name ("train" and the dev prefixes)."""
-    fingerprints = {}
+    The per-split digests are keyed by split name ("train" and the dev prefixes).
+    """
+    total = hashlib.sha256()
+    per_split = {}
     for name, split in [("train", train), *sorted(dev.items())]:
-        digest = hashlib.sha256(split.fingerprint().encode())
-        digest.update(np.ascontiguousarray(split.labels).tobytes())
-        fingerprints[name] = digest.hexdigest()
-    return fingerprints
+        texts = split.fingerprint().encode()
+        labels = np.ascontiguousarray(split.labels).tobytes()
+        total.update(name.encode())
+        total.update(texts)
+        total.update(labels)
+        per_split[name] = hashlib.sha256(texts + labels).hexdigest()
+    return total.hexdigest(), per_split
 
 
 def distinct_teacher_labels(infos: list[TeacherInfo]) -> list[str]:
@@ -380,7 +377,7 @@ class Trainer:
             )
             if isinstance(error, HubUnreachableError):
                 hint = f"{error.hint} {hint}"  # how to fill the cache applies to a resume too
-            # The error keeps its type and fields (MalformedRowsError has its rows); only the hint changes.
+            # Only the hint changes. The error keeps its type and fields (MalformedRowsError has its rows).
             error.hint = hint
             raise
 
@@ -520,11 +517,11 @@ class Trainer:
 
         self.task = TASKS[config.task]
         self._emit(PhaseChanged("loading data", f"GLUE {self.task.title}"))
+        checked_before_claim = self._loaded_splits is not None
         train_split, dev_splits = self._loaded_splits or self._load_splits(self.cancel)
         self._loaded_splits = None
-        self.data_fingerprint = data_fingerprint(train_split, dev_splits)
-        self.split_fingerprints = split_fingerprints(train_split, dev_splits)
-        if self.checkpoint is not None:
+        self.data_fingerprint, self.split_fingerprints = data_fingerprints(train_split, dev_splits)
+        if self.checkpoint is not None and not checked_before_claim:
             # Before the teachers: changed rows miss the embedding cache and would make them run for nothing.
             self._check_same_rows(self.checkpoint.state, train_split, dev_splits, claimed=True)
 
@@ -966,15 +963,14 @@ class Trainer:
     def _check_same_rows(self, state: dict[str, Any], train: GlueSplit, dev: dict[str, GlueSplit], claimed: bool) -> None:
         """Reject a resume on other GLUE rows than the run trained on before it stopped."""
         # Checkpoints written before the fingerprint existed have none, and resume unchecked.
-        fingerprint = data_fingerprint(train, dev)
+        fingerprint, per_split = data_fingerprints(train, dev)
         if state.get("data_fingerprint", fingerprint) == fingerprint:
             return
         source = self.config.data.glue_dir or "the Hugging Face Hub"
         changed = ""
         if "split_fingerprints" in state:  # checkpoints of earlier versions have only the total
             sources = {"train": train.source, **{name: split.source for name, split in dev.items()}}
-            current = split_fingerprints(train, dev)
-            names = [name for name, value in current.items() if state["split_fingerprints"].get(name) != value]
+            names = [name for name, value in per_split.items() if state["split_fingerprints"].get(name) != value]
             changed = f" Changed: {', '.join(f'the {name} split ({sources[name]})' for name in names)}."
         unchanged_note = "" if claimed else f"Run {self.run_id} is left as it was. "
         raise CheckpointError(

@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start_up.check()
         return run_app(args, start_up)
     except KeyboardInterrupt:
-        # Ctrl-C before the window is up (imports take seconds); once it is, Ctrl-C closes it.
+        # Ctrl-C before the window is up (imports take seconds). Once it is up, Ctrl-C closes it.
         print("lampreia: interrupted while the workbench was starting", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:

@@ -67,7 +67,7 @@ class MainWindow(QMainWindow):
         self._closing_after_run = False
         # The run id of a resume in progress, so that a rejected resume is not reported as a failed run.
         self._resuming: int | None = None
-        # Whether the active run was recorded (RunStarted), for the message of a run stopped before.
+        # Whether the active run was recorded (RunStarted), so that a run stopped before gets its own message.
         self._run_recorded = False
         self._interrupted = False
         self._config_valid = True
@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
         self.history_splitter.addWidget(self.history)
         self.history_splitter.addWidget(self.compare_view)
         self.history_splitter.setStretchFactor(1, 2)
-        # Dragged to the top, the run table would vanish; its minimum height keeps rows in view.
+        # Dragged to the top, the run table would vanish. Its minimum height keeps rows in view.
         self.history_splitter.setCollapsible(0, False)
 
         self.areas = QTabWidget()

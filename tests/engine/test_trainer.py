@@ -1,6 +1,7 @@
 """End-to-end distillation runs on real GLUE rows with real (tiny and pretrained) teachers."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,9 +210,20 @@ def test_missing_teacher_folder_records_no_run(glue_dir, store, tmp_path):
     assert store.list_runs() == []
 
 
+def _model_folder(tmp_path, name: str, files: dict[str, bytes]) -> Path:
+    """A local teacher folder with ``files`` (name to contents) and nothing else."""
+    folder = tmp_path / name
+    folder.mkdir()
+    for file_name, contents in files.items():
+        (folder / file_name).write_bytes(contents)
+    return folder
+
+
+BERT_CONFIG = b'{"model_type": "bert", "hidden_size": 32}'
+
+
 def test_teacher_without_config_not_recorded(glue_dir, store, tmp_path):
-    empty = tmp_path / "empty-model"
-    empty.mkdir()
+    empty = _model_folder(tmp_path, "empty-model", {})
     config = small_config(glue_dir, distillation={"teachers": [str(empty)]})
 
     result = run_distillation(config, store)
@@ -223,10 +235,7 @@ def test_teacher_without_config_not_recorded(glue_dir, store, tmp_path):
 
 
 def test_teacher_without_weights_not_recorded(glue_dir, store, tmp_path):
-    weightless = tmp_path / "weightless-model"
-    weightless.mkdir()
-    (weightless / "config.json").write_text('{"model_type": "bert", "hidden_size": 32}', encoding="utf-8")
-    (weightless / "pytorch_model.bin").write_bytes(b"pickled")
+    weightless = _model_folder(tmp_path, "weightless-model", {"config.json": BERT_CONFIG, "pytorch_model.bin": b"pickled"})
     config = small_config(glue_dir, distillation={"teachers": [str(weightless)]})
 
     result = run_distillation(config, store)
@@ -239,10 +248,7 @@ def test_teacher_without_weights_not_recorded(glue_dir, store, tmp_path):
 def test_unloadable_teacher_fails_before_training(glue_dir, store, tmp_path):
     # A folder with a config.json and a weight file passes the check before the run, so the run
     # that tries to load it is stored as failed, with no metric logged.
-    broken = tmp_path / "broken-model"
-    broken.mkdir()
-    (broken / "config.json").write_text('{"model_type": "bert", "hidden_size": 32}', encoding="utf-8")
-    (broken / "model.safetensors").write_bytes(b"not really")
+    broken = _model_folder(tmp_path, "broken-model", {"config.json": BERT_CONFIG, "model.safetensors": b"not really"})
     config = small_config(glue_dir, distillation={"teachers": [str(broken)]})
 
     result = run_distillation(config, store)

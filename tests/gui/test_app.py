@@ -72,7 +72,7 @@ def test_ctrl_c_during_window_build(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("LAMPREIA_DATA_DIR", str(tmp_path / "data"))
     previous_handler = signal.getsignal(signal.SIGINT)
     build = MainWindow.__init__
-    shown: list[MainWindow] = []
+    built: list[MainWindow] = []
 
     class Relay(QObject):
         fired = Signal()
@@ -84,7 +84,7 @@ def test_ctrl_c_during_window_build(tmp_path, monkeypatch, capsys):
         relay = Relay()
         relay.fired.connect(lambda: os.kill(os.getpid(), signal.SIGINT))
         relay.fired.emit()
-        shown.append(self)
+        built.append(self)
 
     monkeypatch.setattr(MainWindow, "__init__", build_interrupted)
     # Ends the event loop if the signal were lost, so that a failure cannot hang the suite.
@@ -92,8 +92,8 @@ def test_ctrl_c_during_window_build(tmp_path, monkeypatch, capsys):
 
     assert launcher.main(["gui"]) == 130
     assert capsys.readouterr().err.endswith("lampreia: interrupted while the workbench was starting\n")
-    assert len(shown) == 1
-    assert not shown[0].isVisible()
+    assert len(built) == 1
+    assert not built[0].isVisible()
     assert signal.getsignal(signal.SIGINT) is previous_handler
 
 
