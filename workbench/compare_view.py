@@ -68,6 +68,8 @@ class CompareView(QWidget):
 
         self.info_label = QLabel("Select runs in the history to compare them.")
         self.info_label.setObjectName("fieldHint")
+        # Wrapped, the line does not set the narrowest width of the window.
+        self.info_label.setWordWrap(True)
         self.csv_button = QPushButton("Export curves as CSV…")
         self.png_button = QPushButton("Export plot as PNG…")
 

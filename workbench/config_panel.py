@@ -129,10 +129,17 @@ class ConfigPanel(QWidget):
             layout.addWidget(self._build_section_group(section))
         layout.addStretch(1)
 
+        # Narrow, each form row puts its field under its label instead of clipping it. The panel
+        # keeps the width of that narrow layout, and a horizontal scroll bar is the fallback for a
+        # field that grows wider later (an expanded "More options" box).
+        for form in content.findChildren(QFormLayout):
+            form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(content)
+        scroll.setMinimumWidth(
+            content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth()
+        )
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)

@@ -119,6 +119,8 @@ class MainWindow(QMainWindow):
         self.main_splitter.addWidget(self.areas)
         self.main_splitter.setStretchFactor(1, 1)
         self.main_splitter.setSizes([480, 1020])
+        # Collapsed, the settings panel would take the Run and Stop buttons with it.
+        self.main_splitter.setCollapsible(0, False)
         self.setCentralWidget(self.main_splitter)
 
     def _build_menus(self) -> None:

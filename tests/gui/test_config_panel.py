@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QScrollArea, QToolButton
 
 from engine.config import RunConfig, load_preset
 from engine.model_sources import packaged_minilm_folder
@@ -191,3 +192,20 @@ def test_every_invalid_field_is_marked_at_once(qtbot, window):
 
     assert "student.n_layers" in errors
     assert "student.dropout" in errors
+
+
+def test_narrow_window_clips_no_field(qtbot, window):
+    panel = window.config_panel
+    for toggle in panel.findChildren(QToolButton):
+        if toggle.objectName() == "moreOptions":
+            toggle.setChecked(True)
+    window.resize(window.minimumSizeHint().width(), 700)
+    window.main_splitter.setSizes([0, 10_000])  # the user drags the splitter as far left as it goes
+    qtbot.wait(50)
+
+    scroll = panel.findChild(QScrollArea)
+    viewport_width = scroll.viewport().width()
+    assert not scroll.horizontalScrollBar().isVisible()
+    for path, editor in panel.editors.items():
+        right_edge = editor.container.mapTo(scroll.widget(), editor.container.rect().topRight()).x()
+        assert right_edge < viewport_width, f"{path} ends at x={right_edge}, the panel shows {viewport_width} px"
