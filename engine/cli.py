@@ -26,7 +26,7 @@ from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEI
 from engine.errors import ConfigError, LampreiaError, StoreError
 from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChanged, Progress, RunPrepared, RunStarted
 from engine.logs import configure_logging
-from engine.model_sources import ALIASES
+from engine.model_sources import ALIASES, short_model_name
 from engine.paths import default_database_path, replaced_text_file
 from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows, rerun_name
 from engine.run_store import MetricPoint, RunRecord, RunStore, open_store
@@ -479,8 +479,9 @@ def _runs(args: argparse.Namespace) -> int:
         primary, value = _primary(record)
         best = f"{primary.split('/')[-1]} {value:.4f}" if value is not None else "-"
         baseline = record.baseline.get(primary) if primary else None
+        teachers = ",".join(short_model_name(spec) for spec in record.teachers)
         print(
-            f"{record.id:>4}  {_pad(_clip_middle(record.name, name_width), name_width)} {record.status:<11} {record.task:<5} {_pad(_clip(_teachers_cell(record.teachers), 28), 28)} {record.student_size:<13} "
+            f"{record.id:>4}  {_pad(_clip_middle(record.name, name_width), name_width)} {record.status:<11} {record.task:<5} {_pad(_clip(teachers, 28), 28)} {record.student_size:<13} "
             f"{_count(record.parameter_count):>9}  {best:<22} {(f'{baseline:.4f}' if baseline is not None else '-'):>8}  "
             f"{_duration(record.duration_seconds):>8}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(record.created_at))}"
         )
@@ -509,19 +510,6 @@ def _char_columns(char: str) -> int:
 def _columns(text: str) -> int:
     """Terminal columns that ``text`` takes."""
     return sum(_char_columns(char) for char in text)
-
-
-def _teachers_cell(teachers: list[str]) -> str:
-    """Return the teachers of a run for the runs table, local folders by their last two path parts.
-
-    The end of a folder path distinguishes runs; `lampreia show` prints the whole path.
-    """
-    cells = []
-    for spec in teachers:
-        parts = Path(spec).parts
-        local = spec.startswith(("/", ".", "~")) or "\\" in spec
-        cells.append("…/" + "/".join(parts[-2:]) if local and len(parts) > 2 else spec)
-    return ",".join(cells)
 
 
 def _pad(text: str, width: int) -> str:

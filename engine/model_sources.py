@@ -65,6 +65,18 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", "./", "../", "~", ".\\")) or "\\" in spec or (len(spec) > 1 and spec[1] == ":")
 
 
+def short_model_name(spec: str) -> str:
+    """Return a model's name for tables: an alias or Hub id as given, a local folder by its last two path parts.
+
+    Checkpoint folders often share their last part ("…/bert-sst2/final", "…/roberta-sst2/final"),
+    so one part would make different teachers read alike.
+    """
+    if not _looks_like_path(spec):
+        return spec
+    parts = [part for part in spec.replace("\\", "/").split("/") if part]
+    return "…/" + "/".join(parts[-2:]) if len(parts) > 2 else spec
+
+
 MODEL_FOLDER_HINT = "Choose an existing folder that contains config.json and the model files, or give a Hugging Face id."
 
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import StoreError
+from engine.model_sources import short_model_name
 from engine.run_comparison import primary_dev_metric
 from engine.run_store import RunRecord, RunStore
 from engine.store_schema import RUN_STATUSES
@@ -44,14 +45,6 @@ MIN_VISIBLE_ROWS = 4
 SORT_ROLE = Qt.ItemDataRole.UserRole
 RESUMABLE_STATUSES = ("interrupted", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
-
-
-def teacher_label(spec: str) -> str:
-    """Return a teacher's short name: the alias or Hub id as given, or a local folder's name."""
-    is_folder = spec.startswith(("/", ".", "~")) or "\\" in spec
-    if not is_folder:
-        return spec
-    return spec.replace("\\", "/").rstrip("/").split("/")[-1]
 
 
 def best_dev_value(record: RunRecord) -> float | None:
@@ -120,7 +113,7 @@ class RunTableModel(QAbstractTableModel):
             task = TASKS.get(record.task)
             return task.title if task else record.task
         if column == "Teachers":
-            return ", ".join(teacher_label(spec) for spec in record.teachers)
+            return ", ".join(short_model_name(spec) for spec in record.teachers)
         if column == "Student":
             return record.student_size
         if column == "Parameters":

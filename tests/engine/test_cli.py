@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import _cancelled_hint, _clip, _clip_middle, _columns, _teachers_cell, build_config, build_parser, main
+from engine.cli import _cancelled_hint, _clip, _clip_middle, _columns, build_config, build_parser, main
 from engine.run_store import RunStore
 
 
@@ -579,9 +579,13 @@ def test_reading_commands_open_unwritable_database_read_only(tmp_path, monkeypat
 
 
 def test_runs_table_shows_folder_ends():
-    cell = _teachers_cell(["minilm", "/home/me/models/sst2-teacher/model", "./ckpt/roberta/final", "gpt2"])
+    from engine.model_sources import short_model_name
 
-    assert cell == "minilm,…/sst2-teacher/model,…/roberta/final,gpt2"
+    specs = ["minilm", "/home/me/models/sst2-teacher/model", "./ckpt/roberta/final", "gpt2", "org/teacher", "/models/x", "C:\\ckpt\\bert\\final"]
+    names = [short_model_name(spec) for spec in specs]
+
+    assert names == ["minilm", "…/sst2-teacher/model", "…/roberta/final", "gpt2", "org/teacher", "/models/x", "…/bert/final"]
+    cell = ",".join(names[:4])
     assert _clip(cell, 28) == "minilm,…/sst2-teacher/model…"
 
 

@@ -51,6 +51,17 @@ def two_runs(store):
     return first, second
 
 
+def test_history_tells_same_named_folders_apart(qtbot, window, store):
+    bert = _stored_run(store, BASE.with_overrides({"distillation.teachers": ("/ckpt/bert-sst2/final",)}), "bert", accuracy=0.6)
+    roberta = _stored_run(store, BASE.with_overrides({"distillation.teachers": ("/ckpt/roberta-sst2/final", "minilm")}), "roberta", accuracy=0.6)
+    window.history.refresh()
+    model = window.history.model
+    column = COLUMNS.index("Teachers")
+
+    assert model.data(model.index(model.row_of(bert), column)) == "…/bert-sst2/final"
+    assert model.data(model.index(model.row_of(roberta), column)) == "…/roberta-sst2/final, minilm"
+
+
 def test_config_diff_lists_only_differing_keys(qtbot, window, two_runs):
     window.history.refresh()
     window.history.select_runs(list(two_runs))
