@@ -724,7 +724,9 @@ def _export(args: argparse.Namespace) -> int:
     record = store.get_run(args.run_id)
     points = store.metric_points(record.id)
     if str(args.csv) == "-":
-        _write_metric_rows(sys.stdout, record.id, points)
+        # The text stream turns "\n" into the platform's line ending. CSV's usual "\r\n" would
+        # come out as "\r\r\n" on Windows and as "\r\n" in a Unix pipe.
+        _write_metric_rows(sys.stdout, record.id, points, line_ending="\n")
         return 0
 
     target: Path = args.csv
@@ -745,8 +747,8 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_metric_rows(handle: TextIO, run_id: int, points: list[MetricPoint]) -> None:
-    writer = csv.writer(handle)
+def _write_metric_rows(handle: TextIO, run_id: int, points: list[MetricPoint], line_ending: str = "\r\n") -> None:
+    writer = csv.writer(handle, lineterminator=line_ending)
     writer.writerow(["run_id", "step", "epoch", "name", "value", "wall_time"])
     for point in points:
         writer.writerow([run_id, point.step, f"{point.epoch:.6f}", point.name, repr(point.value), f"{point.wall_time:.3f}"])

@@ -87,6 +87,7 @@ def test_export_targets_folders_and_stdout(glue_dir, tmp_path, capsys):
 
     assert main(["export", "1", "--csv", "-", "--db", str(db)]) == 0
     printed = capsys.readouterr().out
+    assert "\r" not in printed  # standard output adds the platform's own line ending
     rows = list(csv.DictReader(printed.splitlines()))
     assert rows[0].keys() == {"run_id", "step", "epoch", "name", "value", "wall_time"}
     assert {"train/loss_total", "dev/accuracy"} <= {row["name"] for row in rows}
