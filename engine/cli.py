@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--preset", help=f"Start from a preset: {', '.join(list_presets())}.")
     source.add_argument("--config", type=Path, help="Start from a config JSON file (as written by `lampreia show --json`).")
     source.add_argument("--from-run", type=int, metavar="RUN_ID", help="Start from the config of a stored run (a re-run).")
-    source.add_argument("--resume", type=int, metavar="RUN_ID", help="Continue an interrupted or cancelled run from its last checkpoint.")
+    source.add_argument("--resume", type=int, metavar="RUN_ID", help="Continue an interrupted, cancelled or failed run from its last checkpoint.")
 
     fields = run.add_argument_group("overrides")
     fields.add_argument("--task", help=f"GLUE task: {', '.join(TASKS)}.")
@@ -394,6 +394,17 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     if result.status == "failed":
         print(f"lampreia: run {result.run_id} failed: {result.error}", file=sys.stderr)
+        try:
+            checkpoint = store.artifacts(result.run_id).get("last")
+        except StoreError:
+            checkpoint = None  # the failure may be the database's own, and the message above reports it
+        if checkpoint is not None and not follower:
+            db = _db_option(store)
+            print(
+                f"Once the cause is fixed, resume it from its checkpoint at step {checkpoint[1]} with "
+                f"`lampreia run --resume {result.run_id}{db}`, or train it anew with `lampreia run --from-run {result.run_id}{db}`.",
+                file=sys.stderr,
+            )
         return EXIT_FAILED
 
     if follower:

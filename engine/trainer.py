@@ -110,7 +110,7 @@ def resume_distillation(
     *,
     cache: EmbeddingCache | None = None,
 ) -> RunResult:
-    """Continue an interrupted or cancelled run from its last checkpoint."""
+    """Continue an interrupted, cancelled or failed run from its last checkpoint."""
     record = store.get_run(run_id)
     if record.status in ("finished",):
         raise CheckpointError(f"Run {run_id} already finished.", f"Use 'Run again' (CLI: lampreia run --from-run {run_id}) to train it anew.")
@@ -440,7 +440,8 @@ class Trainer:
         if (isinstance(error, OSError) and error.errno == errno.ENOSPC) or "No space left on device" in str(error):
             log.exception("Run %s: disk full", self.run_id)
             where = getattr(error, "filename", None) or "while writing run files"
-            return f"The disk is full ({where}). Free disk space, then resume the run (CLI: lampreia run --resume {self.run_id})."
+            # How to resume is added by the CLI and the workbench, which know whether a checkpoint exists.
+            return f"The disk is full ({where}). Free disk space on that drive."
         log.exception("Run %s failed with an unexpected error", self.run_id)
         log_file = log_file_in_use()
         where = f"the log file {log_file}" if log_file else "the log output"

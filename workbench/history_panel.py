@@ -47,6 +47,11 @@ RESUMABLE_STATUSES = ("interrupted", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
 
 
+def is_resumable(record: RunRecord) -> bool:
+    """Return whether Resume applies: a stopped run, or a failed one with a checkpoint to continue from."""
+    return record.status in RESUMABLE_STATUSES or (record.status == "failed" and record.checkpoint_step is not None)
+
+
 def best_dev_value(record: RunRecord) -> float | None:
     metric = primary_dev_metric(record)
     return record.best_metrics.get(metric) if metric else None
@@ -287,7 +292,7 @@ class HistoryPanel(QWidget):
 
         self.refresh_action = action("Refresh", self.refresh, "Reload the runs from the database.", QKeySequence(QKeySequence.StandardKey.Refresh))
         self.run_again_action = action("Run again", self._run_again, "Load this run's configuration into the configuration panel.")
-        self.resume_action = action("Resume", self._resume, "Continue an interrupted or cancelled run from its last checkpoint.")
+        self.resume_action = action("Resume", self._resume, "Continue an interrupted, cancelled or failed run from its last checkpoint.")
         self.rename_action = action("Rename…", self._rename, "Rename the selected run.")
         self.notes_action = action("Notes…", self._edit_notes, "Edit the notes of the selected run.")
         self.tags_action = action("Tags…", self._edit_tags, "Edit the tags of the selected run (comma-separated).")
@@ -361,7 +366,7 @@ class HistoryPanel(QWidget):
         writable = not self._store.read_only
         for action in (self.run_again_action, self.rename_action, self.notes_action, self.tags_action):
             action.setEnabled(single and writable)
-        self.resume_action.setEnabled(single and writable and not self._run_active and records[0].status in RESUMABLE_STATUSES)
+        self.resume_action.setEnabled(single and writable and not self._run_active and is_resumable(records[0]))
         self.delete_action.setEnabled(bool(records) and writable)
         self.export_action.setEnabled(bool(records))
 

@@ -279,7 +279,7 @@ class MainWindow(QMainWindow):
         if event.run_id is not None:
             title = f"Run #{event.run_id} failed"
             log.error("%s: %s", title, event.message)
-            text = f"{event.message}\n\nThe run is stored as failed with this reason. Details are in the log: {log_path}"
+            text = f"{event.message}\n\nThe run is stored as failed with this reason.{self._resume_note(event.run_id)} Details are in the log: {log_path}"
         elif self._resuming is not None:
             # Rejected before the run was claimed: the stored run did not change.
             title = f"Run #{self._resuming} was not resumed"
@@ -291,6 +291,16 @@ class MainWindow(QMainWindow):
             text = f"{event.message}\n\nNo run was recorded. Details are in the log: {log_path}"
         self.statusBar().showMessage(title)
         self.show_message(title, text)
+
+    def _resume_note(self, run_id: int) -> str:
+        """Return how to continue a failed run that has a checkpoint, or "" without one."""
+        try:
+            step = self.store.get_run(run_id).checkpoint_step
+        except StoreError:
+            return ""
+        if step is None:
+            return ""
+        return f" Once the cause is fixed, Resume in the history continues it from its checkpoint at step {step}."
 
     @Slot(bool)
     def _on_running_changed(self, running: bool) -> None:

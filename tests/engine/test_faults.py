@@ -442,6 +442,38 @@ def test_disk_full_during_run_stops_cleanly(glue_dir, tmp_path):
     assert integrity == "ok"
 
 
+def test_failed_run_resumes_from_checkpoint(glue_dir, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import engine.trainer
+
+    db = tmp_path / "runs.sqlite3"
+    written = engine.trainer.write_checkpoint
+    calls: list[Path] = []
+
+    def disk_full_at_second_save(path, *args, **kwargs):
+        if path.name == "last.safetensors":
+            calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return written(path, *args, **kwargs)
+
+    monkeypatch.setattr(engine.trainer, "write_checkpoint", disk_full_at_second_save)
+    assert main(_cli_args(glue_dir, db)) == 1
+    error = capsys.readouterr().err
+    failed = RunStore(db).get_run(1)
+    assert failed.status == "failed"
+    assert failed.checkpoint_step is not None
+    assert f"resume it from its checkpoint at step {failed.checkpoint_step} with `lampreia run --resume 1 --db {db}`" in error
+
+    monkeypatch.setattr(engine.trainer, "write_checkpoint", written)
+    assert main(["run", "--resume", "1", "--db", str(db), "--quiet"]) == 0
+    store = RunStore(db)
+    assert store.get_run(1).status == "finished"
+    losses = [point.step for point in store.metric_points(1) if point.name == "train/loss_total"]
+    assert len(losses) == len(set(losses))  # the steps after the checkpoint were logged once
+
+
 def test_stop_during_glue_download_cancels_the_run(glue_dir, tmp_path, monkeypatch):
     import threading
 

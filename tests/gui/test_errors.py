@@ -83,6 +83,56 @@ def test_out_of_memory_suggests_smaller_batch(qtbot, window, glue_dir, monkeypat
     assert "batch_size" in _latest_run(store).error
 
 
+def test_failed_run_with_checkpoint_resumes(qtbot, window, glue_dir, monkeypatch, messages, store):
+    import errno
+
+    import engine.trainer
+
+    written = engine.trainer.write_checkpoint
+    saves: list[Path] = []
+
+    def disk_full_at_second_save(path, *args, **kwargs):
+        if path.name == "last.safetensors":
+            saves.append(path)
+        if len(saves) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return written(path, *args, **kwargs)
+
+    monkeypatch.setattr(engine.trainer, "write_checkpoint", disk_full_at_second_save)
+    fill_small_run(qtbot, window, glue_dir, monkeypatch, epochs="2")
+    assert _run_and_wait(qtbot, window) == "failed"
+
+    failed = _latest_run(store)
+    title, text = messages[-1]
+    assert title == f"Run #{failed.id} failed"
+    assert "The disk is full" in text
+    assert f"Resume in the history continues it from its checkpoint at step {failed.checkpoint_step}." in text
+    window.history.refresh()
+    window.history.select_runs([failed.id])
+    assert window.history.resume_action.isEnabled()
+
+    monkeypatch.setattr(engine.trainer, "write_checkpoint", written)
+    with qtbot.waitSignal(window.controller.run_ended, timeout=RUN_TIMEOUT_MS) as ended:
+        window.history.resume_action.trigger()
+    assert ended.args == ["finished"]
+    assert store.get_run(failed.id).status == "finished"
+
+
+def test_failed_run_without_checkpoint_cannot_resume(qtbot, window, glue_dir, monkeypatch, messages, store):
+    def run_out_of_memory(trainer):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr("engine.trainer.Trainer._train", run_out_of_memory)
+    fill_small_run(qtbot, window, glue_dir, monkeypatch)
+    assert _run_and_wait(qtbot, window) == "failed"
+
+    failed = _latest_run(store)
+    assert "Resume in the history" not in messages[-1][1]
+    window.history.refresh()
+    window.history.select_runs([failed.id])
+    assert not window.history.resume_action.isEnabled()
+
+
 def test_unexpected_worker_error_stored_and_logged(qtbot, window, glue_dir, monkeypatch, messages, store, caplog):
     def broken_trainer(config, run_store, sink, cancel):
         run_id = run_store.create_run(config.to_dict(), name="broken", device="CPU", versions={})
