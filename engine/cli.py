@@ -395,16 +395,11 @@ def _run(args: argparse.Namespace) -> int:
     if result.status == "failed":
         print(f"lampreia: run {result.run_id} failed: {result.error}", file=sys.stderr)
         try:
-            checkpoint = store.artifacts(result.run_id).get("last")
+            hint = _failed_hint(store, result.run_id)
         except StoreError:
-            checkpoint = None  # the failure may be the database's own, and the message above reports it
-        if checkpoint is not None and not follower:
-            db = _db_option(store)
-            print(
-                f"Once the cause is fixed, resume it from its checkpoint at step {checkpoint[1]} with "
-                f"`lampreia run --resume {result.run_id}{db}`, or train it anew with `lampreia run --from-run {result.run_id}{db}`.",
-                file=sys.stderr,
-            )
+            hint = None  # the failure may be the database's own, and the message above reports it
+        if hint and not follower:
+            print(hint, file=sys.stderr)
         return EXIT_FAILED
 
     if follower:
@@ -429,6 +424,18 @@ def _cancelled_hint(store: RunStore, run_id: int) -> str:
     if "last" in store.artifacts(run_id):
         return f"Resume it with `lampreia run --resume {run_id}{db}`, or train it anew with `lampreia run --from-run {run_id}{db}`."
     return f"It stopped before its first checkpoint; train it anew with `lampreia run --from-run {run_id}{db}`."
+
+
+def _failed_hint(store: RunStore, run_id: int) -> str | None:
+    """Return how to resume a failed run from its last checkpoint, or None when it has none."""
+    checkpoint = store.artifacts(run_id).get("last")
+    if checkpoint is None:
+        return None
+    db = _db_option(store)
+    return (
+        f"Once the cause is fixed, resume it from its checkpoint at step {checkpoint[1]} with "
+        f"`lampreia run --resume {run_id}{db}`, or train it anew with `lampreia run --from-run {run_id}{db}`."
+    )
 
 
 def _record_abort(store: RunStore, run_id: int) -> None:
@@ -632,6 +639,8 @@ def _show(args: argparse.Namespace) -> int:
         print(f"Checkpoint {kind}: {path} (step {step})")
     if record.status in ("cancelled", "interrupted"):
         print(_cancelled_hint(store, record.id))
+    elif record.status == "failed" and (hint := _failed_hint(store, record.id)):
+        print(hint)
     print("Config:")
     print(json.dumps(record.config, indent=2, ensure_ascii=False))
     return 0

@@ -466,6 +466,9 @@ def test_failed_run_resumes_from_checkpoint(glue_dir, tmp_path, monkeypatch, cap
     assert failed.checkpoint_step is not None
     assert f"resume it from its checkpoint at step {failed.checkpoint_step} with `lampreia run --resume 1 --db {db}`" in error
 
+    assert main(["show", "1", "--db", str(db)]) == 0
+    assert f"resume it from its checkpoint at step {failed.checkpoint_step}" in capsys.readouterr().out
+
     monkeypatch.setattr(engine.trainer, "write_checkpoint", written)
     assert main(["run", "--resume", "1", "--db", str(db), "--quiet"]) == 0
     store = RunStore(db)
