@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Iterator
 
 from engine.errors import ConfigError
+from engine.model_sources import model_identity
 from resources import resource_path
 from engine.tasks import normalize_task_name
 
@@ -308,8 +309,15 @@ class DistillationConfig(_Section):
         teachers = tuple(str(t).strip() for t in self.teachers)
         if not teachers or any(not t for t in teachers):
             raise ConfigError(self._path("teachers"), f"{list(self.teachers)!r} must list at least one non-empty teacher.", "Add a teacher such as minilm.")
-        if len(set(teachers)) != len(teachers):
-            raise ConfigError(self._path("teachers"), f"{list(teachers)!r} lists a teacher twice.", "Remove the duplicate.")
+        first_spelling: dict[str, str] = {}
+        for teacher in teachers:
+            earlier = first_spelling.setdefault(model_identity(teacher), teacher)
+            if earlier == teacher and teachers.count(teacher) > 1:
+                raise ConfigError(self._path("teachers"), f"{list(teachers)!r} lists a teacher twice.", "Remove the duplicate.")
+            if earlier != teacher:
+                raise ConfigError(
+                    self._path("teachers"), f"{earlier!r} and {teacher!r} name the same teacher, which would count it twice.", "Remove one of them."
+                )
         self._set("teachers", teachers)
 
         weights = self._check_weights()

@@ -65,6 +65,19 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", "./", "../", "~", ".\\")) or "\\" in spec or (len(spec) > 1 and spec[1] == ":")
 
 
+def model_identity(spec: str) -> str:
+    """Return a key that is equal for two specs of the same model: an alias and its Hub id, or two spellings of one folder.
+
+    Only the text is compared, so two different paths to one folder (a symbolic link) stay apart.
+    """
+    if _looks_like_path(spec):
+        return "folder:" + os.path.normpath(os.path.expanduser(spec))
+    lowered = spec.lower()
+    if lowered in PACKAGED_ALIASES:
+        return "packaged:" + lowered
+    return "hub:" + HUB_ALIASES.get(lowered, spec)
+
+
 def short_model_name(spec: str) -> str:
     """Return a model's name for tables: an alias or Hub id as given, a local folder by its last two path parts.
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -28,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.events import CancellationToken
-from engine.model_sources import HUB_ALIASES
+from engine.model_sources import HUB_ALIASES, model_identity
 from engine.teachers import TeacherInfo, inspect_teacher
 from workbench.background import BackgroundCall
 from workbench.form_fields import FieldEditor
@@ -174,6 +175,9 @@ class TeacherList(QWidget):
         self.list_widget = QListWidget()
         self.list_widget.setMinimumHeight(90)
         self.list_widget.setMaximumHeight(130)
+        # The order of the checked models is the teacher order, which fixed weights follow.
+        self.list_widget.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.list_widget.setToolTip("Checked models, top to bottom, are the run's teachers. Drag a model to change the order.")
         self.add_button = QPushButton("Add model…")
         self.remove_button = QPushButton("Remove")
         self.remove_button.setEnabled(False)
@@ -195,6 +199,7 @@ class TeacherList(QWidget):
             item.setToolTip(ALIAS_SOURCES.get(alias, description))
 
         self.list_widget.itemChanged.connect(lambda _item: self.teachers_changed.emit())
+        self.list_widget.model().rowsMoved.connect(lambda *_args: self.teachers_changed.emit())
         self.list_widget.currentItemChanged.connect(self._on_current_changed)
         self.add_button.clicked.connect(self.open_add_dialog)
         self.remove_button.clicked.connect(self._remove_current)
@@ -218,6 +223,14 @@ class TeacherList(QWidget):
                 return item
         return None
 
+    def _find_model(self, spec: str) -> QListWidgetItem | None:
+        """Return the item of ``spec`` or of another spelling of the same model ("…/bert/" for "…/bert")."""
+        identity = model_identity(spec)
+        for item in self._items():
+            if model_identity(item.data(_SPEC_ROLE)) == identity:
+                return item
+        return None
+
     def teachers(self) -> list[str]:
         return [item.data(_SPEC_ROLE) for item in self._items() if item.checkState() == Qt.CheckState.Checked]
 
@@ -225,11 +238,18 @@ class TeacherList(QWidget):
         return [item.data(_SPEC_ROLE) for item in self._items() if item.data(_CUSTOM_ROLE)]
 
     def set_teachers(self, specs: list[str] | tuple[str, ...]) -> None:
-        """Check exactly ``specs``; models not yet in the list are added (unchecked ones stay listed)."""
+        """Check exactly ``specs`` and move them to the top in their order; unchecked models stay listed below.
+
+        Models not yet in the list are added. The order matters: fixed weights and the loss terms
+        follow it.
+        """
         self.list_widget.blockSignals(True)
         for spec in specs:
             if self._find(spec) is None:
                 self._add_item(spec, "", custom=True)
+        for row, spec in enumerate(specs):
+            item = self.list_widget.takeItem(self.list_widget.row(self._find(spec)))
+            self.list_widget.insertItem(row, item)
         for item in self._items():
             checked = item.data(_SPEC_ROLE) in specs
             item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
@@ -237,7 +257,8 @@ class TeacherList(QWidget):
         self.teachers_changed.emit()
 
     def add_custom(self, spec: str, description: str = "", checked: bool = True) -> None:
-        item = self._find(spec)
+        """Add a model and check it, or check the listed item of the same model."""
+        item = self._find_model(spec)
         if item is None:
             item = self._add_item(spec, description, custom=True, checked=checked)
         else:

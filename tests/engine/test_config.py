@@ -54,6 +54,10 @@ def test_preset_name_is_forgiving_about_spaces_and_case():
         ({"training.learning_rate": float("nan")}, "training.learning_rate", "not a finite number"),
         ({"distillation.teachers": []}, "distillation.teachers", "at least one"),
         ({"distillation.teachers": ["minilm", "minilm"]}, "distillation.teachers", "twice"),
+        ({"distillation.teachers": ["/models/bert", "/models/bert/"]}, "distillation.teachers", "'/models/bert' and '/models/bert/' name the same teacher"),
+        ({"distillation.teachers": ["/models/./bert", "/models/bert"]}, "distillation.teachers", "name the same teacher"),
+        ({"distillation.teachers": ["gpt2", "openai-community/gpt2"]}, "distillation.teachers", "name the same teacher"),
+        ({"distillation.teachers": ["MiniLM", "minilm"]}, "distillation.teachers", "name the same teacher"),
         ({"distillation.mask_fraction": 0.6, "distillation.replace_fraction": 0.5}, "distillation.replace_fraction", "below 1"),
     ],
 )
@@ -119,6 +123,12 @@ def test_unknown_key_is_rejected():
 def test_malformed_json_is_reported():
     with pytest.raises(ConfigError, match="not valid JSON"):
         RunConfig.from_json("{'task': 'sst2'")
+
+
+def test_different_folders_of_same_name_are_allowed():
+    config = RunConfig().with_overrides({"distillation.teachers": ("/ckpt/bert/final", "/ckpt/roberta/final", "./final", "final")})
+
+    assert config.distillation.teachers == ("/ckpt/bert/final", "/ckpt/roberta/final", "./final", "final")
 
 
 def test_fft_length_defaults_to_power_of_two_at_least_twice_max_len():

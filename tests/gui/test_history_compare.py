@@ -195,6 +195,22 @@ def test_history_run_again_loads_config(qtbot, window, two_runs):
     assert "does not exist" in panel.editors["data.glue_dir"].error
 
 
+def test_run_again_keeps_teacher_order(qtbot, window, store):
+    # A local folder listed before a built-in alias, with one fixed weight for each.
+    config = BASE.with_overrides(
+        {"distillation.teachers": ("/ckpt/bert-sst2/final", "minilm"), "distillation.weighting": "fixed", "distillation.fixed_weights": (0.9, 0.1)}
+    )
+    run_id = _stored_run(store, config, "fixed weights")
+    window.history.refresh()
+    window.history.select_runs([run_id])
+    window.history.run_again_action.trigger()
+
+    loaded = RunConfig.from_dict(nest(window.config_panel.raw_values()))
+    assert loaded.distillation.teachers == ("/ckpt/bert-sst2/final", "minilm")
+    assert loaded.distillation.fixed_weights == (0.9, 0.1)
+    assert loaded.with_overrides({"name": config.name}) == config  # nothing else changed, so no "(from #…: …)" part
+
+
 def test_resume_without_checkpoint_reports(qtbot, window, two_runs, store, messages):
     cancelled = two_runs[1]
     window.history.refresh()

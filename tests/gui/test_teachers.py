@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QModelIndex, Qt
 
 from engine.model_sources import packaged_minilm_folder
 
@@ -76,6 +76,31 @@ def test_custom_teacher_can_be_removed(qtbot, window):
     qtbot.mouseClick(teacher_list.remove_button, Qt.MouseButton.LeftButton)
     assert "/some/folder" not in teacher_list.custom_specs()
     assert "/some/folder" not in teacher_list.teachers()
+
+
+def test_teacher_order_follows_the_list(qtbot, window):
+    teacher_list = window.config_panel.teacher_list
+    teacher_list.set_teachers(["/some/folder", "roberta", "gpt2"])
+    assert teacher_list.teachers() == ["/some/folder", "roberta", "gpt2"]
+
+    # Dragging a row moves it in the model, as QListWidget's internal move does.
+    model = teacher_list.list_widget.model()
+    with qtbot.waitSignal(teacher_list.teachers_changed, timeout=1000):
+        assert model.moveRow(QModelIndex(), 2, QModelIndex(), 0)
+    assert teacher_list.teachers() == ["gpt2", "/some/folder", "roberta"]
+    assert list(window.config_panel.value("distillation.teachers")) == ["gpt2", "/some/folder", "roberta"]
+
+
+def test_same_folder_is_listed_once(qtbot, window):
+    teacher_list = window.config_panel.teacher_list
+    teacher_list.add_custom("/models/tiny-bert")
+    teacher_list.add_custom("/models/tiny-bert/")
+    teacher_list.add_custom("openai-community/gpt2")
+
+    assert teacher_list.custom_specs().count("/models/tiny-bert") == 1
+    assert "/models/tiny-bert/" not in teacher_list.custom_specs()
+    assert "openai-community/gpt2" not in teacher_list.custom_specs()  # the gpt2 alias is checked instead
+    assert "gpt2" in teacher_list.teachers()
 
 
 def _download_until_cancelled(chunks: list[int]):
