@@ -399,6 +399,9 @@ class TrainingConfig(_Section):
         if device not in DEVICES and not (device.startswith("cuda:") and device[5:].isdigit()):
             raise ConfigError(self._path("device"), f"{self.device!r} is not a device.", "Use auto, cpu, cuda or cuda:N.")
         self._set("device", device)
+        if not self.attention_probe.strip():
+            # Without words, the recorded map would be that of the special tokens alone.
+            raise ConfigError(self._path("attention_probe"), "The probe sentence is empty.", f"Enter a sentence. The default is {TrainingConfig.attention_probe!r}")
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,15 @@ from PySide6.QtCore import Signal, Slot
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
-# At most this many token labels per axis; with more tokens, every k-th token is labelled.
-MAX_TOKEN_LABELS = 32
 MAX_LABEL_CHARS = 12
+# Pixels between two token labels on the bottom axis, so that neighbours do not run together.
+LABEL_GAP_PX = 8
+EMPTY_INFO = "No attention map yet: it is recorded at each evaluation of a run."
 
 
-def token_ticks(tokens: tuple[str, ...] | list[str]) -> list[list[tuple[float, str]]]:
-    """Return AxisItem ticks that put each token's text at its cell centre."""
-    every = max(1, math.ceil(len(tokens) / MAX_TOKEN_LABELS))
+def token_ticks(tokens: tuple[str, ...] | list[str], every: int = 1) -> list[list[tuple[float, str]]]:
+    """Return AxisItem ticks that put the text of every ``every``-th token at its cell centre."""
+    every = max(1, every)
     major, minor = [], []
     for index, token in enumerate(tokens):
         text = token if len(token) <= MAX_LABEL_CHARS else token[: MAX_LABEL_CHARS - 1] + "…"
@@ -43,11 +44,15 @@ class AttentionView(QWidget):
         self._step = 0
         self._source = ""
 
+        # The probe sentence of the run whose map is shown; an edited sentence applies to the next run.
+        self._run_probe: str | None = None
+        self._editable_probe = editable_probe
+
         self.probe_edit = QLineEdit()
         self.probe_edit.setToolTip("Sentence whose mixing matrices the next run records at every evaluation.")
         self.layer_combo = QComboBox()
         self.head_combo = QComboBox()
-        self.info_label = QLabel("No attention map yet: it is recorded at each evaluation of a run.")
+        self.info_label = QLabel(EMPTY_INFO)
         self.info_label.setObjectName("fieldHint")
         self.info_label.setWordWrap(True)
 
@@ -81,12 +86,21 @@ class AttentionView(QWidget):
         layout.addWidget(self.plot_widget, 1)
 
         self.probe_edit.textEdited.connect(self.probe_edited)
+        self.probe_edit.textChanged.connect(self._update_info)
         self.layer_combo.currentIndexChanged.connect(self._redraw)
         self.head_combo.currentIndexChanged.connect(self._redraw)
+        # Token labels are thinned to what fits the plot, so they follow its size.
+        self.plot_item.getViewBox().sigResized.connect(self._update_ticks)
+        self.clear()
 
     def set_probe_text(self, text: str) -> None:
         if self.probe_edit.text() != text:
             self.probe_edit.setText(text)
+
+    def set_run_probe(self, text: str | None) -> None:
+        """Set the probe sentence of the run whose maps this view shows (None: not known)."""
+        self._run_probe = text
+        self._update_info()
 
     def show_snapshot(self, step: int, tokens: tuple[str, ...], maps: np.ndarray, source: str = "") -> None:
         """Show a (layers, heads, T, T) array; keeps the selected layer and head when they still exist."""
@@ -100,15 +114,29 @@ class AttentionView(QWidget):
         self._fill_combo(self.layer_combo, maps.shape[0])
         self._fill_combo(self.head_combo, maps.shape[1])
 
-        ticks = token_ticks(self._tokens)
         left = self.plot_item.getAxis("left")
-        self.plot_item.getAxis("bottom").setTicks(ticks)
-        left.setTicks(ticks)
         # pyqtgraph sizes the left axis for numbers; token labels need room for the widest token.
-        metrics = QFontMetrics(left.style.get("tickFont") or self.font())
-        widest = max((metrics.horizontalAdvance(text) for _position, text in ticks[0]), default=0)
+        widest = max((self._label_metrics().horizontalAdvance(text) for _position, text in token_ticks(self._tokens)[0]), default=0)
         left.setWidth(widest + 40)
+        self._update_ticks()
         self._redraw()
+
+    def _label_metrics(self) -> QFontMetrics:
+        return QFontMetrics(self.plot_item.getAxis("left").style.get("tickFont") or self.font())
+
+    @Slot()
+    def _update_ticks(self) -> None:
+        """Label every token whose label fits: every k-th one on each axis when the cells are narrower than the labels."""
+        if not self._tokens:
+            return
+        count = len(self._tokens)
+        metrics = self._label_metrics()
+        widest = max(metrics.horizontalAdvance(text) for _position, text in token_ticks(self._tokens)[0])
+        view = self.plot_item.getViewBox().geometry()
+        # The view is square (aspect locked), so a cell is min(width, height) / count pixels.
+        cell = max(min(view.width(), view.height()), 1.0) / count
+        self.plot_item.getAxis("bottom").setTicks(token_ticks(self._tokens, math.ceil((widest + LABEL_GAP_PX) / cell)))
+        self.plot_item.getAxis("left").setTicks(token_ticks(self._tokens, math.ceil(metrics.height() / cell)))
 
     def _fill_combo(self, combo: QComboBox, count: int) -> None:
         if combo.count() == count:
@@ -134,22 +162,36 @@ class AttentionView(QWidget):
         self.color_bar.setLevels((low, high))
         size = len(self._tokens)
         self.plot_item.setRange(xRange=(0, size), yRange=(0, size), padding=0)
+        self._update_info()
+
+    @Slot()
+    def _update_info(self) -> None:
+        if self._maps is None:
+            self.info_label.setText(EMPTY_INFO)
+            return
+        layer = max(self.layer_combo.currentIndex(), 0)
+        head = max(self.head_combo.currentIndex(), 0)
         where = f" ({self._source})" if self._source else ""
-        self.info_label.setText(
+        text = (
             f"Step {self._step}{where}: layer {layer + 1} of {self._maps.shape[0]}, head {head + 1} of {self._maps.shape[1]}, "
-            f"{size} tokens. Row i shows how much each token is mixed into token i."
+            f"{len(self._tokens)} tokens. Row i shows how much each token is mixed into token i."
         )
+        if self._editable_probe and self._run_probe is not None and self.probe_edit.text() != self._run_probe:
+            text += f' This map is of the run\'s probe sentence, "{self._run_probe}"; the edited sentence applies from the next run.'
+        self.info_label.setText(text)
 
     def clear(self) -> None:
         self._maps = None
         self._tokens = ()
         self.image.clear()
-        self.plot_item.getAxis("bottom").setTicks(None)
-        self.plot_item.getAxis("left").setTicks(None)
+        # Without a map, the axes show no numbers: their only scale is tokens.
+        for name in ("bottom", "left"):
+            self.plot_item.getAxis(name).setTicks([[], []])
         self.plot_item.getAxis("left").setWidth(None)
+        self.plot_item.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.layer_combo.clear()
         self.head_combo.clear()
-        self.info_label.setText("No attention map yet: it is recorded at each evaluation of a run.")
+        self._update_info()
 
     # Read access for tests and screenshots
 

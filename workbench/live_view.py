@@ -115,6 +115,9 @@ class LiveView(QWidget):
         self._regression = bool(glue_task and glue_task.is_regression)
         for plot in (self.loss_plot, self.metric_plot, self.weight_plot):
             plot.clear()
+        # The previous run's map would otherwise stand for this run's until its first evaluation.
+        self.attention_view.clear()
+        self.attention_view.set_run_probe(None)
         title = glue_task.title if glue_task else task
         self.metric_plot.plot_item.setTitle(f"Dev metrics ({title})")
         self.progress.begin()

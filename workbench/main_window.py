@@ -266,6 +266,7 @@ class MainWindow(QMainWindow):
         if isinstance(event, RunStarted):
             self._run_recorded = True
             self._active_run_name = event.name
+            self.live_view.attention_view.set_run_probe(event.config.get("training", {}).get("attention_probe"))
             self.device_label.setText(f"Device: {event.device}")
             self.statusBar().showMessage(f"Run #{event.run_id} ({event.name}) started")
             self.history.refresh()

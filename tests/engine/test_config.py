@@ -53,6 +53,7 @@ def test_preset_name_is_forgiving_about_spaces_and_case():
         ({"training.epochs": "many"}, "training.epochs", "not a whole number"),
         ({"training.learning_rate": float("nan")}, "training.learning_rate", "not a finite number"),
         ({"distillation.teachers": []}, "distillation.teachers", "at least one"),
+        ({"training.attention_probe": "  "}, "training.attention_probe", "probe sentence is empty"),
         ({"distillation.teachers": ["minilm", "minilm"]}, "distillation.teachers", "twice"),
         ({"distillation.teachers": ["/models/bert", "/models/bert/"]}, "distillation.teachers", "'/models/bert' and '/models/bert/' name the same teacher"),
         ({"distillation.teachers": ["/models/./bert", "/models/bert"]}, "distillation.teachers", "name the same teacher"),
