@@ -30,7 +30,7 @@ from engine.model_sources import ALIASES, short_model_name
 from engine.paths import default_database_path, replaced_text_file
 from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows, rerun_name
 from engine.run_store import MetricPoint, RunRecord, RunStore, open_store
-from engine.tasks import TASKS
+from engine.tasks import TASKS, baseline_name
 
 log = logging.getLogger(__name__)
 
@@ -784,17 +784,19 @@ class ProgressBar:
         self.enabled = enabled
         self.interactive = enabled and stream.isatty()
         self.phase = ""
+        self._task = ""  # from RunStarted, to name the baseline
         self._last_print = 0.0
         self._line_open = False
 
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
+            self._task = event.config.get("task", "")
             resumed = f", resumed at step {event.resumed_from_step}" if event.resumed_from_step is not None else ""
             self.message(f"Run {event.run_id} ({event.name}) on {event.device}{resumed}")
         elif isinstance(event, RunPrepared):
             self.message(
                 f"Student: {event.parameter_count:,} parameters; {event.train_rows} training rows, {event.heldout_rows} held out; "
-                f"{event.total_steps} steps. Majority baseline: "
+                f"{event.total_steps} steps. {baseline_name(self._task).capitalize()}: "
                 + ", ".join(f"{k} {v:.4f}" for k, v in event.baseline.items())
             )
         elif isinstance(event, PhaseChanged):

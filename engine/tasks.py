@@ -138,6 +138,12 @@ TASKS: dict[str, GlueTask] = {
 _ALIASES = {"sts": "stsb", "sst": "sst2", "mnli-m": "mnli", "mnli-mm": "mnli"}
 
 
+def baseline_name(task_name: str) -> str:
+    """Return what a task's baseline is called: the training mean for STS-B (regression), else the majority class."""
+    task = TASKS.get(task_name)
+    return "training-mean baseline" if task is not None and task.is_regression else "majority baseline"
+
+
 def normalize_task_name(name: str) -> str:
     """Map 'SST-2', 'sst_2' or 'STS-B' to the Hub config name; raise ConfigError for unknown tasks."""
     if not isinstance(name, str):

@@ -70,6 +70,8 @@ class AttentionView(QWidget):
         self.color_bar.setImageItem(self.image, insert_in=self.plot_item)
 
         probe_row = QHBoxLayout()
+        # Other views add their own selectors in front of the layer and head ones.
+        self.controls_row = probe_row
         if editable_probe:
             probe_row.addWidget(QLabel("Probe sentence"))
             probe_row.addWidget(self.probe_edit, 1)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -28,6 +29,7 @@ from engine.errors import StoreError
 from engine.paths import replaced_text_file, safe_file_name
 from engine.run_comparison import config_diff, format_config_value, metric_rows, primary_dev_metric
 from engine.run_store import AttentionSnapshot, RunRecord, RunStore
+from engine.tasks import TASKS, baseline_name
 from workbench.attention_view import AttentionView
 from workbench.curve_plot import CurvePlot
 from workbench.formatting import format_count, format_metric
@@ -77,6 +79,13 @@ class CompareView(QWidget):
         self.metric_plot = CurvePlot("Primary dev metric", "score")
         self.weight_plot = CurvePlot("Teacher weights (batch mean)", "weight", smoothing_control=True)
         self.attention_view = AttentionView(editable_probe=False)
+        # Maps are read from the store when their run is chosen; None: the run has none.
+        self._attention: dict[int, AttentionSnapshot | None] = {}
+        self.attention_run_combo = QComboBox()
+        self.attention_run_combo.setToolTip("Run whose last recorded attention map is shown.")
+        self.attention_view.controls_row.insertWidget(0, QLabel("Run"))
+        self.attention_view.controls_row.insertWidget(1, self.attention_run_combo, 1)
+        self.attention_run_combo.currentIndexChanged.connect(self._show_attention)
         self.diff_table = QTableWidget()
         self.metrics_table = QTableWidget()
         for table in (self.diff_table, self.metrics_table):
@@ -114,17 +123,25 @@ class CompareView(QWidget):
         runs = []
         shown_ids = sorted(run_ids)[:MAX_COMPARED_RUNS]
         try:
-            for position, run_id in enumerate(shown_ids):
-                # Only the first run's attention map is shown, so only that one is read.
-                attention = self._store.attention_snapshot(run_id) if position == 0 else None
-                runs.append(ComparedRun(self._store.get_run(run_id), self._store.metric_series(run_id), attention))
+            for run_id in shown_ids:
+                runs.append(ComparedRun(self._store.get_run(run_id), self._store.metric_series(run_id)))
         except StoreError as error:
             log.error("Could not read runs %s for comparison: %s", run_ids, error)
             self.show_problem("Could not read the runs", str(error))
             return
         self.show_runs(runs)
         if len(run_ids) > MAX_COMPARED_RUNS:
-            self.info_label.setText(f"Comparing the {MAX_COMPARED_RUNS} oldest of {len(run_ids)} selected runs: " + ", ".join(run.label for run in runs))
+            self.info_label.setText(
+                f"Comparing the {MAX_COMPARED_RUNS} oldest of {len(run_ids)} selected runs: " + ", ".join(run.label for run in runs) + self._task_note()
+            )
+
+    def _task_note(self) -> str:
+        """Return a warning when the compared runs are of different tasks, whose metrics share one axis."""
+        tasks = sorted({run.record.task for run in self.runs})
+        if len(tasks) < 2:
+            return ""
+        titles = ", ".join(TASKS[task].title if task in TASKS else task for task in tasks)
+        return f". Note: these runs are of different tasks ({titles}), so their metrics do not compare."
 
     def show_runs(self, runs: list[ComparedRun]) -> None:
         self.runs = list(runs)
@@ -135,7 +152,7 @@ class CompareView(QWidget):
         if not runs:
             self.info_label.setText("Select runs in the history to compare them.")
         else:
-            self.info_label.setText(f"Comparing {len(runs)} run(s): " + ", ".join(run.label for run in runs))
+            self.info_label.setText(f"Comparing {len(runs)} run(s): " + ", ".join(run.label for run in runs) + self._task_note())
         self._update_buttons()
 
     def _fill_curves(self) -> None:
@@ -158,7 +175,7 @@ class CompareView(QWidget):
             baseline = run.record.baseline.get(metric)
             if baseline is not None and len(steps):
                 end = max(float(steps.max()), 1.0)
-                self._set(self.metric_plot, f"{label}: majority baseline", ([0.0, end], [baseline, baseline]), curve_pen(index, dashed=True))
+                self._set(self.metric_plot, f"{label}: {baseline_name(run.record.task)}", ([0.0, end], [baseline, baseline]), curve_pen(index, dashed=True))
 
         teachers = sorted(name.removeprefix(WEIGHT_PREFIX) for name in run.series if name.startswith(WEIGHT_PREFIX))
         for teacher_index, teacher in enumerate(teachers):
@@ -195,12 +212,36 @@ class CompareView(QWidget):
         table.resizeColumnsToContents()
 
     def _fill_attention(self) -> None:
-        first = self.runs[0] if self.runs else None
-        if first is None or first.attention is None:
+        """List the compared runs for the attention tab and show the first one's map."""
+        self._attention = {run.record.id: run.attention for run in self.runs if run.attention is not None}
+        combo = self.attention_run_combo
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems([run.label for run in self.runs])
+        combo.blockSignals(False)
+        self._show_attention(0)
+
+    @Slot(int)
+    def _show_attention(self, index: int) -> None:
+        if not 0 <= index < len(self.runs):
             self.attention_view.clear()
             return
-        snapshot = first.attention
-        self.attention_view.show_snapshot(snapshot.step, snapshot.tokens, snapshot.maps, f"stored, {first.label}")
+        run = self.runs[index]
+        run_id = run.record.id
+        if run_id not in self._attention:
+            # Only the map of the chosen run is read: a stored map can be megabytes.
+            try:
+                self._attention[run_id] = self._store.attention_snapshot(run_id)
+            except StoreError as error:
+                log.error("Could not read the attention map of run %d: %s", run_id, error)
+                self.show_problem("Could not read the attention map", str(error))
+                self._attention[run_id] = None
+        snapshot = self._attention[run_id]
+        if snapshot is None:
+            self.attention_view.clear()
+            self.attention_view.info_label.setText(f"Run {run.label} has no recorded attention map: it is recorded at each evaluation.")
+            return
+        self.attention_view.show_snapshot(snapshot.step, snapshot.tokens, snapshot.maps, f"stored, {run.label}")
 
     def diff_keys(self) -> list[str]:
         """Keys listed in the config diff table, top to bottom."""
@@ -210,7 +251,9 @@ class CompareView(QWidget):
         table = self.metrics_table
         table.clear()
         names = [row.name for row in metric_rows([run.record for run in self.runs])]
-        row_labels = names + ["majority baseline (primary dev metric)", "best step", "parameters"]
+        kinds = sorted({baseline_name(run.record.task) for run in self.runs})
+        baseline_row = f"{kinds[0]} (primary dev metric)" if len(kinds) == 1 else "baseline (primary dev metric): majority class, STS-B training mean"
+        row_labels = names + [baseline_row, "best step", "parameters"]
         headers = []
         for run in self.runs:
             headers += [f"{run.label}: best", f"{run.label}: final"]

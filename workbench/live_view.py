@@ -101,7 +101,8 @@ class LiveView(QWidget):
             self._metric_order.append(metric)
         index = self._metric_order.index(metric)
         if name.startswith(BASELINE_PREFIX):
-            return f"majority baseline ({metric_label(metric)})", curve_pen(index, dashed=True)
+            kind = "training-mean baseline" if self._regression else "majority baseline"
+            return f"{kind} ({metric_label(metric)})", curve_pen(index, dashed=True)
         return metric_label(metric), curve_pen(index)
 
     # Run lifecycle

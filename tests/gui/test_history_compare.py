@@ -103,6 +103,45 @@ def test_compare_overlays_curves_and_metrics(qtbot, window, two_runs):
     assert compare.attention_view.current_matrix().shape == (4, 4)
 
 
+def test_compare_of_different_tasks_warns(qtbot, window, store, two_runs):
+    stsb = _stored_run(store, BASE.with_overrides({"task": "stsb"}), "similarity", accuracy=0.3)
+    store.set_prepared(stsb, parameter_count=110_657, baseline={"dev/pearson": 0.0})
+    store.log_metrics(stsb, [MetricPoint(3, 0.6, "dev/pearson", 0.2), MetricPoint(5, 1.0, "dev/pearson", 0.3)])
+    window.history.refresh()
+    window.history.select_runs([two_runs[0], stsb])
+    compare = window.compare_view
+
+    assert "these runs are of different tasks (SST-2, STS-B), so their metrics do not compare" in compare.info_label.text()
+    baselines = [name for name in compare.metric_plot.series_names() if "baseline" in name]
+    assert any(name.endswith("majority baseline") for name in baselines)
+    assert any(name.endswith("training-mean baseline") for name in baselines)
+    metrics = compare.metrics_table
+    rows = [metrics.verticalHeaderItem(row).text() for row in range(metrics.rowCount())]
+    assert "baseline (primary dev metric): majority class, STS-B training mean" in rows
+
+    window.history.select_runs(list(two_runs))
+    assert "different tasks" not in compare.info_label.text()
+
+
+def test_compare_shows_chosen_runs_map(qtbot, window, store, two_runs):
+    store.log_attention(two_runs[1], AttentionSnapshot(9, ("[CLS]", "other", "[SEP]"), np.full((2, 4, 3, 3), 1 / 3, dtype=np.float32)))
+    without_map = store.create_run(BASE.to_dict(), name="no map", device="CPU: test", versions={})
+    store.finish_run(without_map, "cancelled")
+    window.history.refresh()
+    window.history.select_runs([*two_runs, without_map])
+    compare = window.compare_view
+    combo = compare.attention_run_combo
+
+    assert combo.count() == 3
+    assert compare.attention_view.tokens() == ("[CLS]", "a", "b", "[SEP]")
+    combo.setCurrentIndex(1)
+    assert compare.attention_view.tokens() == ("[CLS]", "other", "[SEP]")
+    assert f"#{two_runs[1]}" in compare.attention_view.info_label.text()
+    combo.setCurrentIndex(2)
+    assert compare.attention_view.current_matrix() is None
+    assert "has no recorded attention map" in compare.attention_view.info_label.text()
+
+
 def test_compare_exports_csv_and_png(qtbot, window, two_runs, tmp_path, monkeypatch):
     window.history.refresh()
     window.history.select_runs(list(two_runs))
