@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.errors import DataError, HubUnreachableError, MalformedRowsError, RunCancelled
+from engine.model_sources import hub_offline
 from engine.events import CancellationToken
 from engine.tasks import GlueTask
 
@@ -260,6 +262,11 @@ def _parse_label(task: GlueTask, cell: str) -> tuple[float, str | None]:
     if not 0 <= label < task.num_labels:
         return MISSING_LABEL, f"label {label} is outside 0..{task.num_labels - 1}"
     return label, None
+
+
+def hub_rows_offline() -> bool:
+    """Return whether the datasets library reads GLUE rows from its local cache only (an offline variable is set)."""
+    return hub_offline() or os.environ.get("HF_DATASETS_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _load_from_hub(task: GlueTask, split: str, limit: int | None, cancel: CancellationToken | None = None) -> GlueSplit:

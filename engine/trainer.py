@@ -58,7 +58,7 @@ from engine.events import (
     StepLogged,
     discard_events,
 )
-from engine.glue_data import GlueSplit, load_split, validate_glue_dir
+from engine.glue_data import GlueSplit, hub_rows_offline, load_split, validate_glue_dir
 from engine.logs import log_file_in_use
 from engine.model_sources import check_cached_when_offline
 from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
@@ -259,7 +259,7 @@ class Trainer:
                     f"Could not join the torchrun job: {error}.", "Check the torchrun options and that every process can reach the others."
                 ) from error
             self._check_data_folder()
-            self._check_resumed_rows()
+            self._load_rows_before_claim()
             self._check_model_folders()
             self._check_student_fits()
         except LampreiaError as error:
@@ -311,28 +311,29 @@ class Trainer:
             check_cached_when_offline(self.config.student.tokenizer, what="student tokenizer", required=TOKENIZER_REQUIRED_FILES)
 
     def _check_data_folder(self) -> None:
-        """Reject a missing glue_data folder or task file before a run is recorded or resumed.
-
-        Rows are parsed later, by the run, so a malformed row is still stored as a failed run.
-        """
+        """Reject a missing glue_data folder or task file before a run is recorded or resumed."""
         if self.config.data.glue_dir:
             with self._for_resume():
                 validate_glue_dir(TASKS[self.config.task], self.config.data.glue_dir)
 
-    def _check_resumed_rows(self) -> None:
-        """On a resume from a glue_data folder, reject changed rows before the run is claimed.
+    def _load_rows_before_claim(self) -> None:
+        """Read the GLUE rows before a run is recorded or claimed, where that needs no download.
 
-        The run then keeps its status and resumes once the original files are back. Rows from the
-        Hub are checked after the claim, in ``_prepare``, because reading them can mean a download.
+        Rows from a glue_data folder, or from the local cache when an offline variable is set,
+        load in seconds. So a malformed row, a dataset missing from the cache and, on a resume,
+        changed rows reject the run without recording it or changing its status. Rows from the
+        Hub online may need a download, which the run does after it is recorded, where a Stop
+        ends it and the window shows its progress.
         """
-        if self.checkpoint is None or not self.config.data.glue_dir:
+        if self.config.data.glue_dir is None and not hub_rows_offline():
             return
         self.task = TASKS[self.config.task]
         with self._for_resume():
-            # Without the cancellation token: local files load in seconds, and a stop before the
-            # claim has no run to mark as cancelled.
+            # Without the cancellation token: a stop before the claim has no run to mark as
+            # cancelled, and ``run`` checks the token right after these checks.
             splits = self._load_splits(cancel=None)
-        self._check_same_rows(self.checkpoint.state, *splits, claimed=False)
+        if self.checkpoint is not None:
+            self._check_same_rows(self.checkpoint.state, *splits, claimed=False)
         self._loaded_splits = splits
 
     def _check_student_fits(self) -> None:

@@ -280,9 +280,14 @@ def test_resume_on_changed_rows_is_refused(glue_dir, tmp_path):
     assert resume_distillation(run_id, store).status == "finished"
 
 
-def test_resume_on_changed_hub_rows_fails_the_run(glue_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("offline", [False, True], ids=["online", "offline"])
+def test_resume_on_changed_hub_rows(glue_dir, tmp_path, monkeypatch, offline):
     import engine.trainer
     from engine.events import CancellationToken, StepLogged
+
+    if not offline:
+        for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+            monkeypatch.delenv(variable, raising=False)
 
     # Rows "from the Hub" are the copied folder's, which the test then changes.
     copied = tmp_path / "glue"
@@ -304,15 +309,20 @@ def test_resume_on_changed_hub_rows_fails_the_run(glue_dir, tmp_path, monkeypatc
 
     changed = resume_distillation(run_id, store)
 
-    # Hub rows are known only after the claim, so this run is marked failed, with its metrics kept.
     assert changed.status == "failed"
     assert "reads from the Hugging Face Hub are not those it trained on" in changed.error
-    assert "is left as it was" not in changed.error
     assert changed.teacher_forward_passes == 0
     after = store.get_run(run_id)
-    assert after.status == "failed"
     assert after.best_metrics == stored.best_metrics
     assert after.best_step == stored.best_step
+    if offline:
+        # The local cache is read before the claim, so the run keeps its status.
+        assert "is left as it was" in changed.error
+        assert after.status == "cancelled"
+    else:
+        # Online rows are read after the claim, because that can mean a download: the run is marked failed.
+        assert "is left as it was" not in changed.error
+        assert after.status == "failed"
 
 
 def test_offline_resume_without_cached_tokenizer_keeps_run_resumable(glue_dir, tmp_path, monkeypatch):
@@ -491,6 +501,9 @@ def test_stop_during_glue_download_cancels_the_run(glue_dir, tmp_path, monkeypat
         raise AssertionError("the run should have stopped waiting")
 
     monkeypatch.setattr(datasets, "load_dataset", slow_load_dataset)
+    # Online, the rows are read after the run is recorded, where a stop can end the wait.
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(variable, raising=False)
     config = RunConfig.from_dict({**_config(glue_dir).to_dict(), "data": {"glue_dir": None, "train_limit": 240, "dev_limit": 80}})
     cancel = CancellationToken()
 
