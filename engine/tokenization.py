@@ -63,6 +63,7 @@ def tokenizer_vocab_size(spec: str, cancel: CancellationToken | None = None) -> 
     key = spec.strip().lower()
     if key in KNOWN_VOCAB_SIZES:
         return KNOWN_VOCAB_SIZES[key]
+    check_tokenizer_folder(spec)  # its message names the tokenizer files, not a model's config.json
     source = resolve_model_source(spec, what="student tokenizer", cancel=cancel)
     return len(load_tokenizer(source.folder))
 

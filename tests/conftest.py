@@ -7,7 +7,10 @@ with a reason when it is unset.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,13 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# An empty Hugging Face cache, so that a model cached on the developer's machine cannot change
+# what the offline checks report. Set before any test imports huggingface_hub, which reads it once.
+_EMPTY_HF_HOME = tempfile.mkdtemp(prefix="lampreia-tests-hf-")
+atexit.register(shutil.rmtree, _EMPTY_HF_HOME, ignore_errors=True)
+os.environ["HF_HOME"] = _EMPTY_HF_HOME
+os.environ.pop("HF_HUB_CACHE", None)
+os.environ.pop("HF_DATASETS_CACHE", None)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -30,7 +30,9 @@ from engine.events import CancellationToken
 from engine.glue_data import validate_glue_dir
 from engine.student import count_student_parameters
 from engine.tasks import TASKS
-from engine.tokenization import KNOWN_VOCAB_SIZES, tokenizer_vocab_size
+from engine.model_sources import check_cached_when_offline
+from engine.teachers import TEACHER_REQUIRED_FILES, check_teacher_folder
+from engine.tokenization import KNOWN_VOCAB_SIZES, TOKENIZER_REQUIRED_FILES, check_tokenizer_folder, tokenizer_vocab_size
 from workbench.background import BackgroundCall
 from workbench.form_fields import DataSourceField, FieldEditor, TaskField, TextField, editor_for
 from workbench.teacher_list import TeachersField
@@ -275,6 +277,7 @@ class ConfigPanel(QWidget):
         for error in config_errors(nested):
             errors.setdefault(error.field, _reason(error))
         self._check_data_folder(nested, errors)
+        self._check_model_sources(nested, errors)
 
         self._errors = errors
         self._show_errors(errors)
@@ -295,6 +298,29 @@ class ConfigPanel(QWidget):
             validate_glue_dir(task, folder)
         except DataError as error:
             errors.setdefault("data.glue_dir", str(error))
+
+    def _check_model_sources(self, nested: dict[str, Any], errors: dict[str, str]) -> None:
+        """Mark teachers and a tokenizer that a run would reject before it is recorded.
+
+        These are local folders without the files they need, and Hub ids missing from the local
+        cache while an offline variable is set. The checks only look at files, so they are cheap
+        enough for every edit.
+        """
+        try:
+            for teacher in nested["distillation"].get("teachers") or ():
+                check_teacher_folder(teacher)
+                check_cached_when_offline(teacher, what="teacher", required=TEACHER_REQUIRED_FILES)
+        except LampreiaError as error:
+            errors.setdefault("distillation.teachers", str(error))
+
+        spec = str(nested["student"].get("tokenizer") or "")
+        if not spec.strip():
+            return
+        try:
+            check_tokenizer_folder(spec)
+            check_cached_when_offline(spec, what="student tokenizer", required=TOKENIZER_REQUIRED_FILES)
+        except LampreiaError as error:
+            errors.setdefault("student.tokenizer", str(error))
 
     def _show_errors(self, errors: dict[str, str]) -> None:
         for path, editor in self.editors.items():

@@ -14,6 +14,12 @@ from workbench.main_window import MainWindow
 from workbench.settings import WorkbenchSettings
 
 
+def _use_offline_models(panel) -> None:
+    """Replace the default Hub teachers and tokenizer, which the tests' offline cache lacks, by MiniLM."""
+    panel.teacher_list.set_teachers(["minilm"])
+    panel.editors["student.tokenizer"].set_value("minilm")
+
+
 def _type(qtbot, panel, path: str, text: str) -> None:
     line_edit = panel.editors[path].line_edit
     line_edit.clear()
@@ -29,6 +35,7 @@ def test_task_list_has_nine_described_tasks(window):
 
 def test_invalid_values_shown_next_to_fields(qtbot, window):
     panel = window.config_panel
+    _use_offline_models(panel)
     panel.apply_size_preset("tiny")
     _type(qtbot, panel, "student.n_heads", "5")
     _type(qtbot, panel, "training.epochs", "abc")
@@ -59,11 +66,13 @@ def test_out_of_range_float_names_limit(qtbot, window):
 
 def test_fixed_weights_need_one_per_teacher(qtbot, window):
     panel = window.config_panel
-    panel.teacher_list.set_teachers(["gpt2", "minilm"])
+    _use_offline_models(panel)
+    folder = str(packaged_minilm_folder())
+    panel.teacher_list.set_teachers([folder, "minilm"])
     panel.editors["distillation.weighting"].set_value("fixed")
     assert panel.editors["distillation.fixed_weights"].widget.isEnabled()
     assert "2 teachers" in panel.editors["distillation.fixed_weights"].error
-    assert "gpt2, minilm" in panel.weights_hint.text()
+    assert f"{folder}, minilm" in panel.weights_hint.text()
 
     _type(qtbot, panel, "distillation.fixed_weights", "0.7, 0.3")
     assert panel.errors == {}
@@ -72,6 +81,7 @@ def test_fixed_weights_need_one_per_teacher(qtbot, window):
 
 def test_glue_folder_is_validated(qtbot, window, glue_dir, tmp_path):
     panel = window.config_panel
+    _use_offline_models(panel)
     source = panel.editors["data.glue_dir"]
     source.folder_button.setChecked(True)
     assert "Choose the glue_data folder" in source.error
@@ -93,6 +103,7 @@ def test_glue_folder_is_validated(qtbot, window, glue_dir, tmp_path):
 
 def test_size_presets_set_student_fields(qtbot, window):
     panel = window.config_panel
+    _use_offline_models(panel)
     for name, fields in SIZE_PRESETS.items():
         panel.apply_size_preset(name)
         config = panel.config().student
@@ -108,6 +119,7 @@ def test_size_presets_set_student_fields(qtbot, window):
 
 def test_parameter_count_follows_student(qtbot, window):
     panel = window.config_panel
+    _use_offline_models(panel)
     panel.apply_size_preset("tiny")
     panel.editors["student.tokenizer"].set_value("minilm")
     expected = count_student_parameters(panel.config().student, 30522, 2)
@@ -121,6 +133,7 @@ def test_parameter_count_follows_student(qtbot, window):
 
 def test_parameter_count_reads_tokenizer_folder(qtbot, window):
     panel = window.config_panel
+    _use_offline_models(panel)
     panel.apply_size_preset("tiny")
     panel.editors["student.tokenizer"].set_value(str(packaged_minilm_folder()))
     expected = count_student_parameters(panel.config().student, 30522, 2)
@@ -128,12 +141,38 @@ def test_parameter_count_reads_tokenizer_folder(qtbot, window):
     qtbot.waitUntil(lambda: panel.parameter_label.text().startswith(f"{expected:,}"), timeout=30_000)
 
 
-def test_parameter_count_reports_bad_tokenizer(qtbot, window, tmp_path):
+def test_bad_tokenizer_marked_at_its_field(qtbot, window, tmp_path):
     panel = window.config_panel
-    panel.editors["student.tokenizer"].set_value(str(tmp_path / "missing-tokenizer"))
+    _use_offline_models(panel)
+    tokenizer = panel.editors["student.tokenizer"]
+    tokenizer.set_value(str(tmp_path / "missing-tokenizer"))
 
-    qtbot.waitUntil(lambda: "does not exist" in panel.parameter_label.text(), timeout=30_000)
-    assert panel.parameter_label.text().startswith("unknown")
+    assert "does not exist or is not a folder" in tokenizer.error
+    assert "vocab.json and merges.txt" in tokenizer.error  # the tokenizer files, not a model's config.json
+    assert not window.run_controls.run_button.isEnabled()
+    qtbot.waitUntil(lambda: "fix the student fields first" in panel.parameter_label.text(), timeout=5000)
+
+    (tmp_path / "empty").mkdir()
+    tokenizer.set_value(str(tmp_path / "empty"))
+    assert "contains no tokenizer files" in tokenizer.error
+
+    tokenizer.set_value("minilm")
+    assert tokenizer.error == ""
+    assert window.run_controls.run_button.isEnabled()
+
+
+def test_uncached_hub_models_marked_offline(qtbot, window):
+    panel = window.config_panel
+    panel.teacher_list.set_teachers(["gpt2", "minilm"])
+    panel.editors["student.tokenizer"].set_value("gpt2")
+
+    # tests/conftest.py sets HF_HUB_OFFLINE and an empty Hugging Face cache.
+    assert "'openai-community/gpt2' is not in the local Hugging Face cache" in panel.editors["distillation.teachers"].error
+    assert "'openai-community/gpt2' is not in the local Hugging Face cache" in panel.editors["student.tokenizer"].error
+    assert not window.run_controls.run_button.isEnabled()
+
+    _use_offline_models(panel)
+    assert panel.errors == {}
 
 
 def test_preset_menu_keeps_data_source(qtbot, window, glue_dir):
@@ -150,7 +189,9 @@ def test_preset_menu_keeps_data_source(qtbot, window, glue_dir):
 
 
 def test_run_again_loads_stored_config(window):
-    stored = RunConfig().with_overrides({"task": "rte", "training.epochs": 7, "student.mixer": "spectral"})
+    stored = RunConfig().with_overrides(
+        {"task": "rte", "training.epochs": 7, "student.mixer": "spectral", "distillation.teachers": ("minilm",), "student.tokenizer": "minilm"}
+    )
     window.load_config_from_run(stored.to_dict())
     assert window.config_panel.config() == stored
 

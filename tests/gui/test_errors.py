@@ -53,9 +53,15 @@ def test_missing_teacher_folder_reported(qtbot, window, glue_dir, monkeypatch, m
     # A remembered custom teacher whose folder was deleted since it was checked.
     window.config_panel.teacher_list.set_teachers(["/nonexistent/teacher-folder"])
 
+    assert "does not exist or is not a folder" in window.config_panel.editors["distillation.teachers"].error
+    assert not window.run_controls.run_button.isEnabled()
+
+    # Deleted between the check and the run: the run rejects it before it is recorded.
+    monkeypatch.setattr("workbench.config_panel.check_teacher_folder", lambda spec: None)
+    window.config_panel.validate()
     assert _run_and_wait(qtbot, window) == "failed"
     assert "does not exist or is not a folder" in messages[-1][1]
-    assert store.list_runs() == []  # rejected before a run was recorded
+    assert store.list_runs() == []
 
 
 def test_hub_unreachable_offline_reported(qtbot, window, glue_dir, monkeypatch, messages, store):
