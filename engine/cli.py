@@ -631,7 +631,8 @@ def _show(args: argparse.Namespace) -> int:
     if record.tags:
         print(f"  tags        {', '.join(record.tags)}")
     if record.notes:
-        print(f"  notes       {record.notes}")
+        # Later lines of the notes line up with the first, inside the indented block.
+        print("  notes       " + record.notes.replace("\n", "\n" + " " * 14))
     print("Metrics:")
     print(format_metrics_summary(record) or ("  (none yet)" if record.status in ("queued", "running") else "  (none)"))
     print(f"Metric rows stored: {store.count_metrics(record.id)}")

@@ -513,14 +513,20 @@ class RunStore:
         self._update_run(run_id, heartbeat_at=time.time())
 
     def rename_run(self, run_id: int, name: str) -> None:
-        self._update_run(run_id, name=name.strip()[:200])
+        # Not cut: a run started with --name keeps a name of any length too, and SQLite does not
+        # enforce the column's declared length.
+        self._update_run(run_id, name=name.strip())
 
     def set_notes(self, run_id: int, notes: str) -> None:
         self._update_run(run_id, notes=notes)
 
     def set_tags(self, run_id: int, tags: Iterable[str]) -> None:
-        cleaned = sorted({t.strip() for t in tags if t.strip()})
-        self._update_run(run_id, tags_json=json.dumps(cleaned))
+        """Store a run's tags: stripped, without empty ones, and once each ignoring case (the first spelling stays)."""
+        unique: dict[str, str] = {}
+        for tag in (t.strip() for t in tags):
+            if tag:
+                unique.setdefault(tag.casefold(), tag)
+        self._update_run(run_id, tags_json=json.dumps(sorted(unique.values(), key=str.casefold)))
 
     def _update_run(self, run_id: int, **values: Any) -> None:
         def apply(session: Session) -> None:

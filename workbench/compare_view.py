@@ -195,7 +195,9 @@ class CompareView(QWidget):
             table.setColumnCount(1)
             table.setHorizontalHeaderLabels(["Select two or more runs to list the configuration keys that differ."])
             return
-        rows = config_diff([run.record.config for run in self.runs])
+        # The column headers give each run's current name. The config keeps the name a run was
+        # started with, which a rename does not change, so it is left out, as `lampreia compare` does.
+        rows = [(key, values) for key, values in config_diff([run.record.config for run in self.runs]) if key != "name"]
         table.setColumnCount(len(self.runs))
         table.setHorizontalHeaderLabels([run.label for run in self.runs])
         table.setRowCount(len(rows))

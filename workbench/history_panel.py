@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QItemSelection, QItemSelectionModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal, Slot
@@ -198,7 +200,7 @@ class RunFilterProxy(QSortFilterProxyModel):
             return False
         if not self._text:
             return True
-        haystack = " ".join([f"#{record.id}", record.name, record.task, record.status, *record.teachers, *record.tags, record.notes]).lower()
+        haystack = " ".join([f"#{record.id}", record.name, record.task, record.status, record.student_size, *record.teachers, *record.tags, record.notes]).lower()
         return all(word in haystack for word in self._text.split())
 
 
@@ -399,7 +401,10 @@ class HistoryPanel(QWidget):
         if record is None:
             return
         name = self.ask_text("Rename run", f"New name of run #{record.id}:", record.name)
-        if name is None or not name.strip():
+        if name is None:
+            return
+        if not name.strip():
+            self.show_problem(f"Run #{record.id} was not renamed", "The new name is empty. Enter a name with at least one visible character.")
             return
         self._write(f"rename run {record.id}", self._store.rename_run, record.id, name)
 
@@ -425,7 +430,13 @@ class HistoryPanel(QWidget):
             return
         active = [r for r in records if r.status in ACTIVE_STATUSES]
         if active:
-            self.show_problem("Cannot delete a running run", f"Run #{active[0].id} is still running. Stop it first, then delete it.")
+            run = active[0]
+            if run.owner_pid == os.getpid() and run.owner_host == socket.gethostname():
+                where = "Stop it first, then delete it."
+            else:
+                # Another window or a terminal trains it, where only its own Stop or Ctrl-C ends it.
+                where = f"Process {run.owner_pid} on {run.owner_host} trains it: stop it there (Ctrl-C in its terminal), then delete it."
+            self.show_problem("Cannot delete a running run", f"Run #{run.id} is still running. {where}")
             return
         names = "\n".join(f"#{r.id} {r.name}" for r in records[:10]) + ("\n…" if len(records) > 10 else "")
         question = f"Delete {len(records)} run(s) with their metrics, attention maps and checkpoints? This cannot be undone.\n\n{names}"

@@ -533,6 +533,20 @@ def test_show_of_cancelled_run_says_how_to_continue(tmp_path, capsys):
     assert f"train it anew with `lampreia run --from-run {run_id} --db {db}`" in output
 
 
+def test_show_indents_multiline_notes(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    store = RunStore(db)
+    run_id = store.create_run({"task": "sst2"}, name="noted", device="cpu", versions={})
+    store.set_notes(run_id, "first line\nsecond line")
+    store.close()
+
+    assert main(["show", str(run_id), "--db", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    notes = lines.index("  notes       first line")
+    assert lines[notes + 1] == " " * 14 + "second line"
+
+
 def test_wide_characters_keep_columns_aligned(tmp_path, capsys):
     db = tmp_path / "runs.sqlite3"
     store = RunStore(db)

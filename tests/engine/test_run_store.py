@@ -99,6 +99,20 @@ def test_rename_notes_tags_and_delete(store, tmp_path):
     assert not artifact_dir.exists()
 
 
+def test_tags_are_unique_ignoring_case(store):
+    run_id = store.create_run(_config(), name="tagged", device="cpu", versions={})
+    store.set_tags(run_id, ["mrpc", "Baseline", " baseline ", "", "BASELINE", "Seed"])
+
+    assert store.get_run(run_id).tags == ("Baseline", "mrpc", "Seed")
+
+
+def test_long_name_is_kept_whole(store):
+    run_id = store.create_run(_config(), name="short", device="cpu", versions={})
+    store.rename_run(run_id, "x" * 300)
+
+    assert store.get_run(run_id).name == "x" * 300
+
+
 def test_missing_run_is_a_clear_error(store):
     with pytest.raises(StoreError, match="Run 42 does not exist"):
         store.get_run(42)

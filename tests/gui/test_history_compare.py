@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -223,6 +224,36 @@ def test_history_rename_notes_tags_delete(qtbot, window, two_runs, store, monkey
     assert history.visible_ids() == [second]
 
 
+def test_blank_rename_is_reported(qtbot, window, two_runs, store, monkeypatch):
+    problems: list[tuple[str, str]] = []
+    monkeypatch.setattr(window.history, "show_problem", lambda title, message: problems.append((title, message)))
+    monkeypatch.setattr(window.history, "ask_text", lambda title, label, text: "   ")
+    window.history.refresh()
+    window.history.select_runs([two_runs[0]])
+    window.history.rename_action.trigger()
+
+    assert problems == [(f"Run #{two_runs[0]} was not renamed", "The new name is empty. Enter a name with at least one visible character.")]
+    assert store.get_run(two_runs[0]).name == "base run"
+
+
+def test_filter_matches_student_size(qtbot, window, two_runs, store):
+    wide = _stored_run(store, BASE.with_overrides({"student.d_model": 128}), "wide student")
+    window.history.refresh()
+    window.history.filter_edit.setText("d128")
+
+    assert window.history.visible_ids() == [wide]
+
+
+def test_config_diff_heads_columns_with_current_name(qtbot, window, two_runs, store):
+    store.rename_run(two_runs[0], "renamed after the run")
+    window.history.refresh()
+    window.history.select_runs(list(two_runs))
+    table = window.compare_view.diff_table
+
+    assert table.horizontalHeaderItem(0).text() == f"#{two_runs[0]} renamed after the run"
+    assert "name" not in window.compare_view.diff_keys()  # the name it was started with is stale after a rename
+
+
 def test_history_run_again_loads_config(qtbot, window, two_runs):
     window.history.refresh()
     window.history.select_runs([two_runs[1]])
@@ -274,6 +305,23 @@ def test_running_run_cannot_be_deleted(qtbot, window, store, monkeypatch):
     window.history.select_runs([run_id])
     window.history.delete_action.trigger()
     assert "still running" in problems[0]
+    assert "Stop it first, then delete it." in problems[0]  # this process owns it, so the window's Stop ends it
+    assert store.get_run(run_id).status == "running"
+
+
+def test_run_of_other_process_cannot_be_deleted(qtbot, window, store, monkeypatch):
+    import sqlite3
+
+    run_id = store.create_run(BASE.to_dict(), name="trained in a terminal", device="CPU", versions={})
+    with sqlite3.connect(store.path) as connection:
+        connection.execute("UPDATE runs SET owner_pid = ?, owner_host = ? WHERE id = ?", (os.getpid() + 1, "workstation", run_id))
+    problems: list[str] = []
+    monkeypatch.setattr(window.history, "show_problem", lambda title, message: problems.append(message))
+    window.history.refresh()
+    window.history.select_runs([run_id])
+    window.history.delete_action.trigger()
+
+    assert f"Process {os.getpid() + 1} on workstation trains it: stop it there (Ctrl-C in its terminal), then delete it." in problems[0]
     assert store.get_run(run_id).status == "running"
 
 
