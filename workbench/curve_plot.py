@@ -12,9 +12,11 @@ from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QVBoxLayout, 
 
 from workbench.plot_style import curve_pen, new_plot
 
-# The y range follows the curves: it moves when they leave it or fill less than this part of it,
-# and then spans them with this margin (as a part of their span) above and below.
+# The y range follows the curves: it moves when they leave it, come closer to its top or bottom
+# than Y_EDGE_FRACTION of it (a curve on the frame is hidden by it), or fill less than
+# Y_FILL_FRACTION of it. It then spans them with Y_MARGIN_FRACTION of their span above and below.
 Y_FILL_FRACTION = 0.5
+Y_EDGE_FRACTION = 0.02
 Y_MARGIN_FRACTION = 0.1
 
 # Maps a series name to (legend label, pen).
@@ -159,7 +161,8 @@ class CurvePlot(QWidget):
         low, high = float(values.min()), float(values.max())
         (_, _), (view_low, view_high) = view_box.viewRange()
         view_span = view_high - view_low
-        if low >= view_low and high <= view_high and high - low >= Y_FILL_FRACTION * view_span:
+        edge = Y_EDGE_FRACTION * view_span
+        if low >= view_low + edge and high <= view_high - edge and high - low >= Y_FILL_FRACTION * view_span:
             return
         # A flat curve has no span, so its margin comes from its value instead.
         margin = Y_MARGIN_FRACTION * (high - low) if high > low else max(abs(high) * Y_MARGIN_FRACTION, 0.5)

@@ -180,7 +180,12 @@ class LiveView(QWidget):
 
     def load_stored_curves(self, series: dict[str, tuple[np.ndarray, np.ndarray]], up_to_step: int | None) -> None:
         """Draw a stored run's curves up to ``up_to_step`` (a resumed run replays the steps after it)."""
-        for name, (steps, values) in series.items():
+        # The store returns series by name. The losses are created in the order a running run logs
+        # them (total, task, distillation, then per teacher), so the legend reads the same after a resume.
+        logged_first = [LOSS_PREFIX + part for part in ("total", "task", "distillation")]
+        ordered = sorted(series, key=lambda name: logged_first.index(name) if name in logged_first else len(logged_first))
+        for name in ordered:
+            steps, values = series[name]
             keep = steps <= up_to_step if up_to_step is not None else np.zeros(len(steps), dtype=bool)
             if name.startswith(WEIGHT_PREFIX):
                 plot, series_name = self.weight_plot, name.removeprefix(WEIGHT_PREFIX)

@@ -95,6 +95,20 @@ def test_y_range_shrinks_when_curves_fill_under_half(qtbot):
     assert high - low < 2.0
 
 
+def test_curve_on_the_frame_moves_the_range(qtbot):
+    plot = CurvePlot("weights", "weight")
+    qtbot.addWidget(plot)
+    plot.plot_item.getViewBox().setYRange(0.0, 1.0, padding=0)
+    # One teacher's weight is 1.0 throughout, three others' about 0.3: within [0, 1], but on its top.
+    plot.set_series("one teacher", [0, 30], [1.0, 1.0])
+    plot.set_series("three teachers", [0, 30], [0.3, 0.38])
+    plot.refresh()
+
+    low, high = _y_range(plot)
+    assert high > 1.0 + 0.01 * (high - low)
+    assert low < 0.3
+
+
 def test_y_range_left_alone_after_manual_zoom(qtbot):
     plot = CurvePlot("losses", "loss")
     qtbot.addWidget(plot)

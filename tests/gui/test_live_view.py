@@ -4,6 +4,8 @@
 progress header shows frequent events (progress, step speeds) at the refresh, not one by one.
 """
 
+import numpy as np
+
 from engine.events import PhaseChanged, Progress, StepLogged
 from workbench.live_view import LiveView
 
@@ -106,3 +108,17 @@ def test_progress_bar_never_busy(qtbot):
         # A maximum of 0 would make Qt draw its busy indicator, 60 repaints a second.
         assert view.progress.progress_bar.maximum() > 0, phase
     view.end_run()
+
+
+def test_stored_losses_keep_logged_order(qtbot):
+    view = LiveView()
+    qtbot.addWidget(view)
+    view.begin_run("sst2")
+    steps, values = np.array([1, 2]), np.array([0.5, 0.4])
+    # The store returns series sorted by name, which puts "total" last.
+    stored = {name: (steps, values) for name in sorted(["train/loss_total", "train/loss_task", "train/loss_distillation", "train/loss_distillation/minilm"])}
+
+    view.load_stored_curves(stored, up_to_step=2)
+    view.end_run()
+
+    assert view.loss_plot.series_names() == ["total", "task", "distillation", "distillation/minilm"]
