@@ -49,6 +49,7 @@ _OVERRIDES = {
     "name": "name",
     "train_limit": "data.train_limit",
     "dev_limit": "data.dev_limit",
+    "heldout_fraction": "data.heldout_fraction",
     "epochs": "training.epochs",
     "batch_size": "training.batch_size",
     "lr": "training.learning_rate",
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     fields.add_argument("--data-dir", help="glue_data folder (SST-2/train.tsv, ...). Default: the Hugging Face Hub.")
     fields.add_argument("--train-limit", type=int, help="Use only the first N training rows.")
     fields.add_argument("--dev-limit", type=int, help="Evaluate on only the first N validation rows.")
+    fields.add_argument(
+        "--heldout-fraction", type=float, help="Fraction of the training rows held out to select the best checkpoint (default 0.05; at most 0.5)."
+    )
     fields.add_argument(
         "--skip-malformed-rows",
         action="store_const",
@@ -800,6 +804,11 @@ class ProgressBar:
                 f"{event.total_steps} steps. {baseline_name(self._task).capitalize()}: "
                 + ", ".join(f"{k} {v:.4f}" for k, v in event.baseline.items())
             )
+            if event.few_heldout_rows:
+                self.message(
+                    f"Note: the best checkpoint is chosen on {event.heldout_rows} held-out rows, so that choice is noisy. "
+                    "Raise --train-limit or --heldout-fraction for a steadier one."
+                )
         elif isinstance(event, PhaseChanged):
             # The detail of "training" contains "epoch 2 of 3" already.
             counted = event.total and f"{event.index} of {event.total}" not in event.detail

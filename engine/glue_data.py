@@ -249,6 +249,9 @@ def _parse_label(task: GlueTask, cell: str) -> tuple[float, str | None]:
             return MISSING_LABEL, f"label {cell!r} is not a number"
         if not math.isfinite(score):
             return MISSING_LABEL, f"label {cell!r} is not a finite number"
+        if task.score_range is not None and not task.score_range[0] <= score <= task.score_range[1]:
+            low, high = task.score_range
+            return MISSING_LABEL, f"score {score:g} is outside the task's scale {low:g}..{high:g}"
         return score, None
 
     if task.tsv_label_values:

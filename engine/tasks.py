@@ -39,6 +39,8 @@ class GlueTask:
     tsv_label: str | int
     label_names: tuple[str, ...]
     tsv_label_values: dict[str, int] = field(default_factory=dict)
+    # The scale of a regression task's scores; a score outside it in a TSV file is a malformed row.
+    score_range: tuple[float, float] | None = None
     has_header: bool = True
     dev_splits: tuple[DevSplit, ...] = (DevSplit("validation", "dev.tsv", "dev"),)
     metrics: tuple[str, ...] = ("accuracy",)
@@ -99,7 +101,7 @@ TASKS: dict[str, GlueTask] = {
             name="stsb", folder="STS-B", title="STS-B",
             description="Semantic Textual Similarity Benchmark: how similar are the two sentences, from 0 to 5?",
             hub_fields=("sentence1", "sentence2"), tsv_fields=("sentence1", "sentence2"), tsv_label="score",
-            label_names=(),
+            label_names=(), score_range=(0.0, 5.0),
             metrics=("pearson", "spearman"), primary_metric="pearson",
         ),
         GlueTask(

@@ -103,9 +103,16 @@ class RunProgress(QWidget):
             resumed = f", resumed at step {event.resumed_from_step}" if event.resumed_from_step is not None else ""
             self.title_label.setText(f"Run #{event.run_id}: {event.name} on {event.device}{resumed}")
         elif isinstance(event, RunPrepared):
+            few = " (few: the best checkpoint is chosen on them)" if event.few_heldout_rows else ""
             self.details_label.setText(
                 f"{format_count(event.parameter_count)} parameters · {event.train_rows:,} training rows · "
-                f"{event.heldout_rows:,} held out · {event.total_steps:,} steps"
+                f"{event.heldout_rows:,} held out{few} · {event.total_steps:,} steps"
+            )
+            self.details_label.setToolTip(
+                "The held-out rows select the best checkpoint. With so few, that choice is noisy: raise the training rows "
+                "or the held-out fraction (More data options)."
+                if event.few_heldout_rows
+                else ""
             )
         elif isinstance(event, PhaseChanged):
             self.phase_label.setText(describe_phase(event))

@@ -643,3 +643,27 @@ def test_progress_phase_lines_say_counts_once():
     bar.handle(PhaseChanged("training", "epoch 23 of 40", 23, 40))
 
     assert stream.getvalue().splitlines() == ["[extracting 1/2 bert-a/final]", "[training epoch 23 of 40]"]
+
+
+@pytest.mark.parametrize(("task", "heldout_rows", "noted"), [("sst2", 12, True), ("sst2", 120, False), ("stsb", 12, True)])
+def test_prepared_line_notes_few_heldout_rows(task, heldout_rows, noted):
+    import io
+
+    from engine.cli import ProgressBar
+    from engine.events import RunPrepared, RunStarted
+
+    stream = io.StringIO()
+    bar = ProgressBar(stream, enabled=True)
+    bar.handle(RunStarted(1, "small", {"task": task}, "CPU"))
+    bar.handle(RunPrepared(1, 115_012, ("minilm",), (384,), {"dev/accuracy": 0.5}, 228, heldout_rows, {"dev": 80}, 16, 8))
+    printed = stream.getvalue()
+
+    baseline = "Training-mean baseline" if task == "stsb" else "Majority baseline"
+    assert f"{heldout_rows} held out; 16 steps. {baseline}: dev/accuracy 0.5000" in printed
+    assert (f"the best checkpoint is chosen on {heldout_rows} held-out rows" in printed) == noted
+
+
+def test_heldout_fraction_option():
+    args = build_parser().parse_args(["run", "--heldout-fraction", "0.2"])
+
+    assert build_config(args, None).data.heldout_fraction == 0.2

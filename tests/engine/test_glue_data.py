@@ -109,6 +109,19 @@ def test_non_numeric_label_is_reported(tmp_path):
     assert "outside 0..1" in caught.value.rows[1][1]
 
 
+def test_similarity_score_off_scale_is_reported(tmp_path):
+    header = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    rows = ["0\tmain\tf\t2012\t0\tnone\tnone\ta man plays\ta man plays guitar\t{}\n".format(score) for score in ("5.000", "7.5", "-0.5", "0")]
+    path = _write(tmp_path / "train.tsv", header + "".join(rows))
+
+    with pytest.raises(MalformedRowsError) as caught:
+        read_glue_tsv(get_task("stsb"), path)
+
+    assert [line for line, _ in caught.value.rows] == [3, 4]
+    assert "score 7.5 is outside the task's scale 0..5" in caught.value.rows[0][1]
+    assert "score -0.5 is outside" in caught.value.rows[1][1]
+
+
 def test_malformed_rows_can_be_skipped(tmp_path, caplog):
     path = _write(tmp_path / "train.tsv", "sentence\tlabel\ngood\t1\nbroken row\nbad\t0\n")
 

@@ -122,3 +122,19 @@ def test_stored_losses_keep_logged_order(qtbot):
     view.end_run()
 
     assert view.loss_plot.series_names() == ["total", "task", "distillation", "distillation/minilm"]
+
+
+def test_few_heldout_rows_are_flagged(qtbot):
+    from engine.events import RunPrepared
+
+    view = LiveView()
+    qtbot.addWidget(view)
+    details = view.progress.details_label
+
+    view.progress.handle(RunPrepared(1, 115_012, ("minilm",), (384,), {}, 228, 12, {"dev": 80}, 16, 8))
+    assert "12 held out (few: the best checkpoint is chosen on them)" in details.text()
+    assert "held-out fraction" in details.toolTip()
+
+    view.progress.handle(RunPrepared(1, 115_012, ("minilm",), (384,), {}, 2280, 120, {"dev": 80}, 16, 8))
+    assert "120 held out ·" in details.text()
+    assert details.toolTip() == ""
