@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from engine.config import StudentConfig
+from engine.devices import available_memory, describe_device
+from engine.errors import ConfigError
 from engine.dropout import Dropout
 from engine.embeddings import TokenEmbedding
 from engine.spectral import LogPhaseMixer, SoftmaxMixer, SpectralMixer
@@ -181,3 +183,23 @@ def count_student_parameters(config: StudentConfig, vocab_size: int, num_labels:
 
     positions = config.max_seq_len * d
     return embedding + positions + config.n_layers * block + layer_norm + linear(d, num_labels)
+
+
+def check_student_fits(config: StudentConfig, num_labels: int, device: torch.device) -> None:
+    """Raise ConfigError when the student's weights and optimizer state alone exceed the device's free memory.
+
+    Without this, a student near the size limits is killed by the kernel's out-of-memory killer
+    on the CPU, with no message and its run left behind as interrupted.
+    """
+    available = available_memory(device)
+    needed = training_memory_lower_bound(config, num_labels)
+    if available is None or needed <= available:
+        return
+    gib = 1024**3
+    raise ConfigError(
+        "student.d_model",
+        f"d_model {config.d_model} with {config.n_layers} layers has at least {needed // TRAINING_BYTES_PER_PARAMETER:,} parameters, "
+        f"and training needs at least {needed / gib:,.1f} GiB for their weights, gradients and AdamW state, "
+        f"more than the {available / gib:,.1f} GiB free on {describe_device(device)}.",
+        "Use a smaller d_model or fewer layers (CLI: --d-model, --layers); the paper size is d_model 256 with 4 layers.",
+    )

@@ -25,14 +25,13 @@ import torch
 from engine.augmentation import augment_tokens
 from engine.checkpoints import LoadedCheckpoint, load_optimizer_tensors, optimizer_tensors, read_checkpoint, write_checkpoint
 from engine.config import RunConfig
-from engine.devices import autocast, autocast_dtype, available_memory, describe_device, describe_precision, select_device, software_versions
+from engine.devices import autocast, autocast_dtype, describe_device, describe_precision, select_device, software_versions
 from engine import distributed
 from engine.disk_reserve import DiskReserve
 from engine.distillation import combine_losses, probe_confidences, task_loss, teacher_distances, teacher_weights
 from engine.embedding_cache import EmbeddingCache
 from engine.errors import (
     CheckpointError,
-    ConfigError,
     DataError,
     HubUnreachableError,
     LampreiaError,
@@ -62,7 +61,7 @@ from engine.glue_data import GlueSplit, hub_rows_offline, load_split, validate_g
 from engine.logs import log_file_in_use
 from engine.model_sources import check_cached_when_offline
 from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
-from engine.student import TRAINING_BYTES_PER_PARAMETER, Student, training_memory_lower_bound
+from engine.student import Student, check_student_fits
 from engine.tasks import TASKS, GlueTask, majority_baseline
 from engine.teacher_targets import TeacherEmbeddings, extract_teacher_embeddings, standardize
 from engine.teachers import TEACHER_REQUIRED_FILES, TeacherInfo, check_sequence_length, check_teacher_folder, inspect_teacher
@@ -337,26 +336,8 @@ class Trainer:
         self._loaded_splits = splits
 
     def _check_student_fits(self) -> None:
-        """Reject a student whose weights and optimizer state alone exceed the device's free memory.
-
-        Without this, a student near the size limits is killed by the kernel's out-of-memory
-        killer on the CPU, with no message and its run left behind as interrupted.
-        """
-        if self.resume_run_id is not None:
-            return
-        available = available_memory(self.device)
-        needed = training_memory_lower_bound(self.config.student, TASKS[self.config.task].num_labels)
-        if available is None or needed <= available:
-            return
-        student = self.config.student
-        gib = 1024**3
-        raise ConfigError(
-            "student",
-            f"d_model {student.d_model} with {student.n_layers} layers has at least {needed // TRAINING_BYTES_PER_PARAMETER:,} parameters, "
-            f"and training needs at least {needed / gib:,.1f} GiB for their weights, gradients and AdamW state, "
-            f"more than the {available / gib:,.1f} GiB free on {describe_device(self.device)}.",
-            "Use a smaller d_model or fewer layers (CLI: --d-model, --layers); the paper size is d_model 256 with 4 layers.",
-        )
+        if self.resume_run_id is None:
+            check_student_fits(self.config.student, TASKS[self.config.task].num_labels, self.device)
 
     @contextmanager
     def _for_resume(self) -> Iterator[None]:

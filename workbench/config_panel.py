@@ -28,7 +28,8 @@ from engine.config import DataConfig, DistillationConfig, RunConfig, StudentConf
 from engine.errors import ConfigError, DataError, LampreiaError
 from engine.events import CancellationToken
 from engine.glue_data import validate_glue_dir
-from engine.student import count_student_parameters
+from engine.devices import select_device
+from engine.student import check_student_fits, count_student_parameters
 from engine.tasks import TASKS
 from engine.model_sources import check_cached_when_offline
 from engine.teachers import TEACHER_REQUIRED_FILES, check_teacher_folder
@@ -278,6 +279,8 @@ class ConfigPanel(QWidget):
             errors.setdefault(error.field, _reason(error))
         self._check_data_folder(nested, errors)
         self._check_model_sources(nested, errors)
+        if not any(path.startswith(("student.", "training.device", "task")) for path in errors):
+            self._check_student_memory(nested, errors)
 
         self._errors = errors
         self._show_errors(errors)
@@ -321,6 +324,16 @@ class ConfigPanel(QWidget):
             check_cached_when_offline(spec, what="student tokenizer", required=TOKENIZER_REQUIRED_FILES)
         except LampreiaError as error:
             errors.setdefault("student.tokenizer", str(error))
+
+    def _check_student_memory(self, nested: dict[str, Any], errors: dict[str, str]) -> None:
+        """Mark a student whose weights and optimizer state alone exceed the free memory, as the run would."""
+        try:
+            device = select_device(TrainingConfig(**nested["training"]).device)
+            check_student_fits(StudentConfig(**nested["student"]), TASKS[nested["task"]].num_labels, device)
+        except ConfigError as error:
+            # An unusable device is reported when the run starts, which names the installed torch build.
+            if error.field == "student.d_model":
+                errors.setdefault(error.field, _reason(error))
 
     def _show_errors(self, errors: dict[str, str]) -> None:
         for path, editor in self.editors.items():

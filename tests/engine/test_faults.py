@@ -203,7 +203,7 @@ def test_ctrl_c_during_checks_records_nothing(glue_dir, tmp_path, monkeypatch, c
 
 
 def test_student_too_large_for_memory_records_no_run(glue_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("engine.trainer.available_memory", lambda device: 2 * 1024**3)
+    monkeypatch.setattr("engine.student.available_memory", lambda device: 2 * 1024**3)
     config = _config(glue_dir).with_overrides({"student.d_model": 4096, "student.n_layers": 8, "student.n_heads": 8})
     store = RunStore(tmp_path / "runs.sqlite3")
 
@@ -211,7 +211,7 @@ def test_student_too_large_for_memory_records_no_run(glue_dir, tmp_path, monkeyp
 
     assert result.status == "failed"
     assert result.run_id is None
-    assert "student: d_model 4096 with 8 layers has at least 1,61" in result.error
+    assert "student.d_model: d_model 4096 with 8 layers has at least 1,61" in result.error
     assert "more than the 2.0 GiB free on CPU" in result.error
     assert "(CLI: --d-model, --layers)" in result.error
     assert store.list_runs() == []

@@ -161,6 +161,23 @@ def test_bad_tokenizer_marked_at_its_field(qtbot, window, tmp_path):
     assert window.run_controls.run_button.isEnabled()
 
 
+def test_student_too_large_for_memory_marked(qtbot, window, monkeypatch):
+    monkeypatch.setattr("engine.student.available_memory", lambda device: 2 * 1024**3)
+    panel = window.config_panel
+    _use_offline_models(panel)
+    _type(qtbot, panel, "student.d_model", "4096")
+    _type(qtbot, panel, "student.n_layers", "8")
+
+    error = panel.editors["student.d_model"].error
+    assert "d_model 4096 with 8 layers has at least 1,61" in error
+    assert "more than the 2.0 GiB free on CPU" in error
+    assert not window.run_controls.run_button.isEnabled()
+
+    _type(qtbot, panel, "student.d_model", "256")
+    assert panel.editors["student.d_model"].error == ""
+    assert window.run_controls.run_button.isEnabled()
+
+
 def test_uncached_hub_models_marked_offline(qtbot, window):
     panel = window.config_panel
     panel.teacher_list.set_teachers(["gpt2", "minilm"])
