@@ -258,9 +258,10 @@ class Trainer:
                     f"Could not join the torchrun job: {error}.", "Check the torchrun options and that every process can reach the others."
                 ) from error
             self._check_data_folder()
-            self._load_rows_before_claim()
             self._check_model_folders()
             self._check_student_fits()
+            # Last, because reading a large task's rows takes seconds.
+            self._load_rows_before_claim()
         except LampreiaError as error:
             attempt = f"resume of run {self.resume_run_id}" if self.resume_run_id is not None else "run"
             log.info("The %s was rejected before it started: %s", attempt, error)
