@@ -325,7 +325,7 @@ class Trainer:
         Hub online may need a download, which the run does after it is recorded, where a Stop
         ends it and the window shows its progress.
         """
-        if self.config.data.glue_dir is None and not hub_rows_offline():
+        if not self.config.data.glue_dir and not hub_rows_offline():
             return
         self.task = TASKS[self.config.task]
         with self._for_resume():
