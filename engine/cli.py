@@ -26,7 +26,7 @@ from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEI
 from engine.errors import ConfigError, LampreiaError, StoreError
 from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChanged, Progress, RunPrepared, RunStarted
 from engine.logs import configure_logging
-from engine.model_sources import ALIASES, short_model_name
+from engine.model_sources import ALIASES, absolute_if_local, short_model_name
 from engine.paths import default_database_path, replaced_text_file
 from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows, rerun_name
 from engine.run_store import MetricPoint, RunRecord, RunStore, open_store
@@ -305,12 +305,14 @@ def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
         value = getattr(args, option, None)
         if value is not None:
             overrides[path] = value
+    # Folders are stored absolute, so that a resume or a re-run from another folder finds the same files.
     if args.teachers is not None:
-        overrides["distillation.teachers"] = args.teachers
+        overrides["distillation.teachers"] = [absolute_if_local(spec) for spec in args.teachers]
+    if args.tokenizer is not None:
+        overrides["student.tokenizer"] = absolute_if_local(args.tokenizer)
     if args.trust_remote_code:
         overrides["distillation.trust_remote_code"] = True
     if args.data_dir is not None:
-        # Stored absolute, so that a resume or a re-run from another folder finds the same files.
         overrides["data.glue_dir"] = str(Path(args.data_dir).expanduser().absolute())
     try:
         config = config.with_overrides(overrides) if overrides else config

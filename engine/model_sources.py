@@ -78,6 +78,19 @@ def model_identity(spec: str) -> str:
     return "hub:" + HUB_ALIASES.get(lowered, spec)
 
 
+def absolute_if_local(spec: str) -> str:
+    """Return ``spec`` as an absolute path when it names a local folder, else unchanged.
+
+    A relative folder is found from the current folder only. Stored absolute, it names the same
+    folder when the run is resumed or run again from elsewhere, and a duplicate check sees it.
+    """
+    spec = spec.strip()
+    path = Path(spec).expanduser()
+    if not spec or spec.lower() in PACKAGED_ALIASES or not (_looks_like_path(spec) or path.is_dir()):
+        return spec
+    return os.path.normpath(path.absolute())
+
+
 def short_model_name(spec: str) -> str:
     """Return a model's name for tables: an alias or Hub id as given, a local folder by its last two path parts.
 

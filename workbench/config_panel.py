@@ -31,7 +31,7 @@ from engine.glue_data import validate_glue_dir
 from engine.devices import select_device
 from engine.student import check_student_fits, count_student_parameters
 from engine.tasks import TASKS
-from engine.model_sources import check_cached_when_offline
+from engine.model_sources import absolute_if_local, check_cached_when_offline
 from engine.teachers import TEACHER_REQUIRED_FILES, check_teacher_folder
 from engine.tokenization import KNOWN_VOCAB_SIZES, TOKENIZER_REQUIRED_FILES, check_tokenizer_folder, tokenizer_vocab_size
 from workbench.background import BackgroundCall
@@ -267,7 +267,15 @@ class ConfigPanel(QWidget):
         if errors:
             path, message = next(iter(errors.items()))
             raise ConfigError(path, message)
-        return RunConfig.from_dict(nest(self.raw_values()))
+        nested = nest(self.raw_values())
+        distillation, student = nested["distillation"], nested["student"]
+        # Folders are stored absolute, as the CLI stores them, so a resume from elsewhere finds them.
+        distillation["teachers"] = [absolute_if_local(spec) for spec in distillation["teachers"]]
+        student["tokenizer"] = absolute_if_local(student["tokenizer"])
+        if distillation["weighting"] != "fixed":
+            # The field keeps what was typed for later, but a run without fixed weighting records none.
+            distillation["fixed_weights"] = []
+        return RunConfig.from_dict(nested)
 
     # Validation
 

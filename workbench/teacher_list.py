@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.events import CancellationToken
-from engine.model_sources import HUB_ALIASES, model_identity
+from engine.model_sources import HUB_ALIASES, absolute_if_local, model_identity
 from engine.teachers import TeacherInfo, inspect_teacher
 from workbench.background import BackgroundCall
 from workbench.form_fields import FieldEditor
@@ -111,7 +111,8 @@ class AddTeacherDialog(QDialog):
 
     @Slot()
     def check_and_add(self) -> None:
-        spec = self.spec_edit.text().strip()
+        # A relative folder is kept absolute, as the run will store it.
+        spec = absolute_if_local(self.spec_edit.text())
         if not spec:
             self._show_problem("Type a Hugging Face id or choose a folder first.")
             return

@@ -667,3 +667,25 @@ def test_heldout_fraction_option():
     args = build_parser().parse_args(["run", "--heldout-fraction", "0.2"])
 
     assert build_config(args, None).data.heldout_fraction == 0.2
+
+
+def test_relative_teacher_and_tokenizer_are_stored_absolute(tmp_path, monkeypatch):
+    (tmp_path / "teachers" / "tiny-bert").mkdir(parents=True)
+    (tmp_path / "tok").mkdir()
+    monkeypatch.chdir(tmp_path)
+    args = build_parser().parse_args(["run", "--teachers", "teachers/tiny-bert,minilm,gpt2", "--tokenizer", "tok"])
+
+    config = build_config(args, None)
+
+    assert config.distillation.teachers == (str(tmp_path / "teachers" / "tiny-bert"), "minilm", "gpt2")
+    assert config.student.tokenizer == str(tmp_path / "tok")
+
+
+def test_relative_and_absolute_spelling_of_one_teacher_rejected(tmp_path, monkeypatch, capsys):
+    (tmp_path / "teachers" / "tiny-bert").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+
+    code = main(["run", "--teachers", f"teachers/tiny-bert,{tmp_path}/teachers/tiny-bert", "--db", str(tmp_path / "runs.sqlite3")])
+
+    assert code == 2
+    assert "lists a teacher twice" in capsys.readouterr().err

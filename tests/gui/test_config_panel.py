@@ -178,6 +178,27 @@ def test_student_too_large_for_memory_marked(qtbot, window, monkeypatch):
     assert window.run_controls.run_button.isEnabled()
 
 
+def test_config_stores_folders_absolute_and_no_unused_weights(qtbot, window, tmp_path, monkeypatch):
+    tokenizer = tmp_path / "tok"
+    tokenizer.mkdir()
+    (tokenizer / "vocab.txt").write_text("[PAD]\n[UNK]\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    panel = window.config_panel
+    _use_offline_models(panel)
+    panel.editors["student.tokenizer"].set_value("tok")
+    panel.teacher_list.set_teachers([str(packaged_minilm_folder()), "minilm"])
+    panel.editors["distillation.weighting"].set_value("fixed")
+    _type(qtbot, panel, "distillation.fixed_weights", "0.9, 0.1")
+    assert panel.config().distillation.fixed_weights == (0.9, 0.1)
+
+    panel.editors["distillation.weighting"].set_value("confidence")
+    config = panel.config()
+
+    assert config.student.tokenizer == str(tokenizer)
+    assert config.distillation.fixed_weights == ()
+    assert panel.editors["distillation.fixed_weights"].raw()  # the typed weights stay in the field
+
+
 def test_uncached_hub_models_marked_offline(qtbot, window):
     panel = window.config_panel
     panel.teacher_list.set_teachers(["gpt2", "minilm"])
