@@ -82,7 +82,8 @@ def absolute_if_local(spec: str) -> str:
     """Return ``spec`` as an absolute path when it names a local folder, else unchanged.
 
     A relative folder is found from the current folder only. Stored absolute, it names the same
-    folder when the run is resumed or run again from elsewhere, and a duplicate check sees it.
+    folder when the run is resumed or run again from elsewhere, and the duplicate check of the
+    config compares it with other spellings.
     """
     spec = spec.strip()
     path = Path(spec).expanduser()
