@@ -877,8 +877,15 @@ class Trainer:
         is_best = score > self.best_score or self.best_step is None
         self.last_metrics = metrics
         if is_best:
+            previous = (self.best_score, self.best_step, self.best_metrics)
             self.best_score, self.best_step, self.best_metrics = score, self.step, dict(metrics)
-            self._save_best_checkpoint()
+            try:
+                self._save_best_checkpoint()
+            except BaseException:
+                # The run records the best step and metrics when it ends. They must be those of
+                # the best checkpoint on disk, so a failed write (a full disk) keeps the earlier one.
+                self.best_score, self.best_step, self.best_metrics = previous
+                raise
 
         self._pending.extend(MetricPoint(self.step, epoch, name, value) for name, value in metrics.items() if math.isfinite(value))
         self._emit(EvaluationLogged(self.step, epoch, metrics, is_best))

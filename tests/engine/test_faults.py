@@ -487,6 +487,32 @@ def test_failed_run_resumes_from_checkpoint(glue_dir, tmp_path, monkeypatch, cap
     assert len(losses) == len(set(losses))  # the steps after the checkpoint were logged once
 
 
+def test_failed_best_checkpoint_is_not_recorded_as_best(glue_dir, tmp_path, monkeypatch):
+    import errno
+
+    import engine.trainer
+
+    written = engine.trainer.write_checkpoint
+
+    def disk_full_for_best(path, *args, **kwargs):
+        if path.name == "best.safetensors":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return written(path, *args, **kwargs)
+
+    monkeypatch.setattr(engine.trainer, "write_checkpoint", disk_full_for_best)
+    store = RunStore(tmp_path / "runs.sqlite3")
+    result = run_distillation(_config(glue_dir), store)
+
+    assert result.status == "failed"
+    assert "The disk is full" in result.error
+    record = store.get_run(result.run_id)
+    # The first evaluation's best checkpoint was never written, so no best step names it.
+    assert record.best_step is None
+    assert record.best_metrics == {}
+    assert "best" not in store.artifacts(result.run_id)
+    assert record.final_metrics  # the evaluation itself is kept
+
+
 def test_stop_during_glue_download_cancels_the_run(glue_dir, tmp_path, monkeypatch):
     import threading
 
