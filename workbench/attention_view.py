@@ -50,6 +50,7 @@ class AttentionView(QWidget):
 
         self.probe_edit = QLineEdit()
         self.probe_edit.setToolTip("Sentence whose mixing matrices the next run records at every evaluation.")
+        self.probe_edit.setMinimumWidth(self.probe_edit.fontMetrics().horizontalAdvance("x" * 16))
         self.layer_combo = QComboBox()
         self.head_combo = QComboBox()
         self.info_label = QLabel(EMPTY_INFO)

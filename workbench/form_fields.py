@@ -98,6 +98,9 @@ class TextField(FieldEditor):
     def __init__(self, path: str, label: str, help_text: str, placeholder: str = "") -> None:
         self.line_edit = QLineEdit()
         self.line_edit.setPlaceholderText(placeholder)
+        # About 12 characters stay visible. In a narrow panel the form then puts the field under its
+        # label instead of squeezing it (a QLineEdit alone would shrink to a few characters).
+        self.line_edit.setMinimumWidth(self.line_edit.fontMetrics().horizontalAdvance("x" * 12))
         super().__init__(path, label, help_text, self.line_edit)
         self.line_edit.textChanged.connect(self.changed)
 
