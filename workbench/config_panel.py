@@ -104,6 +104,8 @@ class ConfigPanel(QWidget):
         self._vocab_lookups: dict[str, BackgroundCall] = {}
         self._vocab_failures: dict[str, str] = {}
         self._parameter_cache: dict[tuple, int] = {}
+        # The checked teachers in order, so that fixed weights can follow a reordering.
+        self._teacher_order: list[str] = []
 
         self._parameter_timer = QTimer(self)
         self._parameter_timer.setObjectName("workbench.parameter-count")
@@ -371,9 +373,30 @@ class ConfigPanel(QWidget):
             return
         if path == "distillation.trust_remote_code":
             self.teacher_list.trust_remote_code = bool(self.editors[path].raw())
+        if path == "distillation.teachers":
+            self._carry_weights_to_new_order()
         self._after_change()
 
+    def _carry_weights_to_new_order(self) -> None:
+        """Reorder the fixed weights with their teachers when the same teachers are dragged into a new order.
+
+        Without this, a weight would silently pass to whichever teacher took its place.
+        """
+        before, after = self._teacher_order, self.teacher_list.teachers()
+        self._teacher_order = after
+        weights_editor = self.editors["distillation.fixed_weights"]
+        weights = weights_editor.raw()
+        if sorted(before) != sorted(after) or before == after or len(weights) != len(before):
+            return
+        weight_of = dict(zip(before, weights))
+        self._loading = True  # one change, validated below by the caller
+        try:
+            weights_editor.set_value([weight_of[teacher] for teacher in after])
+        finally:
+            self._loading = False
+
     def _after_change(self) -> None:
+        self._teacher_order = self.teacher_list.teachers()
         self.teacher_list.trust_remote_code = bool(self.editors["distillation.trust_remote_code"].raw())
         self.validate()
         self._sync_size_combo()

@@ -91,6 +91,25 @@ def test_teacher_order_follows_the_list(qtbot, window):
     assert list(window.config_panel.value("distillation.teachers")) == ["gpt2", "/some/folder", "roberta"]
 
 
+def test_fixed_weights_follow_dragged_teachers(qtbot, window):
+    panel = window.config_panel
+    teacher_list = panel.teacher_list
+    teacher_list.set_teachers(["/some/folder", "minilm"])
+    panel.editors["distillation.weighting"].set_value("fixed")
+    panel.editors["distillation.fixed_weights"].set_value("0.9, 0.1")
+
+    model = teacher_list.list_widget.model()
+    minilm_row = [teacher_list.list_widget.item(row).data(Qt.ItemDataRole.UserRole) for row in range(model.rowCount())].index("minilm")
+    assert model.moveRow(QModelIndex(), minilm_row, QModelIndex(), 0)
+
+    assert teacher_list.teachers() == ["minilm", "/some/folder"]
+    assert panel.editors["distillation.fixed_weights"].raw() == ["0.1", "0.9"]
+    assert "minilm, /some/folder" in panel.weights_hint.text()
+
+    teacher_list.set_teachers(["minilm", "gpt2"])  # other teachers: the weights stay as typed
+    assert panel.editors["distillation.fixed_weights"].raw() == ["0.1", "0.9"]
+
+
 def test_same_folder_is_listed_once(qtbot, window):
     teacher_list = window.config_panel.teacher_list
     teacher_list.add_custom("/models/tiny-bert")
