@@ -67,6 +67,8 @@ class RunProgress(QWidget):
 
         self._started_at: float | None = None
         self._running = False
+        # A resumed run's duration counts its earlier sessions too, the elapsed clock this one only.
+        self._resumed = False
         self._pending_progress: Progress | None = None
         self._pending_step: StepLogged | None = None
         self._training_progress: Progress | None = None
@@ -74,6 +76,7 @@ class RunProgress(QWidget):
     def begin(self) -> None:
         self._started_at = time.monotonic()
         self._running = True
+        self._resumed = False
         self._pending_progress = self._pending_step = self._training_progress = None
         self.title_label.setText("Starting run …")
         self.phase_label.setText("Starting")
@@ -87,7 +90,8 @@ class RunProgress(QWidget):
         """Show the latest progress and speed and update the elapsed clock; called at each refresh of the live view."""
         self._show_pending()
         if self._running and self._started_at is not None:
-            self.elapsed_label.setText(f"elapsed {format_duration(time.monotonic() - self._started_at)}")
+            session = " in this session" if self._resumed else ""
+            self.elapsed_label.setText(f"elapsed{session} {format_duration(time.monotonic() - self._started_at)}")
 
     def handle(self, event: Event) -> None:
         if isinstance(event, Progress):
@@ -100,7 +104,8 @@ class RunProgress(QWidget):
             return
         self._show_pending()
         if isinstance(event, RunStarted):
-            resumed = f", resumed at step {event.resumed_from_step}" if event.resumed_from_step is not None else ""
+            self._resumed = event.resumed_from_step is not None
+            resumed = f", resumed at step {event.resumed_from_step}" if self._resumed else ""
             self.title_label.setText(f"Run #{event.run_id}: {event.name} on {event.device}{resumed}")
         elif isinstance(event, RunPrepared):
             few = " (few: the best checkpoint is chosen on them)" if event.few_heldout_rows else ""
@@ -123,7 +128,8 @@ class RunProgress(QWidget):
                 # Back from an evaluation: the training progress so far, until the next step's.
                 self._show_progress(self._training_progress)
         elif isinstance(event, RunFinished):
-            self._end(f"{event.status.capitalize()} after {format_duration(event.duration_seconds)}")
+            sessions = " in all sessions" if self._resumed else ""
+            self._end(f"{event.status.capitalize()} after {format_duration(event.duration_seconds)}{sessions}")
         elif isinstance(event, RunFailed):
             if event.run_id is None:
                 self.title_label.setText("The run could not start.")

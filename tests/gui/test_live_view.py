@@ -138,3 +138,18 @@ def test_few_heldout_rows_are_flagged(qtbot):
     view.progress.handle(RunPrepared(1, 115_012, ("minilm",), (384,), {}, 2280, 120, {"dev": 80}, 16, 8))
     assert "120 held out ·" in details.text()
     assert details.toolTip() == ""
+
+
+def test_resumed_run_names_both_clocks(qtbot):
+    from engine.events import RunFinished, RunStarted
+
+    view = LiveView()
+    qtbot.addWidget(view)
+    progress = view.progress
+    progress.begin()
+    progress.handle(RunStarted(3, "resumed", {"task": "sst2"}, "CPU", resumed_from_step=48))
+    progress.tick()
+    assert progress.elapsed_label.text().startswith("elapsed in this session ")
+
+    progress.handle(RunFinished(3, "finished", {}, {}, 60, 19.0))
+    assert progress.phase_label.text() == "Finished after 0:19 in all sessions"
