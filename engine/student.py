@@ -196,10 +196,12 @@ def check_student_fits(config: StudentConfig, num_labels: int, device: torch.dev
     if available is None or needed <= available:
         return
     gib = 1024**3
+    # The CPU's thread count, part of its usual description, says nothing about memory.
+    where = f"on {describe_device(device)}" if device.type == "cuda" else "in RAM"
     raise ConfigError(
         "student.d_model",
         f"d_model {config.d_model} with {config.n_layers} layers has at least {needed // TRAINING_BYTES_PER_PARAMETER:,} parameters, "
         f"and training needs at least {needed / gib:,.1f} GiB for their weights, gradients and AdamW state, "
-        f"more than the {available / gib:,.1f} GiB free on {describe_device(device)}.",
+        f"more than the {available / gib:,.1f} GiB free {where}.",
         "Use a smaller d_model or fewer layers (CLI: --d-model, --layers); the paper size is d_model 256 with 4 layers.",
     )

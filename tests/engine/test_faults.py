@@ -212,7 +212,7 @@ def test_student_too_large_for_memory_records_no_run(glue_dir, tmp_path, monkeyp
     assert result.status == "failed"
     assert result.run_id is None
     assert "student.d_model: d_model 4096 with 8 layers has at least 1,61" in result.error
-    assert "more than the 2.0 GiB free on CPU" in result.error
+    assert "more than the 2.0 GiB free in RAM" in result.error
     assert "(CLI: --d-model, --layers)" in result.error
     assert store.list_runs() == []
 

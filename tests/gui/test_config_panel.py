@@ -170,7 +170,7 @@ def test_student_too_large_for_memory_marked(qtbot, window, monkeypatch):
 
     error = panel.editors["student.d_model"].error
     assert "d_model 4096 with 8 layers has at least 1,61" in error
-    assert "more than the 2.0 GiB free on CPU" in error
+    assert "more than the 2.0 GiB free in RAM" in error
     assert not window.run_controls.run_button.isEnabled()
 
     _type(qtbot, panel, "student.d_model", "256")
