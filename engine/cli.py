@@ -95,8 +95,22 @@ def _on_off(text: str) -> bool:
 class _OneLineErrorParser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line, like every other error of the CLI."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The subcommands' parsers by name; build_parser fills it on the top-level parser.
+        self.command_parsers: dict[str, argparse.ArgumentParser] = {}
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message}. See `{self.prog} --help` for the options.\n")
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None) -> argparse.Namespace:  # type: ignore[override]
+        # argparse reports arguments that no parser took from the top-level parser, whose help
+        # does not list the subcommand's options. The subcommand's parser reports them here.
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            owner = self.command_parsers.get(getattr(parsed, "command", None) or "", self)
+            owner.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in commands.choices.values():
         # Also after the command (`lampreia run … -v`); SUPPRESS keeps a -v given before it.
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="Log progress details (INFO) to stderr.")
+    parser.command_parsers = dict(commands.choices)
     return parser
 
 

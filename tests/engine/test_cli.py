@@ -689,3 +689,11 @@ def test_relative_and_absolute_spelling_of_one_teacher_rejected(tmp_path, monkey
 
     assert code == 2
     assert "lists a teacher twice" in capsys.readouterr().err
+
+
+def test_stray_argument_names_its_command(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["export", "1", "2", "--csv", "-"])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "lampreia export: unrecognized arguments: 2. See `lampreia export --help` for the options.\n"
