@@ -701,7 +701,8 @@ def _compare(args: argparse.Namespace) -> int:
 
     tasks = sorted({record.task for record in records})
     if len(tasks) > 1:
-        print(f"Note: these runs are of different tasks ({', '.join(tasks)}), so their metrics do not compare.")
+        titles = ", ".join(TASKS[task].title if task in TASKS else task for task in tasks)
+        print(f"Note: these runs are of different tasks ({titles}), so their metrics do not compare.")
     _print_columns([f"#{record.id}" for record in records], _comparison_table(records, differences, metrics))
     return 0
 

@@ -31,6 +31,8 @@ HUB_ALIASES = {
     "roberta": "FacebookAI/roberta-base",
 }
 PACKAGED_ALIASES = ("minilm",)
+# The Hub id of the model that each packaged alias ships, so that the two count as one teacher.
+PACKAGED_HUB_IDS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
 ALIASES = tuple(HUB_ALIASES) + PACKAGED_ALIASES
 
 # Files fetched from the Hub: configs, tokenizers and safetensors weights, never pickles.
@@ -73,9 +75,7 @@ def model_identity(spec: str) -> str:
     if _looks_like_path(spec):
         return "folder:" + os.path.normpath(os.path.expanduser(spec))
     lowered = spec.lower()
-    if lowered in PACKAGED_ALIASES:
-        return "packaged:" + lowered
-    return "hub:" + HUB_ALIASES.get(lowered, spec)
+    return "hub:" + (HUB_ALIASES.get(lowered) or PACKAGED_HUB_IDS.get(lowered) or spec)
 
 
 def absolute_if_local(spec: str) -> str:

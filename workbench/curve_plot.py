@@ -18,6 +18,8 @@ from workbench.plot_style import curve_pen, new_plot
 Y_FILL_FRACTION = 0.5
 Y_EDGE_FRACTION = 0.02
 Y_MARGIN_FRACTION = 0.1
+# The margin of curves that are flat at 0; one teacher's weight, flat at 1.0, gets 0.9 to 1.1.
+FLAT_CURVE_MARGIN = 0.05
 
 # Maps a series name to (legend label, pen).
 CurveStyle = Callable[[str], tuple[str, QPen]]
@@ -165,7 +167,7 @@ class CurvePlot(QWidget):
         if low >= view_low + edge and high <= view_high - edge and high - low >= Y_FILL_FRACTION * view_span:
             return
         # A flat curve has no span, so its margin comes from its value instead.
-        margin = Y_MARGIN_FRACTION * (high - low) if high > low else max(abs(high) * Y_MARGIN_FRACTION, 0.5)
+        margin = Y_MARGIN_FRACTION * (high - low) if high > low else max(abs(high) * Y_MARGIN_FRACTION, FLAT_CURVE_MARGIN)
         view_box.setYRange(low - margin, high + margin, padding=0)
 
     def clear(self) -> None:

@@ -497,7 +497,7 @@ def test_compare_shows_values_whole_and_warns_of_tasks(tmp_path, capsys):
     assert main(["compare", "1", "2", "--db", str(db)]) == 0
     output = capsys.readouterr().out
 
-    assert output.startswith("Note: these runs are of different tasks (mrpc, sst2)")
+    assert output.startswith("Note: these runs are of different tasks (MRPC, SST-2)")
     assert f"{folder}_A" in output
     assert f"{folder}_B" in output
 

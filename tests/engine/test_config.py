@@ -59,6 +59,7 @@ def test_preset_name_is_forgiving_about_spaces_and_case():
         ({"distillation.teachers": ["/models/./bert", "/models/bert"]}, "distillation.teachers", "name the same teacher"),
         ({"distillation.teachers": ["gpt2", "openai-community/gpt2"]}, "distillation.teachers", "name the same teacher"),
         ({"distillation.teachers": ["MiniLM", "minilm"]}, "distillation.teachers", "name the same teacher"),
+        ({"distillation.teachers": ["minilm", "sentence-transformers/all-MiniLM-L6-v2"]}, "distillation.teachers", "name the same teacher"),
         ({"distillation.mask_fraction": 0.6, "distillation.replace_fraction": 0.5}, "distillation.replace_fraction", "below 1"),
     ],
 )

@@ -109,6 +109,16 @@ def test_curve_on_the_frame_moves_the_range(qtbot):
     assert low < 0.3
 
 
+def test_flat_curve_gets_a_close_range(qtbot):
+    plot = CurvePlot("weights", "weight")
+    qtbot.addWidget(plot)
+    plot.set_series("one teacher", [0, 30], [1.0, 1.0])
+    plot.refresh()
+
+    low, high = _y_range(plot)
+    assert (round(low, 6), round(high, 6)) == (0.9, 1.1)
+
+
 def test_y_range_left_alone_after_manual_zoom(qtbot):
     plot = CurvePlot("losses", "loss")
     qtbot.addWidget(plot)
