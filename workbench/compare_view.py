@@ -41,6 +41,7 @@ LOSS_SERIES = "train/loss_total"
 # More overlaid runs would repeat the palette's colours and make each selection change slow to read.
 MAX_COMPARED_RUNS = 10
 WEIGHT_PREFIX = "train/weight/"
+MAX_DIFF_COLUMN_WIDTH = 320
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,12 @@ class CompareView(QWidget):
             table.setColumnCount(1)
             table.setHorizontalHeaderLabels(["The selected runs have the same configuration."])
         table.resizeColumnsToContents()
+        if rows:
+            # A long value (a probe sentence, a folder path) would push the other runs off screen;
+            # its cell is cut and its tooltip gives it whole.
+            header = table.horizontalHeader()
+            for column in range(table.columnCount()):
+                header.resizeSection(column, min(header.sectionSize(column), MAX_DIFF_COLUMN_WIDTH))
 
     def _fill_attention(self) -> None:
         """List the compared runs for the attention tab and show the first one's map."""

@@ -12,7 +12,7 @@ from PySide6.QtGui import QImage
 from engine.config import RunConfig
 from engine.run_comparison import config_diff
 from engine.run_store import AttentionSnapshot, MetricPoint
-from workbench.compare_view import MAX_COMPARED_RUNS
+from workbench.compare_view import MAX_COMPARED_RUNS, MAX_DIFF_COLUMN_WIDTH
 from workbench.config_panel import nest
 from workbench.history_panel import COLUMNS
 
@@ -73,6 +73,21 @@ def test_config_diff_lists_only_differing_keys(qtbot, window, two_runs):
     table = compare.diff_table
     row = compare.diff_keys().index("training.epochs")
     assert [table.item(row, column).text() for column in range(2)] == ["1", "3"]
+
+
+def test_long_config_value_keeps_columns_narrow(qtbot, window, store, two_runs):
+    probe = "a very long probe sentence " * 12
+    long_probe = _stored_run(store, BASE.with_overrides({"training.attention_probe": probe}), "long probe")
+    window.history.refresh()
+    window.history.select_runs([two_runs[0], long_probe])
+    compare = window.compare_view
+    table = compare.diff_table
+
+    row = compare.diff_keys().index("training.attention_probe")
+    assert probe.strip() in table.item(row, 1).toolTip()  # the whole value, though the cell is cut
+    assert table.columnWidth(0) <= MAX_DIFF_COLUMN_WIDTH
+    # The last column stretches to the table's edge, no further.
+    assert table.columnWidth(0) + table.columnWidth(1) <= max(table.viewport().width(), 2 * MAX_DIFF_COLUMN_WIDTH)
 
 
 def test_config_diff_of_equal_configs_is_empty():
