@@ -626,18 +626,24 @@ class RunStore:
         return self._read(lambda s: list(s.scalars(select(SqlMetric.name).where(SqlMetric.run_id == run_id).distinct().order_by(SqlMetric.name))))
 
     def metric_series(self, run_id: int, names: Iterable[str] | None = None, since_id: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Return {name: (steps, values)} ordered by step."""
+        """Return {name: (steps, values)} ordered by step, the names in the order the run first logged them.
+
+        The trainer logs per-teacher series in teacher order, so legends built from this order
+        list the teachers as the run's config does.
+        """
 
         def fetch(session: Session) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-            query = select(SqlMetric.name, SqlMetric.step, SqlMetric.value).where(SqlMetric.run_id == run_id, SqlMetric.id > since_id)
+            query = select(SqlMetric.name, SqlMetric.step, SqlMetric.value, SqlMetric.id).where(SqlMetric.run_id == run_id, SqlMetric.id > since_id)
             if names is not None:
                 query = query.where(SqlMetric.name.in_(list(names)))
             grouped: dict[str, list[tuple[int, float]]] = {}
-            for name, step, value in session.execute(query.order_by(SqlMetric.name, SqlMetric.step, SqlMetric.id)):
+            first_id: dict[str, int] = {}
+            for name, step, value, row_id in session.execute(query.order_by(SqlMetric.name, SqlMetric.step, SqlMetric.id)):
                 grouped.setdefault(name, []).append((step, value))
+                first_id[name] = min(first_id.get(name, row_id), row_id)
             return {
-                name: (np.array([p[0] for p in pairs], dtype=np.int64), np.array([p[1] for p in pairs], dtype=np.float64))
-                for name, pairs in grouped.items()
+                name: (np.array([p[0] for p in grouped[name]], dtype=np.int64), np.array([p[1] for p in grouped[name]], dtype=np.float64))
+                for name in sorted(grouped, key=first_id.__getitem__)
             }
 
         return self._read(fetch)

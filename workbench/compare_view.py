@@ -178,7 +178,8 @@ class CompareView(QWidget):
                 end = max(float(steps.max()), 1.0)
                 self._set(self.metric_plot, f"{label}: {baseline_name(run.record.task)}", ([0.0, end], [baseline, baseline]), curve_pen(index, dashed=True))
 
-        teachers = sorted(name.removeprefix(WEIGHT_PREFIX) for name in run.series if name.startswith(WEIGHT_PREFIX))
+        # In the order the run logged them, which is its teacher order.
+        teachers = [name.removeprefix(WEIGHT_PREFIX) for name in run.series if name.startswith(WEIGHT_PREFIX)]
         for teacher_index, teacher in enumerate(teachers):
             pen = curve_pen(index)
             pen.setStyle((Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)[teacher_index % 4])

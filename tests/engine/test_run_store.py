@@ -488,3 +488,23 @@ def test_database_on_read_only_mount_cannot_record(read_only_mount):
         RunStore(read_only_mount)
 
     assert "can still read this one" in str(caught.value)
+
+
+def test_metric_series_in_logged_order(store):
+    run_id = store.create_run(_config(), name="three teachers", device="cpu", versions={})
+    store.log_metrics(
+        run_id,
+        [
+            MetricPoint(1, 0.1, "train/weight/roberta", 0.3),
+            MetricPoint(1, 0.1, "train/weight/gpt2", 0.3),
+            MetricPoint(1, 0.1, "train/weight/distilbert", 0.4),
+            MetricPoint(2, 0.2, "train/weight/roberta", 0.2),
+            MetricPoint(2, 0.2, "train/weight/gpt2", 0.5),
+            MetricPoint(2, 0.2, "train/weight/distilbert", 0.3),
+        ],
+    )
+
+    series = store.metric_series(run_id)
+
+    assert list(series) == ["train/weight/roberta", "train/weight/gpt2", "train/weight/distilbert"]
+    assert series["train/weight/gpt2"][1].tolist() == [0.3, 0.5]
