@@ -383,7 +383,7 @@ class MainWindow(QMainWindow):
 
     def _remember_config(self) -> None:
         self.settings.set_config_values(self.config_panel.raw_values())
-        self.settings.set_custom_teachers(self.config_panel.teacher_list.custom_specs())
+        self.settings.set_custom_teachers(self.config_panel.teacher_list.custom_descriptions())
 
     # Export
 
@@ -408,8 +408,8 @@ class MainWindow(QMainWindow):
 
     def _restore_state(self) -> None:
         teacher_list = self.config_panel.teacher_list
-        for spec in self.settings.custom_teachers():
-            teacher_list.add_custom(spec, checked=False)
+        for spec, description in self.settings.custom_teachers().items():
+            teacher_list.add_custom(spec, description, checked=False)
         values = self.settings.config_values()
         if values:
             self.config_panel.set_values(values)

@@ -50,12 +50,17 @@ class WorkbenchSettings:
     def set_config_values(self, values: dict[str, Any]) -> None:
         self._settings.setValue("config/values", json.dumps(values, ensure_ascii=False))
 
-    def custom_teachers(self) -> list[str]:
-        specs = self._json("config/custom_teachers")
-        return [str(spec) for spec in specs] if isinstance(specs, list) else []
+    def custom_teachers(self) -> dict[str, str]:
+        """Return {spec: description} of the models added to the teacher list."""
+        stored = self._json("config/custom_teachers")
+        if isinstance(stored, dict):
+            return {str(spec): str(description) for spec, description in stored.items()}
+        if isinstance(stored, list):  # written by earlier versions, without descriptions
+            return {str(spec): "" for spec in stored}
+        return {}
 
-    def set_custom_teachers(self, specs: list[str]) -> None:
-        self._settings.setValue("config/custom_teachers", json.dumps(list(specs), ensure_ascii=False))
+    def set_custom_teachers(self, teachers: dict[str, str]) -> None:
+        self._settings.setValue("config/custom_teachers", json.dumps(teachers, ensure_ascii=False))
 
     def byte_array(self, key: str) -> QByteArray | None:
         value = self._settings.value(key)

@@ -50,6 +50,7 @@ ALIAS_SOURCES = {
 
 _SPEC_ROLE = Qt.ItemDataRole.UserRole
 _CUSTOM_ROLE = Qt.ItemDataRole.UserRole + 1
+_DESCRIPTION_ROLE = Qt.ItemDataRole.UserRole + 2
 
 
 class AddTeacherDialog(QDialog):
@@ -209,6 +210,7 @@ class TeacherList(QWidget):
         item = QListWidgetItem(f"{spec} — {description}" if description else spec)
         item.setData(_SPEC_ROLE, spec)
         item.setData(_CUSTOM_ROLE, custom)
+        item.setData(_DESCRIPTION_ROLE, description)
         item.setToolTip(description or spec)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
@@ -237,6 +239,10 @@ class TeacherList(QWidget):
 
     def custom_specs(self) -> list[str]:
         return [item.data(_SPEC_ROLE) for item in self._items() if item.data(_CUSTOM_ROLE)]
+
+    def custom_descriptions(self) -> dict[str, str]:
+        """Return {spec: description} of the added models, for the settings store."""
+        return {item.data(_SPEC_ROLE): item.data(_DESCRIPTION_ROLE) or "" for item in self._items() if item.data(_CUSTOM_ROLE)}
 
     def set_teachers(self, specs: list[str] | tuple[str, ...]) -> None:
         """Check exactly ``specs`` and move them to the top in their order; unchecked models stay listed below.

@@ -239,7 +239,7 @@ def test_state_remembered_across_windows(qtbot, store, settings_file, glue_dir, 
     qtbot.addWidget(first)
     panel = first.config_panel
     panel.editors["data.glue_dir"].set_value(str(glue_dir))
-    panel.teacher_list.add_custom("/models/my-teacher", checked=False)
+    panel.teacher_list.add_custom("/models/my-teacher", "bert, hidden size 64", checked=False)
     panel.editors["name"].set_value("remembered run")
     panel.editors["student.pair_separator"].set_value(" [SEP]\n")
     first.live_view.tabs.setCurrentIndex(3)
@@ -257,9 +257,21 @@ def test_state_remembered_across_windows(qtbot, store, settings_file, glue_dir, 
     assert restored.value("student.pair_separator") == " [SEP]\n"
     assert "/models/my-teacher" in restored.teacher_list.custom_specs()
     assert "/models/my-teacher" not in restored.teacher_list.teachers()
+    assert restored.teacher_list.custom_descriptions()["/models/my-teacher"] == "bert, hidden size 64"
     assert second.live_view.tabs.currentIndex() == 3
     assert second.areas.currentIndex() == 1
     assert second.size() == size
+
+
+def test_custom_teachers_of_earlier_versions_load(qtbot, store, settings_file, messages):
+    import json
+
+    # Earlier versions stored the added models as a list of names, without descriptions.
+    QSettings(str(settings_file), QSettings.Format.IniFormat).setValue("config/custom_teachers", json.dumps(["/models/old-teacher"]))
+    window = MainWindow(store, WorkbenchSettings(QSettings(str(settings_file), QSettings.Format.IniFormat)))
+    qtbot.addWidget(window)
+
+    assert window.config_panel.teacher_list.custom_descriptions() == {"/models/old-teacher": ""}
 
 
 def test_every_invalid_field_is_marked_at_once(qtbot, window):
