@@ -23,6 +23,7 @@ import torch
 from engine.errors import RemoteCodeRefusedError, TeacherLoadError
 from engine.events import CancellationToken
 from engine.model_sources import PACKAGED_ALIASES, ModelSource, check_local_folder, folder_fingerprint, resolve_model_source
+from engine.transformers_imports import transformers_module, transformers_names
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +172,8 @@ class TeacherEncoder:
     """A loaded, frozen teacher; ``forward_passes`` counts model calls (for cache tests)."""
 
     def __init__(self, info: TeacherInfo, device: torch.device, *, trust_remote_code: bool = False) -> None:
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as transformers_logging
+        AutoModel, AutoTokenizer = transformers_names("AutoModel", "AutoTokenizer")
+        transformers_logging = transformers_module("transformers.utils.logging")
 
         # The per-tensor "Loading weights" bar would garble the CLI's progress line.
         transformers_logging.disable_progress_bar()

@@ -19,6 +19,7 @@ import torch
 from engine.errors import TeacherLoadError
 from engine.events import CancellationToken
 from engine.model_sources import PACKAGED_ALIASES, check_local_folder, resolve_model_source
+from engine.transformers_imports import transformers_names
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,9 @@ def load_tokenizer(folder: Path):
     (WordPiece). A folder with only these files has no config that names its tokenizer class, so
     AutoTokenizer cannot load it. The class is then chosen from the files.
     """
-    from transformers import AutoTokenizer, BertTokenizer, GPT2Tokenizer, RobertaTokenizer
+    AutoTokenizer, BertTokenizer, GPT2Tokenizer, RobertaTokenizer = transformers_names(
+        "AutoTokenizer", "BertTokenizer", "GPT2Tokenizer", "RobertaTokenizer"
+    )
 
     described = any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer_config.json", "config.json"))
     if not described and (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():

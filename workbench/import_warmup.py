@@ -26,6 +26,8 @@ import logging
 import threading
 import time
 
+from engine.transformers_imports import transformers_import_lock
+
 log = logging.getLogger(__name__)
 
 # The modules a run imports on first use, in the order a run needs them.
@@ -63,7 +65,12 @@ class ImportWarmup:
             if self._stopping.is_set():
                 return
             try:
-                importlib.import_module(name)
+                if name.startswith("transformers"):
+                    # Under the engine's lock: transformers fails imports that run in two threads at once.
+                    with transformers_import_lock():
+                        importlib.import_module(name)
+                else:
+                    importlib.import_module(name)
             except Exception:  # noqa: BLE001 - a module that fails here fails again, with context, in the run
                 log.warning("Could not import %s ahead of the first run", name, exc_info=True)
 
@@ -74,8 +81,9 @@ class ImportWarmup:
 def warm_run_imports() -> ImportWarmup:
     """Start importing ``LAZY_RUN_MODULES`` and freezing the start-up objects on a background thread.
 
-    A run that starts before the thread is done loses nothing: Python's import lock makes it wait
-    for a module that is half imported.
+    A run that starts before the thread is done loses nothing. Python's import lock makes it wait
+    for a module that is half imported, and the engine resolves transformers' names under the lock
+    of ``engine.transformers_imports``, which this thread takes for each transformers import.
     """
     warmup = ImportWarmup()
     warmup.thread.start()
