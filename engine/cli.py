@@ -482,7 +482,7 @@ def format_metrics_summary(record: RunRecord) -> str:
         lines.append(f"Best checkpoint: step {record.best_step} (selected on the held-out slice).")
     task = TASKS.get(record.task)
     # A constant prediction has no correlation with the labels, hence STS-B's 0.
-    kind = "baseline: the training mean" if task is not None and task.is_regression else "majority baseline"
+    kind = "baseline predicting the training mean:" if task is not None and task.is_regression else "majority baseline"
     for name, value in sorted(record.best_metrics.items()):
         if name.startswith("heldout/") or name.endswith("/loss_task"):
             continue

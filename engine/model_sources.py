@@ -148,7 +148,7 @@ def check_cached_when_offline(spec: str, *, what: str = "model", required: Seque
     if not hub_offline() or not spec or spec.lower() in PACKAGED_ALIASES or path.exists() or _looks_like_path(spec):
         return
     hub_id = HUB_ALIASES.get(spec.lower(), spec)
-    folder = _download(hub_id, what, local_only=True)
+    folder = _download(hub_id, what, local_only=True, alias=spec if spec.lower() in HUB_ALIASES else None)
     for patterns in required:
         if not any(any(folder.glob(pattern)) for pattern in patterns):
             variable = offline_variable()
@@ -183,7 +183,8 @@ def resolve_model_source(spec: str, *, what: str = "model", cancel: Cancellation
 
     hub_id = HUB_ALIASES.get(key, spec)
     label = key if key in HUB_ALIASES else spec
-    return ModelSource(spec=spec, label=label, folder=_download(hub_id, what, cancel), hub_id=hub_id)
+    alias = spec if spec.lower() in HUB_ALIASES else None
+    return ModelSource(spec=spec, label=label, folder=_download(hub_id, what, cancel, alias=alias), hub_id=hub_id)
 
 
 def cancellable_progress(cancel: CancellationToken) -> type:
@@ -204,7 +205,8 @@ def cancellable_progress(cancel: CancellationToken) -> type:
     return CancellableProgress
 
 
-def _download(hub_id: str, what: str, cancel: CancellationToken | None = None, local_only: bool = False) -> Path:
+def _download(hub_id: str, what: str, cancel: CancellationToken | None = None, local_only: bool = False, alias: str | None = None) -> Path:
+    """Return the local snapshot folder of ``hub_id``; ``alias`` is the built-in name it was given by, if any."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import GatedRepoError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
 
@@ -230,10 +232,12 @@ def _download(hub_id: str, what: str, cancel: CancellationToken | None = None, l
         download = f"unset {variable} on a machine with internet access and run once" if variable else "connect to the internet once"
         # Offline, the check before a run rejects such ids; without the variable the run is recorded first.
         offline_tip = "" if variable else " On a machine without internet access, set HF_HUB_OFFLINE=1 so that runs are checked before they are recorded."
+        # A built-in alias cannot be misspelt, so only a typed id gets that advice.
+        named = f"{hub_id!r} (alias {alias!r})" if alias else repr(hub_id)
+        spelling = "To download it" if alias else "Check the spelling of the id; to download it"
         raise HubUnreachableError(
-            f"The {what} {hub_id!r} is not in the local Hugging Face cache and {reason}.",
-            f"Check the spelling of the id; to download it, {download}. Otherwise use a local model folder or the offline alias "
-            f"'minilm'.{offline_tip}",
+            f"The {what} {named} is not in the local Hugging Face cache and {reason}.",
+            f"{spelling}, {download}. Otherwise use a local model folder or the offline alias 'minilm'.{offline_tip}",
         ) from None
     except OSError as error:
         raise HubUnreachableError(

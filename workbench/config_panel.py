@@ -319,12 +319,17 @@ class ConfigPanel(QWidget):
         cache while an offline variable is set. The checks only look at files, so they are cheap
         enough for every edit.
         """
-        try:
-            for teacher in nested["distillation"].get("teachers") or ():
+        failures: list[LampreiaError] = []
+        for teacher in nested["distillation"].get("teachers") or ():
+            try:
                 check_teacher_folder(teacher)
                 check_cached_when_offline(teacher, what="teacher", required=TEACHER_REQUIRED_FILES)
-        except LampreiaError as error:
-            errors.setdefault("distillation.teachers", str(error))
+            except LampreiaError as error:
+                failures.append(error)
+        if failures:
+            # Every unusable teacher at once (the paper preset's three offline), each hint once.
+            hints = list(dict.fromkeys(error.hint for error in failures if error.hint))
+            errors.setdefault("distillation.teachers", " ".join([*(error.message for error in failures), *hints]))
 
         spec = str(nested["student"].get("tokenizer") or "")
         if not spec.strip():

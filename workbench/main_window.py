@@ -280,7 +280,9 @@ class MainWindow(QMainWindow):
         if event.run_id is not None:
             title = f"Run #{event.run_id} failed"
             log.error("%s: %s", title, event.message)
-            text = f"{event.message}\n\nThe run is stored as failed with this reason.{self._resume_note(event.run_id)} Details are in the log: {log_path}"
+            # An unexpected error's message names the log file already.
+            details = "" if str(log_path) in event.message else f" Details are in the log: {log_path}"
+            text = f"{event.message}\n\nThe run is stored as failed with this reason.{self._resume_note(event.run_id)}{details}"
         elif self._resuming is not None:
             # Rejected before the run was claimed: the stored run did not change.
             title = f"Run #{self._resuming} was not resumed"

@@ -142,7 +142,7 @@ def test_stsb_regression_reports_correlations(glue_dir, store):
     assert all(-1.0 <= best[name] <= 1.0 for name in ("dev/pearson", "dev/spearman"))
     assert store.get_run(result.run_id).baseline == {"dev/pearson": 0.0, "dev/spearman": 0.0}
     summary = format_metrics_summary(store.get_run(result.run_id))
-    assert "(baseline: the training mean 0.0000)" in summary
+    assert "(baseline predicting the training mean: 0.0000)" in summary
     assert "majority" not in summary
 
 

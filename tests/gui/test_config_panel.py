@@ -205,8 +205,15 @@ def test_uncached_hub_models_marked_offline(qtbot, window):
     panel.editors["student.tokenizer"].set_value("gpt2")
 
     # tests/conftest.py sets HF_HUB_OFFLINE and an empty Hugging Face cache.
-    assert "'openai-community/gpt2' is not in the local Hugging Face cache" in panel.editors["distillation.teachers"].error
-    assert "'openai-community/gpt2' is not in the local Hugging Face cache" in panel.editors["student.tokenizer"].error
+    assert "'openai-community/gpt2' (alias 'gpt2') is not in the local Hugging Face cache" in panel.editors["distillation.teachers"].error
+    assert "'openai-community/gpt2' (alias 'gpt2') is not in the local Hugging Face cache" in panel.editors["student.tokenizer"].error
+    assert "Check the spelling" not in panel.editors["student.tokenizer"].error  # an alias is not typed by hand
+
+    panel.teacher_list.set_teachers(["gpt2", "distilbert", "roberta"])
+    teachers_error = panel.editors["distillation.teachers"].error
+    for hub_id in ("openai-community/gpt2", "distilbert/distilbert-base-uncased", "FacebookAI/roberta-base"):
+        assert f"'{hub_id}'" in teachers_error  # all three at once, not one per attempt
+    assert teachers_error.count("To download it") == 1
     assert not window.run_controls.run_button.isEnabled()
 
     _use_offline_models(panel)

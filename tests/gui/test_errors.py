@@ -141,6 +141,19 @@ def test_failed_run_without_checkpoint_cannot_resume(qtbot, window, glue_dir, mo
     assert not window.history.resume_action.isEnabled()
 
 
+def test_failure_dialog_names_log_file_once(qtbot, window, messages, store):
+    from engine.events import RunFailed
+    from engine.logs import log_file_path
+
+    run_id = store.create_run({"task": "sst2"}, name="broken", device="CPU", versions={})
+    message = f"Unexpected error: RuntimeError: boom. The full traceback is in the log file {log_file_path()}; please report it."
+    window._report_failure(RunFailed(run_id, message, "RuntimeError"))
+
+    text = messages[-1][1]
+    assert text.count(str(log_file_path())) == 1
+    assert "Details are in the log" not in text
+
+
 def test_unexpected_worker_error_stored_and_logged(qtbot, window, glue_dir, monkeypatch, messages, store, caplog):
     def broken_trainer(config, run_store, sink, cancel):
         run_id = run_store.create_run(config.to_dict(), name="broken", device="CPU", versions={})
