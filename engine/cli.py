@@ -19,8 +19,9 @@ import signal
 import sys
 import time
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, Sequence, TextIO
+from typing import Any, Callable, NoReturn, Sequence, TextIO
 
 from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEIGHTINGS, RunConfig, StudentConfig, list_presets, load_preset, preset_description
 from engine.errors import ConfigError, LampreiaError, StoreError
@@ -40,8 +41,6 @@ EXIT_CANCELLED = 130
 # Width of the name column of `lampreia runs`. Longer names are cut by a "…" in the middle (`show` prints them whole).
 NAME_WIDTH = 24
 NOTHING_RECORDED = "stopped before the run was recorded; nothing was stored."
-# Columns of a `lampreia runs` row besides the name: id, status, task, teachers, student, params, best dev, baseline, time, created.
-RUNS_COLUMNS_BESIDE_NAME = 140
 
 # Command-line option → config path. Options left unset keep the preset's (or default) value.
 _OVERRIDES = {
@@ -508,33 +507,104 @@ def _runs(args: argparse.Namespace) -> int:
         # A run rejected before it started still creates the database.
         print(f"No runs are recorded yet in {store.path}.")
         return 0
-    name_width = _name_width(records)
-    header = (
-        f"{'id':>4}  {'name':<{name_width}} {'status':<11} {'task':<5} {'teachers':<28} {'student':<13} {'params':>9}  "
-        f"{'best dev':<22} {'baseline':>8}  {'time':>8}  created"
-    )
-    print(header)
+    columns = _runs_columns(_terminal_width())
+    beside_name = sum(column.width for column in columns if column.title != "name") + len(columns) - 1
+    name_width = _name_width(records, beside_name)
+    widths = {column.title: name_width if column.title == "name" else column.width for column in columns}
+    print(" ".join(column.header(widths[column.title]) for column in columns).rstrip())
     for record in records:
-        primary, value = _primary(record)
-        best = f"{primary.split('/')[-1]} {value:.4f}" if value is not None else "-"
-        baseline = record.baseline.get(primary) if primary else None
-        teachers = ",".join(short_model_name(spec) for spec in record.teachers)
-        print(
-            f"{record.id:>4}  {_pad(_clip_middle(record.name, name_width), name_width)} {record.status:<11} {record.task:<5} {_pad(_clip(teachers, 28), 28)} {record.student_size:<13} "
-            f"{_count(record.parameter_count):>9}  {best:<22} {(f'{baseline:.4f}' if baseline is not None else '-'):>8}  "
-            f"{_duration(record.duration_seconds):>8}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(record.created_at))}"
-        )
+        print(" ".join(column.cell(record, widths[column.title]) for column in columns).rstrip())
+    left_out = [column.title for column in RUNS_COLUMNS if column not in columns]
+    if left_out:
+        print(f"Columns left out at this width: {', '.join(left_out)}.")
+        print("A wider terminal or `lampreia runs --json` shows them.")
     return 0
 
 
-def _name_width(records: list[RunRecord]) -> int:
+@dataclass(frozen=True)
+class _RunsColumn:
+    """One column of `lampreia runs`: its title, width in terminal columns, alignment and cell text."""
+
+    title: str
+    width: int
+    text: Callable[[RunRecord], str]
+    right: bool = False
+
+    def header(self, width: int) -> str:
+        return f"{self.title:>{width}}" if self.right else _pad(self.title, width)
+
+    def cell(self, record: RunRecord, width: int) -> str:
+        text = self.text(record)
+        if self.title == "name":
+            return _pad(_clip_middle(text, width), width)
+        text = _clip(text, width)
+        return " " * max(0, width - _columns(text)) + text if self.right else _pad(text, width)
+
+
+def _best_dev(record: RunRecord) -> str:
+    primary, value = _primary(record)
+    return f"{primary.split('/')[-1]} {value:.4f}" if value is not None else "-"
+
+
+def _baseline(record: RunRecord) -> str:
+    primary, _value = _primary(record)
+    baseline = record.baseline.get(primary) if primary else None
+    return f"{baseline:.4f}" if baseline is not None else "-"
+
+
+RUNS_COLUMNS = (
+    _RunsColumn("id", 4, lambda record: str(record.id), right=True),
+    _RunsColumn("name", NAME_WIDTH, lambda record: record.name),
+    _RunsColumn("status", 11, lambda record: record.status),
+    _RunsColumn("task", 5, lambda record: record.task),
+    _RunsColumn("teachers", 28, lambda record: ",".join(short_model_name(spec) for spec in record.teachers)),
+    _RunsColumn("student", 13, lambda record: record.student_size),
+    _RunsColumn("params", 9, lambda record: _count(record.parameter_count), right=True),
+    _RunsColumn("best dev", 15, _best_dev),  # "accuracy 0.5200", the longest primary metric
+    _RunsColumn("baseline", 8, _baseline, right=True),
+    _RunsColumn("time", 8, lambda record: _duration(record.duration_seconds), right=True),
+    _RunsColumn("created", 16, lambda record: time.strftime("%Y-%m-%d %H:%M", time.localtime(record.created_at))),
+)
+# The order in which columns are kept when the terminal is too narrow for all of them.
+RUNS_COLUMN_PRIORITY = ("id", "name", "status", "task", "best dev", "student", "time", "teachers", "created", "baseline", "params")
+
+
+def _terminal_width() -> int | None:
+    """Return the terminal's width in columns, or None when the output is not a terminal and COLUMNS is unset.
+
+    Output to a file or a pipe keeps every column: shutil's fallback of 80 columns describes no screen.
+    """
+    if "COLUMNS" not in os.environ and not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def _runs_columns(width: int | None) -> list[_RunsColumn]:
+    """Return the columns of `lampreia runs` that fit ``width`` (all for None), kept by RUNS_COLUMN_PRIORITY, in table order."""
+    if width is None:
+        return list(RUNS_COLUMNS)
+    by_title = {column.title: column for column in RUNS_COLUMNS}
+    kept: set[str] = set()
+    used = -1  # n columns need n - 1 separating spaces
+    for title in RUNS_COLUMN_PRIORITY:
+        needed = by_title[title].width + 1
+        if title in ("id", "name") or used + needed <= width:
+            kept.add(title)
+            used += needed
+    return [column for column in RUNS_COLUMNS if column.title in kept]
+
+
+def _name_width(records: list[RunRecord], beside: int) -> int:
     """Columns for run names in `lampreia runs`: NAME_WIDTH, or as many as the longest name needs that the terminal has room for.
 
-    Re-run names end with what changed ("baseline (from #3: alpha 0.7)"), the part that clipping hides.
+    ``beside`` is the width of the other columns with their separators. Re-run names end with what
+    changed ("baseline (from #3: alpha 0.7)"), the part that clipping hides.
     """
-    free = shutil.get_terminal_size().columns - RUNS_COLUMNS_BESIDE_NAME
+    width = _terminal_width()
     longest = max((_columns(record.name) for record in records), default=0)
-    return max(NAME_WIDTH, min(longest, free))
+    if width is None:
+        return max(NAME_WIDTH, longest)
+    return max(NAME_WIDTH, min(longest, width - beside))
 
 
 def _char_columns(char: str) -> int:
