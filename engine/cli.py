@@ -878,6 +878,7 @@ class ProgressBar:
         self.interactive = enabled and stream.isatty()
         self.phase = ""
         self._task = ""  # from RunStarted, to name the baseline
+        self._training_phase = ""
         self._last_print = 0.0
         self._line_open = False
 
@@ -901,8 +902,14 @@ class ProgressBar:
             # The detail of "training" contains "epoch 2 of 3" already.
             counted = event.total and f"{event.index} of {event.total}" not in event.detail
             counter = f" {event.index}/{event.total}" if counted else ""
-            self.phase = f"{event.phase}{counter} {event.detail}".strip()
-            self._draw(None, force=True)
+            phase = f"{event.phase}{counter} {event.detail}".strip()
+            # In a log, the return to the same epoch after each evaluation would repeat its line.
+            repeated = not self.interactive and event.phase == "training" and phase == self._training_phase
+            if event.phase == "training":
+                self._training_phase = phase
+            self.phase = phase
+            if not repeated:
+                self._draw(None, force=True)
         elif isinstance(event, Progress):
             self._draw(event)
         elif isinstance(event, EvaluationLogged):

@@ -648,6 +648,20 @@ def test_progress_phase_lines_say_counts_once():
     assert stream.getvalue().splitlines() == ["[extracting 1/2 bert-a/final]", "[training epoch 23 of 40]"]
 
 
+def test_log_progress_does_not_repeat_epoch_after_evaluation():
+    import io
+
+    from engine.cli import ProgressBar
+    from engine.events import PhaseChanged
+
+    stream = io.StringIO()  # not a terminal: one line per phase, as in a log file
+    bar = ProgressBar(stream, enabled=True)
+    for phase, detail, index in [("training", "epoch 1 of 2", 1), ("evaluating", "step 8", 0), ("training", "epoch 1 of 2", 1), ("evaluating", "step 16", 0), ("training", "epoch 2 of 2", 2)]:
+        bar.handle(PhaseChanged(phase, detail, index, 2 if index else 0))
+
+    assert stream.getvalue().splitlines() == ["[training epoch 1 of 2]", "[evaluating step 8]", "[evaluating step 16]", "[training epoch 2 of 2]"]
+
+
 @pytest.mark.parametrize(("task", "heldout_rows", "noted"), [("sst2", 12, True), ("sst2", 120, False), ("stsb", 12, True)])
 def test_prepared_line_notes_few_heldout_rows(task, heldout_rows, noted):
     import io
