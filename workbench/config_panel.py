@@ -196,16 +196,17 @@ class ConfigPanel(QWidget):
             form.addRow("Size preset", self.size_combo)
         for name in MAIN_FIELDS[section]:
             self._add_row(form, self._field_editor(section, name))
+            if section == "distillation" and name == "fixed_weights":
+                # Under the field it explains, not after the fields that follow it.
+                self.weights_hint = QLabel()
+                self.weights_hint.setObjectName("fieldHint")
+                self.weights_hint.setWordWrap(True)
+                form.addRow("", self.weights_hint)
         if section == "student":
             self.parameter_label = QLabel()
             self.parameter_label.setObjectName("fieldHint")
             self.parameter_label.setWordWrap(True)
             form.addRow("Parameters", self.parameter_label)
-        if section == "distillation":
-            self.weights_hint = QLabel()
-            self.weights_hint.setObjectName("fieldHint")
-            self.weights_hint.setWordWrap(True)
-            form.addRow("", self.weights_hint)
         exclude = {"teachers", "trust_remote_code", "extraction_batch_size"} if section == "distillation" else set()
         self._add_more_options(form, section, exclude)
         return group

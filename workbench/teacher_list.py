@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.events import CancellationToken
-from engine.model_sources import HUB_ALIASES, absolute_if_local, model_identity
+from engine.model_sources import HUB_ALIASES, absolute_if_local, model_identity, short_model_name
 from engine.teachers import TeacherInfo, inspect_teacher
 from workbench.background import BackgroundCall
 from workbench.form_fields import FieldEditor
@@ -207,11 +207,13 @@ class TeacherList(QWidget):
         self.remove_button.clicked.connect(self._remove_current)
 
     def _add_item(self, spec: str, description: str, *, custom: bool, checked: bool = False) -> QListWidgetItem:
-        item = QListWidgetItem(f"{spec} — {description}" if description else spec)
+        # A long folder path would push its description out of view; the tooltip gives the whole path.
+        shown = short_model_name(spec) if custom else spec
+        item = QListWidgetItem(f"{shown} — {description}" if description else shown)
         item.setData(_SPEC_ROLE, spec)
         item.setData(_CUSTOM_ROLE, custom)
         item.setData(_DESCRIPTION_ROLE, description)
-        item.setToolTip(description or spec)
+        item.setToolTip(f"{spec}\n{description}" if custom and description else description or spec)
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
         self.list_widget.addItem(item)

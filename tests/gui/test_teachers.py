@@ -170,3 +170,14 @@ def test_shutdown_stops_a_teacher_check_download(qtbot, window, monkeypatch):
     assert stuck == []
     assert len(chunks) < 1000
     dialog.reject()
+
+
+def test_long_folder_shows_its_end_and_description(qtbot, window):
+    teacher_list = window.config_panel.teacher_list
+    folder = "/home/researcher/experiments/2026-12/checkpoints/bert-sst2/final"
+    teacher_list.add_custom(folder, "bert, hidden size 768")
+
+    item = teacher_list.list_widget.currentItem()
+    assert item.text() == "…/bert-sst2/final — bert, hidden size 768"
+    assert item.toolTip() == f"{folder}\nbert, hidden size 768"
+    assert folder in teacher_list.teachers()  # the run gets the whole path
