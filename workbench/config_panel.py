@@ -25,13 +25,13 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import DataConfig, DistillationConfig, RunConfig, StudentConfig, TrainingConfig, config_errors, iter_field_specs
+from engine.devices import select_device
 from engine.errors import ConfigError, DataError, LampreiaError
 from engine.events import CancellationToken
 from engine.glue_data import validate_glue_dir
-from engine.devices import select_device
+from engine.model_sources import absolute_if_local, check_cached_when_offline
 from engine.student import check_student_fits, count_student_parameters
 from engine.tasks import TASKS
-from engine.model_sources import absolute_if_local, check_cached_when_offline
 from engine.teachers import TEACHER_REQUIRED_FILES, check_teacher_folder
 from engine.tokenization import KNOWN_VOCAB_SIZES, TOKENIZER_REQUIRED_FILES, check_tokenizer_folder, tokenizer_vocab_size
 from workbench.background import BackgroundCall
@@ -345,6 +345,10 @@ class ConfigPanel(QWidget):
         """Mark a student whose weights and optimizer state alone exceed the free memory, as the run would."""
         try:
             device = select_device(TrainingConfig(**nested["training"]).device)
+            if device.type != "cpu":
+                # Reading a GPU's free memory creates its CUDA context, seconds at the window's
+                # start; the run checks the GPU's memory itself before it is recorded.
+                return
             check_student_fits(StudentConfig(**nested["student"]), TASKS[nested["task"]].num_labels, device)
         except ConfigError as error:
             # An unusable device is reported when the run starts, which names the installed torch build.
