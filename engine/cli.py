@@ -17,6 +17,7 @@ import shlex
 import shutil
 import signal
 import sys
+import textwrap
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -507,17 +508,22 @@ def _runs(args: argparse.Namespace) -> int:
         # A run rejected before it started still creates the database.
         print(f"No runs are recorded yet in {store.path}.")
         return 0
-    columns = _runs_columns(_terminal_width())
-    beside_name = sum(column.width for column in columns if column.title != "name") + len(columns) - 1
-    name_width = _name_width(records, beside_name)
-    widths = {column.title: name_width if column.title == "name" else column.width for column in columns}
+    terminal_width = _terminal_width()
+    columns = _runs_columns(terminal_width)
+    if terminal_width is None:
+        # A file or a pipe has no width to fit: every cell is whole, and each column as wide as its widest.
+        widths = {column.title: max([_columns(column.title)] + [_columns(column.text(record)) for record in records]) for column in columns}
+    else:
+        beside_name = sum(column.width for column in columns if column.title != "name") + len(columns) - 1
+        widths = {column.title: column.width for column in columns}
+        widths["name"] = _name_width(records, beside_name)
     print(" ".join(column.header(widths[column.title]) for column in columns).rstrip())
     for record in records:
         print(" ".join(column.cell(record, widths[column.title]) for column in columns).rstrip())
     left_out = [column.title for column in RUNS_COLUMNS if column not in columns]
     if left_out:
-        print(f"Columns left out at this width: {', '.join(left_out)}.")
-        print("A wider terminal or `lampreia runs --json` shows them.")
+        note = f"Columns left out at this width: {', '.join(left_out)}. A wider terminal or `lampreia runs --json` shows them."
+        print(textwrap.fill(note, width=max(terminal_width or 0, 40)))
     return 0
 
 
@@ -595,16 +601,13 @@ def _runs_columns(width: int | None) -> list[_RunsColumn]:
 
 
 def _name_width(records: list[RunRecord], beside: int) -> int:
-    """Columns for run names in `lampreia runs`: NAME_WIDTH, or as many as the longest name needs that the terminal has room for.
+    """Columns for run names on a terminal: NAME_WIDTH, or as many as the longest name needs that the terminal has room for.
 
     ``beside`` is the width of the other columns with their separators. Re-run names end with what
     changed ("baseline (from #3: alpha 0.7)"), the part that clipping hides.
     """
-    width = _terminal_width()
     longest = max((_columns(record.name) for record in records), default=0)
-    if width is None:
-        return max(NAME_WIDTH, longest)
-    return max(NAME_WIDTH, min(longest, width - beside))
+    return max(NAME_WIDTH, min(longest, (_terminal_width() or 0) - beside))
 
 
 def _char_columns(char: str) -> int:

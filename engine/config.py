@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Iterator
 
 from engine.errors import ConfigError
-from engine.model_sources import model_identity
+from engine.model_sources import model_identity, short_model_name
 from resources import resource_path
 from engine.tasks import normalize_task_name
 
@@ -342,7 +342,7 @@ class DistillationConfig(_Section):
             raise ConfigError(
                 path,
                 f"{len(weights)} weight{'s' if len(weights) != 1 else ''} given for {len(self.teachers)} "
-                f"teacher{'s' if len(self.teachers) != 1 else ''} ({', '.join(self.teachers)}).",
+                f"teacher{'s' if len(self.teachers) != 1 else ''} ({', '.join(short_model_name(spec) for spec in self.teachers)}).",
                 "Give exactly one weight per teacher, in the teachers' order.",
             )
         if any(not math.isfinite(w) or w < 0 for w in weights):

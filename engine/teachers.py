@@ -15,14 +15,15 @@ import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Callable
 
 import numpy as np
 import torch
 
-from engine.errors import RemoteCodeRefusedError, TeacherLoadError
+from engine.errors import HubUnreachableError, RemoteCodeRefusedError, TeacherLoadError
 from engine.events import CancellationToken
-from engine.model_sources import PACKAGED_ALIASES, ModelSource, check_local_folder, folder_fingerprint, resolve_model_source
+from engine.model_sources import PACKAGED_ALIASES, ModelSource, check_cached_when_offline, check_local_folder, folder_fingerprint, resolve_model_source
 from engine.transformers_imports import transformers_module, transformers_names
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,29 @@ def check_teacher_folder(spec: str) -> None:
         raise _no_config_error(path.resolve())
     if not any(p.suffix in _WEIGHT_SUFFIXES for p in path.rglob("*")):
         raise _no_weights_error(path.resolve())
+
+
+def check_teacher_sources(specs: Sequence[str]) -> None:
+    """Raise one error that names every teacher a run would reject before it is recorded.
+
+    These are folders that ``check_teacher_folder`` rejects and, with an offline variable set, Hub
+    ids missing from the local cache. One error for all, so that the paper preset's three Hub
+    teachers offline are found in one try, not one per try.
+    """
+    failures: list[TeacherLoadError | HubUnreachableError] = []
+    for spec in specs:
+        try:
+            check_teacher_folder(spec)
+            check_cached_when_offline(spec, what="teacher", required=TEACHER_REQUIRED_FILES)
+        except (TeacherLoadError, HubUnreachableError) as error:
+            failures.append(error)
+    if not failures:
+        return
+    if len(failures) == 1:
+        raise failures[0]
+    hints = " ".join(dict.fromkeys(error.hint for error in failures if error.hint))
+    messages = " ".join(error.message for error in failures)
+    raise type(failures[0])(f"{len(failures)} of the {len(specs)} teachers cannot be used. {messages}", hints)
 
 
 def _no_config_error(folder: Path) -> TeacherLoadError:

@@ -64,7 +64,7 @@ from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
 from engine.student import Student, check_student_fits
 from engine.tasks import TASKS, GlueTask, majority_baseline
 from engine.teacher_targets import TeacherEmbeddings, extract_teacher_embeddings, standardize
-from engine.teachers import TEACHER_REQUIRED_FILES, TeacherInfo, check_sequence_length, check_teacher_folder, inspect_teacher
+from engine.teachers import TeacherInfo, check_sequence_length, check_teacher_sources, inspect_teacher
 from engine.tokenization import TOKENIZER_REQUIRED_FILES, EncodedRows, StudentTokenizer, check_tokenizer_folder, collate, epoch_batches
 
 log = logging.getLogger(__name__)
@@ -303,9 +303,7 @@ class Trainer:
         in the embedding cache, but not the student tokenizer, which it always loads.
         """
         if self.resume_run_id is None:
-            for teacher in self.config.distillation.teachers:
-                check_teacher_folder(teacher)
-                check_cached_when_offline(teacher, what="teacher", required=TEACHER_REQUIRED_FILES)
+            check_teacher_sources(self.config.distillation.teachers)
         with self._for_resume():
             check_tokenizer_folder(self.config.student.tokenizer)
             check_cached_when_offline(self.config.student.tokenizer, what="student tokenizer", required=TOKENIZER_REQUIRED_FILES)
@@ -628,7 +626,8 @@ class Trainer:
 
         confidences = None
         if distillation.weighting == "confidence":
-            self._emit(PhaseChanged("probing", "fitting teacher confidence probes", 0, len(targets)))
+            # One call fits the probes of all teachers, so the phase has no per-teacher counter.
+            self._emit(PhaseChanged("probing", f"fitting the confidence probes of {len(targets)} teacher{'s' if len(targets) != 1 else ''}"))
             confidences = probe_confidences(
                 targets,
                 self.train_labels_np,

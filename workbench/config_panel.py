@@ -29,10 +29,10 @@ from engine.devices import select_device
 from engine.errors import ConfigError, DataError, LampreiaError
 from engine.events import CancellationToken
 from engine.glue_data import validate_glue_dir
-from engine.model_sources import absolute_if_local, check_cached_when_offline
+from engine.model_sources import absolute_if_local, check_cached_when_offline, short_model_name
 from engine.student import check_student_fits, count_student_parameters
 from engine.tasks import TASKS
-from engine.teachers import TEACHER_REQUIRED_FILES, check_teacher_folder
+from engine.teachers import check_teacher_sources
 from engine.tokenization import KNOWN_VOCAB_SIZES, TOKENIZER_REQUIRED_FILES, check_tokenizer_folder, tokenizer_vocab_size
 from workbench.background import BackgroundCall
 from workbench.form_fields import DataSourceField, FieldEditor, TaskField, TextField, editor_for
@@ -320,17 +320,10 @@ class ConfigPanel(QWidget):
         cache while an offline variable is set. The checks only look at files, so they are cheap
         enough for every edit.
         """
-        failures: list[LampreiaError] = []
-        for teacher in nested["distillation"].get("teachers") or ():
-            try:
-                check_teacher_folder(teacher)
-                check_cached_when_offline(teacher, what="teacher", required=TEACHER_REQUIRED_FILES)
-            except LampreiaError as error:
-                failures.append(error)
-        if failures:
-            # Every unusable teacher at once (the paper preset's three offline), each hint once.
-            hints = list(dict.fromkeys(error.hint for error in failures if error.hint))
-            errors.setdefault("distillation.teachers", " ".join([*(error.message for error in failures), *hints]))
+        try:
+            check_teacher_sources(nested["distillation"].get("teachers") or ())
+        except LampreiaError as error:
+            errors.setdefault("distillation.teachers", str(error))
 
         spec = str(nested["student"].get("tokenizer") or "")
         if not spec.strip():
@@ -435,7 +428,8 @@ class ConfigPanel(QWidget):
         self.editors["distillation.fixed_weights"].widget.setEnabled(fixed)
         teachers = self.teacher_list.teachers()
         if fixed:
-            self.weights_hint.setText(f"One weight per teacher, in this order: {', '.join(teachers) or '(no teacher checked)'}.")
+            names = ", ".join(short_model_name(spec) for spec in teachers)
+            self.weights_hint.setText(f"One weight per teacher, in this order: {names or '(no teacher checked)'}.")
         else:
             self.weights_hint.setText("Fixed weights are used only with weighting = fixed.")
 

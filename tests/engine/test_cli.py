@@ -728,7 +728,7 @@ def test_runs_table_fits_narrow_terminal(tmp_path, monkeypatch, capsys):
     header = lines[0].split()
     assert header[:5] == ["id", "name", "status", "task", "student"]
     assert "teachers" not in header
-    assert lines[-2].startswith("Columns left out at this width: teachers,")
+    assert any(line.startswith("Columns left out at this width: teachers,") for line in lines)
 
     monkeypatch.delenv("COLUMNS")
     monkeypatch.setattr("sys.stdout.isatty", lambda: False, raising=False)
@@ -736,3 +736,19 @@ def test_runs_table_fits_narrow_terminal(tmp_path, monkeypatch, capsys):
     piped = capsys.readouterr().out.splitlines()
     assert "teachers" in piped[0]  # output to a file or a pipe keeps every column
     assert not any(line.startswith("Columns left out") for line in piped)
+
+    monkeypatch.setenv("COLUMNS", "60")
+    assert main(["runs", "--db", str(db)]) == 0
+    assert all(len(line) <= 60 for line in capsys.readouterr().out.splitlines())
+
+
+def test_offline_run_names_every_uncached_teacher(glue_dir, tmp_path, capsys):
+    code = main(["run", "--preset", "paper", "--data-dir", str(glue_dir), "--tokenizer", "minilm", "--db", str(tmp_path / "runs.sqlite3")])
+    error = capsys.readouterr().err
+
+    assert code == 2
+    assert "3 of the 3 teachers cannot be used." in error
+    for hub_id in ("openai-community/gpt2", "distilbert/distilbert-base-uncased", "FacebookAI/roberta-base"):
+        assert f"'{hub_id}'" in error
+    assert error.count("To download it") == 1  # the shared hint once
+    assert not (tmp_path / "runs.sqlite3").exists() or RunStore(tmp_path / "runs.sqlite3").list_runs() == []

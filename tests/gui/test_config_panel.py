@@ -6,7 +6,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QScrollArea, QToolButton
 
 from engine.config import RunConfig, load_preset
-from engine.model_sources import packaged_minilm_folder
+from engine.model_sources import packaged_minilm_folder, short_model_name
 from engine.student import count_student_parameters
 from engine.tasks import TASKS
 from workbench.config_panel import SIZE_PRESETS
@@ -72,7 +72,7 @@ def test_fixed_weights_need_one_per_teacher(qtbot, window):
     panel.editors["distillation.weighting"].set_value("fixed")
     assert panel.editors["distillation.fixed_weights"].widget.isEnabled()
     assert "2 teachers" in panel.editors["distillation.fixed_weights"].error
-    assert f"{folder}, minilm" in panel.weights_hint.text()
+    assert f"{short_model_name(folder)}, minilm" in panel.weights_hint.text()  # as the teacher list names it
 
     _type(qtbot, panel, "distillation.fixed_weights", "0.7, 0.3")
     assert panel.errors == {}

@@ -57,7 +57,7 @@ def test_missing_teacher_folder_reported(qtbot, window, glue_dir, monkeypatch, m
     assert not window.run_controls.run_button.isEnabled()
 
     # Deleted between the check and the run: the run rejects it before it is recorded.
-    monkeypatch.setattr("workbench.config_panel.check_teacher_folder", lambda spec: None)
+    monkeypatch.setattr("workbench.config_panel.check_teacher_sources", lambda specs: None)
     window.config_panel.validate()
     assert _run_and_wait(qtbot, window) == "failed"
     assert "does not exist or is not a folder" in messages[-1][1]
