@@ -166,6 +166,9 @@ class RunProgress(QWidget):
         self.eta_label.setText("")
         if self.progress_bar.format().endswith(" …"):
             self.progress_bar.setFormat("")
+        elif self._training_progress is not None:
+            # The bar keeps the steps reached; its phase is over.
+            self.progress_bar.setFormat("%v of %m steps")
 
     def show_stopping(self) -> None:
         self.phase_label.setText("Stopping at the next step …")

@@ -153,3 +153,18 @@ def test_resumed_run_names_both_clocks(qtbot):
 
     progress.handle(RunFinished(3, "finished", {}, {}, 60, 19.0))
     assert progress.phase_label.text() == "Finished after 0:19 in all sessions"
+
+
+def test_ended_run_bar_names_steps_not_phase(qtbot):
+    from engine.events import RunFinished
+
+    view = LiveView()
+    qtbot.addWidget(view)
+    progress = view.progress
+    progress.begin()
+    progress.handle(Progress("training", 9, 9, 1.0, 0.0))
+    progress.tick()
+    assert progress.progress_bar.format() == "%v of %m (training)"
+
+    progress.handle(RunFinished(1, "finished", {}, {}, 9, 3.0))
+    assert progress.progress_bar.format() == "%v of %m steps"
