@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -53,7 +55,11 @@ class RunControls(QWidget):
             self.run_button.setToolTip("Fix these values first:\n" + reason)
             first = reason.splitlines()[0] if reason else ""
             more = len(reason.splitlines()) - 1
-            self.reason_label.setText(first + (f" (and {more} more; see the fields marked in red)" if more > 0 else ""))
+            # The field shows the whole message; here its first sentence keeps the summary short.
+            # A sentence ends at a period before a capital letter, so "e.g. 16" does not end one.
+            summary = re.split(r"(?<=\.)\s+(?=[A-Z])", first, maxsplit=1)[0]
+            where = f" (and {more} more; see the fields marked in red)" if more > 0 else (" See the field marked in red." if summary != first else "")
+            self.reason_label.setText(summary + where)
         elif running:
             self.run_button.setToolTip("A run is active. Stop it or wait for it to end first.")
         else:

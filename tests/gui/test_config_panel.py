@@ -307,3 +307,16 @@ def test_narrow_window_clips_no_field(qtbot, window):
     for path, editor in panel.editors.items():
         right_edge = editor.container.mapTo(scroll.widget(), editor.container.rect().topRight()).x()
         assert right_edge < viewport_width, f"{path} ends at x={right_edge}, the panel shows {viewport_width} px"
+
+
+def test_run_summary_gives_first_sentence(qtbot, window):
+    panel = window.config_panel
+    _use_offline_models(panel)
+    panel.teacher_list.set_teachers(["gpt2", "distilbert", "roberta"])
+
+    summary = window.run_controls.reason_label.text()
+    assert summary == "Teachers: 3 of the 3 teachers cannot be used. See the field marked in red."
+    assert "3 of the 3 teachers cannot be used. The teacher" in panel.editors["distillation.teachers"].error  # the whole message
+
+    _type(qtbot, panel, "training.epochs", "abc")
+    assert window.run_controls.reason_label.text().endswith("(and 1 more; see the fields marked in red)")
