@@ -58,8 +58,11 @@ class RunControls(QWidget):
             # The field shows the whole message; here its first sentence keeps the summary short.
             # A sentence ends at a period before a capital letter, so "e.g. 16" does not end one.
             summary = re.split(r"(?<=\.)\s+(?=[A-Z])", first, maxsplit=1)[0]
-            where = f" (and {more} more; see the fields marked in red)" if more > 0 else (" See the field marked in red." if summary != first else "")
-            self.reason_label.setText(summary + where)
+            if more > 0:
+                summary += f" (and {more} more; see the fields marked in red)"
+            elif summary != first:
+                summary += " See the field marked in red."
+            self.reason_label.setText(summary)
         elif running:
             self.run_button.setToolTip("A run is active. Stop it or wait for it to end first.")
         else:
