@@ -881,6 +881,7 @@ class ProgressBar:
         self.interactive = enabled and stream.isatty()
         self.phase = ""
         self._task = ""  # from RunStarted, to name the baseline
+        self._train_limit: int | None = None  # from RunStarted, to advise on few held-out rows
         self._training_phase = ""
         self._last_print = 0.0
         self._line_open = False
@@ -888,6 +889,7 @@ class ProgressBar:
     def handle(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self._task = event.config.get("task", "")
+            self._train_limit = event.config.get("data", {}).get("train_limit")
             resumed = f", resumed at step {event.resumed_from_step}" if event.resumed_from_step is not None else ""
             self.message(f"Run {event.run_id} ({event.name}) on {event.device}{resumed}")
         elif isinstance(event, RunPrepared):
@@ -897,10 +899,11 @@ class ProgressBar:
                 + ", ".join(f"{k} {v:.4f}" for k, v in event.baseline.items())
             )
             if event.few_heldout_rows:
-                self.message(
-                    f"Note: the best checkpoint is chosen on {event.heldout_rows} held-out rows, so that choice is noisy. "
-                    "Raise --train-limit or --heldout-fraction for a steadier one."
-                )
+                if self._train_limit is not None:
+                    advice = "Raise --train-limit or --heldout-fraction for a steadier one."
+                else:
+                    advice = "The training split has no more rows, so raise --heldout-fraction for a steadier one."
+                self.message(f"Note: the best checkpoint is chosen on {event.heldout_rows} held-out rows, so that choice is noisy. {advice}")
         elif isinstance(event, PhaseChanged):
             # The detail of "training" contains "epoch 2 of 3" already.
             counted = event.total and f"{event.index} of {event.total}" not in event.detail

@@ -671,13 +671,29 @@ def test_prepared_line_notes_few_heldout_rows(task, heldout_rows, noted):
 
     stream = io.StringIO()
     bar = ProgressBar(stream, enabled=True)
-    bar.handle(RunStarted(1, "small", {"task": task}, "CPU"))
+    bar.handle(RunStarted(1, "small", {"task": task, "data": {"train_limit": 240}}, "CPU"))
     bar.handle(RunPrepared(1, 115_012, ("minilm",), (384,), {"dev/accuracy": 0.5}, 228, heldout_rows, {"dev": 80}, 16, 8))
     printed = stream.getvalue()
 
     baseline = "Training-mean baseline" if task == "stsb" else "Majority baseline"
     assert f"{heldout_rows} held out; 16 steps. {baseline}: dev/accuracy 0.5000" in printed
     assert (f"the best checkpoint is chosen on {heldout_rows} held-out rows" in printed) == noted
+    assert ("Raise --train-limit or --heldout-fraction" in printed) == noted
+
+
+def test_few_heldout_rows_of_whole_split_advise_fraction_only():
+    import io
+
+    from engine.cli import ProgressBar
+    from engine.events import RunPrepared, RunStarted
+
+    stream = io.StringIO()
+    bar = ProgressBar(stream, enabled=True)
+    bar.handle(RunStarted(1, "small file", {"task": "rte", "data": {"train_limit": None}}, "CPU"))
+    bar.handle(RunPrepared(1, 115_012, ("minilm",), (384,), {}, 47, 2, {"dev": 80}, 2, 2))
+
+    assert "The training split has no more rows, so raise --heldout-fraction" in stream.getvalue()
+    assert "--train-limit" not in stream.getvalue()
 
 
 def test_heldout_fraction_option():
