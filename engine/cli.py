@@ -32,7 +32,7 @@ from engine.model_sources import ALIASES, absolute_if_local, short_model_name
 from engine.paths import default_database_path, replaced_text_file
 from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows, rerun_name
 from engine.run_store import MetricPoint, RunRecord, RunStore, open_store
-from engine.tasks import TASKS, baseline_name
+from engine.tasks import TASKS, baseline_name, task_title
 
 log = logging.getLogger(__name__)
 
@@ -516,7 +516,7 @@ def _runs(args: argparse.Namespace) -> int:
     else:
         beside_name = sum(column.width for column in columns if column.title != "name") + len(columns) - 1
         widths = {column.title: column.width for column in columns}
-        widths["name"] = _name_width(records, beside_name)
+        widths["name"] = _name_width(records, terminal_width - beside_name)
     print(" ".join(column.header(widths[column.title]) for column in columns).rstrip())
     for record in records:
         print(" ".join(column.cell(record, widths[column.title]) for column in columns).rstrip())
@@ -535,15 +535,14 @@ class _RunsColumn:
     width: int
     text: Callable[[RunRecord], str]
     right: bool = False
+    # Cut in the middle instead of at the end, so that both ends of a run name stay readable.
+    clip_middle: bool = False
 
     def header(self, width: int) -> str:
         return f"{self.title:>{width}}" if self.right else _pad(self.title, width)
 
     def cell(self, record: RunRecord, width: int) -> str:
-        text = self.text(record)
-        if self.title == "name":
-            return _pad(_clip_middle(text, width), width)
-        text = _clip(text, width)
+        text = _clip_middle(self.text(record), width) if self.clip_middle else _clip(self.text(record), width)
         return " " * max(0, width - _columns(text)) + text if self.right else _pad(text, width)
 
 
@@ -560,7 +559,7 @@ def _baseline(record: RunRecord) -> str:
 
 RUNS_COLUMNS = (
     _RunsColumn("id", 4, lambda record: str(record.id), right=True),
-    _RunsColumn("name", NAME_WIDTH, lambda record: record.name),
+    _RunsColumn("name", NAME_WIDTH, lambda record: record.name, clip_middle=True),
     _RunsColumn("status", 11, lambda record: record.status),
     _RunsColumn("task", 5, lambda record: record.task),
     _RunsColumn("teachers", 28, lambda record: ",".join(short_model_name(spec) for spec in record.teachers)),
@@ -590,24 +589,23 @@ def _runs_columns(width: int | None) -> list[_RunsColumn]:
     if width is None:
         return list(RUNS_COLUMNS)
     by_title = {column.title: column for column in RUNS_COLUMNS}
-    kept: set[str] = set()
+    kept_titles: set[str] = set()
     used = -1  # n columns need n - 1 separating spaces
     for title in RUNS_COLUMN_PRIORITY:
         needed = by_title[title].width + 1
         if title in ("id", "name") or used + needed <= width:
-            kept.add(title)
+            kept_titles.add(title)
             used += needed
-    return [column for column in RUNS_COLUMNS if column.title in kept]
+    return [column for column in RUNS_COLUMNS if column.title in kept_titles]
 
 
-def _name_width(records: list[RunRecord], beside: int) -> int:
-    """Columns for run names on a terminal: NAME_WIDTH, or as many as the longest name needs that the terminal has room for.
+def _name_width(records: list[RunRecord], free: int) -> int:
+    """Columns for run names on a terminal: NAME_WIDTH, or as many as the longest name needs of the ``free`` columns.
 
-    ``beside`` is the width of the other columns with their separators. Re-run names end with what
-    changed ("baseline (from #3: alpha 0.7)"), the part that clipping hides.
+    Re-run names end with what changed ("baseline (from #3: alpha 0.7)"), the part that clipping hides.
     """
     longest = max((_columns(record.name) for record in records), default=0)
-    return max(NAME_WIDTH, min(longest, (_terminal_width() or 0) - beside))
+    return max(NAME_WIDTH, min(longest, free))
 
 
 def _char_columns(char: str) -> int:
@@ -774,7 +772,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     tasks = sorted({record.task for record in records})
     if len(tasks) > 1:
-        titles = ", ".join(TASKS[task].title if task in TASKS else task for task in tasks)
+        titles = ", ".join(task_title(task) for task in tasks)
         print(f"Note: these runs are of different tasks ({titles}), so their metrics do not compare.")
     _print_columns([f"#{record.id}" for record in records], _comparison_table(records, differences, metrics))
     return 0

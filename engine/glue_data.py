@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,8 @@ from typing import Any, Callable
 import numpy as np
 
 from engine.errors import DataError, HubUnreachableError, MalformedRowsError, RunCancelled
-from engine.model_sources import hub_offline
 from engine.events import CancellationToken
+from engine.model_sources import hub_offline, offline_variable
 from engine.tasks import GlueTask
 
 log = logging.getLogger(__name__)
@@ -269,7 +268,7 @@ def _parse_label(task: GlueTask, cell: str) -> tuple[float, str | None]:
 
 def hub_rows_offline() -> bool:
     """Return whether the datasets library reads GLUE rows from its local cache only (an offline variable is set)."""
-    return hub_offline() or os.environ.get("HF_DATASETS_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    return hub_offline() or offline_variable(("HF_DATASETS_OFFLINE",)) is not None
 
 
 def _load_from_hub(task: GlueTask, split: str, limit: int | None, cancel: CancellationToken | None = None) -> GlueSplit:

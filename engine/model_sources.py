@@ -122,9 +122,9 @@ def check_local_folder(spec: str, *, what: str = "model", hint: str = MODEL_FOLD
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
-def offline_variable() -> str | None:
-    """Return the name of the set variable that makes the Hugging Face libraries work offline, or None."""
-    for name in OFFLINE_VARIABLES:
+def offline_variable(variables: Sequence[str] = OFFLINE_VARIABLES) -> str | None:
+    """Return the name of the first of ``variables`` set to a true value (1, true, yes, on), or None."""
+    for name in variables:
         if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
             return name
     return None

@@ -15,9 +15,9 @@ from torch import nn
 
 from engine.config import StudentConfig
 from engine.devices import available_memory, describe_device
-from engine.errors import ConfigError
 from engine.dropout import Dropout
 from engine.embeddings import TokenEmbedding
+from engine.errors import ConfigError
 from engine.spectral import LogPhaseMixer, SoftmaxMixer, SpectralMixer
 
 
@@ -196,7 +196,7 @@ def check_student_fits(config: StudentConfig, num_labels: int, device: torch.dev
     if available is None or needed <= available:
         return
     gib = 1024**3
-    # The CPU's thread count, part of its usual description, says nothing about memory.
+    # The CPU's usual description includes its thread count, which is unrelated to memory.
     where = f"on {describe_device(device)}" if device.type == "cuda" else "in RAM"
     raise ConfigError(
         "student.d_model",

@@ -140,6 +140,12 @@ TASKS: dict[str, GlueTask] = {
 _ALIASES = {"sts": "stsb", "sst": "sst2", "mnli-m": "mnli", "mnli-mm": "mnli"}
 
 
+def task_title(task_name: str) -> str:
+    """Return a task's display title ("SST-2"), or the name itself for a task this version does not know."""
+    task = TASKS.get(task_name)
+    return task.title if task is not None else task_name
+
+
 def baseline_name(task_name: str) -> str:
     """Return what a task's baseline is called: the training mean for STS-B (regression), else the majority class."""
     task = TASKS.get(task_name)

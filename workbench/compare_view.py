@@ -29,7 +29,7 @@ from engine.errors import StoreError
 from engine.paths import replaced_text_file, safe_file_name
 from engine.run_comparison import config_diff, format_config_value, metric_rows, primary_dev_metric
 from engine.run_store import AttentionSnapshot, RunRecord, RunStore
-from engine.tasks import TASKS, baseline_name
+from engine.tasks import baseline_name, task_title
 from workbench.attention_view import AttentionView
 from workbench.curve_plot import CurvePlot
 from workbench.formatting import format_count, format_metric
@@ -141,7 +141,7 @@ class CompareView(QWidget):
         tasks = sorted({run.record.task for run in self.runs})
         if len(tasks) < 2:
             return ""
-        titles = ", ".join(TASKS[task].title if task in TASKS else task for task in tasks)
+        titles = ", ".join(task_title(task) for task in tasks)
         return f". Note: these runs are of different tasks ({titles}), so their metrics do not compare."
 
     def show_runs(self, runs: list[ComparedRun]) -> None:
@@ -215,8 +215,8 @@ class CompareView(QWidget):
             table.setHorizontalHeaderLabels(["The selected runs have the same configuration."])
         table.resizeColumnsToContents()
         if rows:
-            # A long value (a probe sentence, a folder path) would push the other runs off screen;
-            # its cell is cut and its tooltip gives it whole.
+            # A long value (a probe sentence, a folder path) would push the other runs off screen.
+            # So its cell is cut, and its tooltip gives it whole.
             header = table.horizontalHeader()
             for column in range(table.columnCount()):
                 header.resizeSection(column, min(header.sectionSize(column), MAX_DIFF_COLUMN_WIDTH))

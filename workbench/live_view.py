@@ -15,7 +15,7 @@ from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from engine.events import AttentionCaptured, Event, EvaluationLogged, RunPrepared, StepLogged
-from engine.tasks import TASKS
+from engine.tasks import TASKS, baseline_name
 from workbench.attention_view import AttentionView
 from workbench.curve_plot import CurvePlot
 from workbench.plot_style import curve_pen
@@ -53,6 +53,7 @@ class LiveView(QWidget):
         self._teacher_order: list[str] = []
         self._metric_order: list[str] = []
         self._regression = False
+        self._task = ""  # the GLUE task of the run shown, which names its baseline
 
         self.progress = RunProgress()
         self.loss_plot = CurvePlot("Training losses", "loss", style=self._loss_style, smoothing_control=True)
@@ -101,8 +102,7 @@ class LiveView(QWidget):
             self._metric_order.append(metric)
         index = self._metric_order.index(metric)
         if name.startswith(BASELINE_PREFIX):
-            kind = "training-mean baseline" if self._regression else "majority baseline"
-            return f"{kind} ({metric_label(metric)})", curve_pen(index, dashed=True)
+            return f"{baseline_name(self._task)} ({metric_label(metric)})", curve_pen(index, dashed=True)
         return metric_label(metric), curve_pen(index)
 
     # Run lifecycle
@@ -114,6 +114,7 @@ class LiveView(QWidget):
         self._metric_order.clear()
         glue_task = TASKS.get(task)
         self._regression = bool(glue_task and glue_task.is_regression)
+        self._task = task
         for plot in (self.loss_plot, self.metric_plot, self.weight_plot):
             plot.clear()
         # The previous run's map would otherwise stand for this run's until its first evaluation.

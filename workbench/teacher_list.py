@@ -208,8 +208,8 @@ class TeacherList(QWidget):
 
     def _add_item(self, spec: str, description: str, *, custom: bool, checked: bool = False) -> QListWidgetItem:
         # A long folder path would push its description out of view; the tooltip gives the whole path.
-        shown = short_model_name(spec) if custom else spec
-        item = QListWidgetItem(f"{shown} — {description}" if description else shown)
+        display_name = short_model_name(spec) if custom else spec
+        item = QListWidgetItem(f"{display_name} — {description}" if description else display_name)
         item.setData(_SPEC_ROLE, spec)
         item.setData(_CUSTOM_ROLE, custom)
         item.setData(_DESCRIPTION_ROLE, description)

@@ -681,7 +681,7 @@ def test_prepared_line_notes_few_heldout_rows(task, heldout_rows, noted):
     assert ("Raise --train-limit or --heldout-fraction" in printed) == noted
 
 
-def test_few_heldout_rows_of_whole_split_advise_fraction_only():
+def test_whole_split_note_advises_fraction():
     import io
 
     from engine.cli import ProgressBar

@@ -20,6 +20,7 @@ from engine.config import RunConfig
 from engine.run_store import RunStore
 from engine.student import Student
 from engine.trainer import resume_distillation, run_distillation
+from tests.disk_faults import fill_disk_at_write
 
 
 def _config(glue_dir, **training) -> RunConfig:
@@ -453,22 +454,10 @@ def test_disk_full_during_run_stops_cleanly(glue_dir, tmp_path):
 
 
 def test_failed_run_resumes_from_checkpoint(glue_dir, tmp_path, monkeypatch, capsys):
-    import errno
-
     import engine.trainer
 
     db = tmp_path / "runs.sqlite3"
-    written = engine.trainer.write_checkpoint
-    calls: list[Path] = []
-
-    def disk_full_at_second_save(path, *args, **kwargs):
-        if path.name == "last.safetensors":
-            calls.append(path)
-        if len(calls) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return written(path, *args, **kwargs)
-
-    monkeypatch.setattr(engine.trainer, "write_checkpoint", disk_full_at_second_save)
+    written = fill_disk_at_write(monkeypatch, "last.safetensors", 2)
     assert main(_cli_args(glue_dir, db)) == 1
     error = capsys.readouterr().err
     failed = RunStore(db).get_run(1)
@@ -488,18 +477,7 @@ def test_failed_run_resumes_from_checkpoint(glue_dir, tmp_path, monkeypatch, cap
 
 
 def test_failed_best_checkpoint_is_not_recorded_as_best(glue_dir, tmp_path, monkeypatch):
-    import errno
-
-    import engine.trainer
-
-    written = engine.trainer.write_checkpoint
-
-    def disk_full_for_best(path, *args, **kwargs):
-        if path.name == "best.safetensors":
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return written(path, *args, **kwargs)
-
-    monkeypatch.setattr(engine.trainer, "write_checkpoint", disk_full_for_best)
+    fill_disk_at_write(monkeypatch, "best.safetensors", 1)
     store = RunStore(tmp_path / "runs.sqlite3")
     result = run_distillation(_config(glue_dir), store)
 

@@ -9,6 +9,7 @@ import torch
 from PySide6.QtCore import Qt
 
 from engine.events import RunStarted
+from tests.disk_faults import fill_disk_at_write
 from tests.gui.conftest import RUN_TIMEOUT_MS, fill_small_run
 
 
@@ -92,21 +93,9 @@ def test_out_of_memory_suggests_smaller_batch(qtbot, window, glue_dir, monkeypat
 
 
 def test_failed_run_with_checkpoint_resumes(qtbot, window, glue_dir, monkeypatch, messages, store):
-    import errno
-
     import engine.trainer
 
-    written = engine.trainer.write_checkpoint
-    saves: list[Path] = []
-
-    def disk_full_at_second_save(path, *args, **kwargs):
-        if path.name == "last.safetensors":
-            saves.append(path)
-        if len(saves) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        return written(path, *args, **kwargs)
-
-    monkeypatch.setattr(engine.trainer, "write_checkpoint", disk_full_at_second_save)
+    written = fill_disk_at_write(monkeypatch, "last.safetensors", 2)
     fill_small_run(qtbot, window, glue_dir, monkeypatch, epochs="2")
     assert _run_and_wait(qtbot, window) == "failed"
 
