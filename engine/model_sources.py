@@ -161,6 +161,12 @@ def check_cached_when_offline(spec: str, *, what: str = "model", required: Seque
             )
 
 
+def is_local_source(spec: str) -> bool:
+    """Return whether ``resolve_model_source`` finds ``spec`` without the Hub: the packaged alias or a path."""
+    spec = spec.strip()
+    return spec.lower() in PACKAGED_ALIASES or _looks_like_path(spec) or Path(spec).expanduser().exists()
+
+
 def resolve_model_source(spec: str, *, what: str = "model", cancel: CancellationToken | None = None) -> ModelSource:
     """Return the local folder for ``spec``, downloading from the Hub when needed.
 

@@ -59,7 +59,7 @@ from engine.events import (
 )
 from engine.glue_data import GlueSplit, hub_rows_offline, load_split, validate_glue_dir
 from engine.logs import log_file_in_use
-from engine.model_sources import check_cached_when_offline
+from engine.model_sources import check_cached_when_offline, hub_offline, is_local_source
 from engine.run_store import AttentionSnapshot, MetricPoint, RunStore
 from engine.student import Student, check_student_fits
 from engine.tasks import TASKS, GlueTask, majority_baseline
@@ -225,6 +225,7 @@ class Trainer:
         self._last_heartbeat = time.monotonic()
         self._extractions: list[TeacherEmbeddings] = []
         self._loaded_splits: tuple[GlueSplit, dict[str, GlueSplit]] | None = None
+        self._loaded_tokenizer: StudentTokenizer | None = None
         self.group: distributed.ProcessGroup | None = None
 
     @property
@@ -295,7 +296,7 @@ class Trainer:
         return self._close_run(status, message, time.perf_counter() - started)
 
     def _check_model_folders(self) -> None:
-        """Reject missing teacher folders and unusable tokenizer folders before a run is recorded.
+        """Reject missing teacher folders and unusable tokenizers before a run is recorded.
 
         Online, Hub ids are only checked by the download, inside the run, so a wrong one is stored
         as a failed run with the Hub's error. With HF_HUB_OFFLINE set, a Hub id missing from the
@@ -304,9 +305,26 @@ class Trainer:
         """
         if self.resume_run_id is None:
             check_teacher_sources(self.config.distillation.teachers)
+        student = self.config.student
         with self._for_resume():
-            check_tokenizer_folder(self.config.student.tokenizer)
-            check_cached_when_offline(self.config.student.tokenizer, what="student tokenizer", required=TOKENIZER_REQUIRED_FILES)
+            check_tokenizer_folder(student.tokenizer)
+            check_cached_when_offline(student.tokenizer, what="student tokenizer", required=TOKENIZER_REQUIRED_FILES)
+            if is_local_source(student.tokenizer) or hub_offline():
+                self._load_tokenizer_before_claim()
+
+    def _load_tokenizer_before_claim(self) -> None:
+        """Load the student tokenizer where that needs no download, so that files without a vocabulary reject the run.
+
+        An unexpected loading error is left to the run, which loads the tokenizer again and
+        records the error with the run.
+        """
+        student = self.config.student
+        try:
+            self._loaded_tokenizer = StudentTokenizer(student.tokenizer, student.max_seq_len, student.pair_separator)
+        except LampreiaError:
+            raise
+        except Exception:
+            log.debug("Loading the student tokenizer before the run failed, so the run loads it again", exc_info=True)
 
     def _check_data_folder(self) -> None:
         """Reject a missing glue_data folder or task file before a run is recorded or resumed."""
@@ -508,7 +526,10 @@ class Trainer:
             self._check_same_rows(self.checkpoint.state, train_split, dev_splits, claimed=True)
 
         self.cancel.raise_if_cancelled()
-        self.tokenizer = StudentTokenizer(config.student.tokenizer, config.student.max_seq_len, config.student.pair_separator, self.cancel)
+        self.tokenizer = self._loaded_tokenizer or StudentTokenizer(
+            config.student.tokenizer, config.student.max_seq_len, config.student.pair_separator, self.cancel
+        )
+        self._loaded_tokenizer = None
         self.cancel.raise_if_cancelled()
         teachers = self._inspect_teachers()
         self.cancel.raise_if_cancelled()

@@ -245,6 +245,19 @@ def test_teacher_without_weights_not_recorded(glue_dir, store, tmp_path):
     assert store.list_runs() == []
 
 
+def test_tokenizer_without_vocabulary_not_recorded(glue_dir, store, tmp_path):
+    # A tokenizer_config.json alone passes the folder check but loads as special tokens only.
+    folder = _model_folder(tmp_path, "config-only-tokenizer", {"tokenizer_config.json": b'{"tokenizer_class": "BertTokenizer"}'})
+    config = small_config(glue_dir, student={"tokenizer": str(folder)})
+
+    result = run_distillation(config, store)
+
+    assert result.status == "failed"
+    assert result.run_id is None
+    assert "has no vocabulary" in result.error
+    assert store.list_runs() == []
+
+
 def test_unloadable_teacher_fails_before_training(glue_dir, store, tmp_path):
     # A folder with a config.json and a weight file passes the check before the run, so the run
     # that tries to load it is stored as failed, with no metric logged.
