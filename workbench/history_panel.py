@@ -34,7 +34,7 @@ from engine.model_sources import short_model_name
 from engine.run_comparison import primary_dev_metric
 from engine.run_store import RunRecord, RunStore
 from engine.store_schema import RUN_STATUSES
-from engine.tasks import TASKS
+from engine.tasks import TASKS, task_title
 from workbench.formatting import format_count, format_duration, format_metric, format_timestamp
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,8 @@ class RunTableModel(QAbstractTableModel):
             return record.parameter_count if record.parameter_count is not None else -1
         if column in ("Best dev", "Baseline"):
             value = best_dev_value(record) if column == "Best dev" else baseline_value(record)
-            return value if value is not None and math.isfinite(value) else -math.inf
+            # Grouped by task: an accuracy and a Matthews correlation do not rank against each other.
+            return (task_title(record.task), value if value is not None and math.isfinite(value) else -math.inf)
         if column == "Duration":
             return record.duration_seconds if record.duration_seconds is not None else -1.0
         if column == "Date":
@@ -193,6 +194,10 @@ class RunFilterProxy(QSortFilterProxyModel):
         else:
             setattr(self, attribute, value)
             self.invalidateRowsFilter()
+
+    def lessThan(self, left: QModelIndex | QPersistentModelIndex, right: QModelIndex | QPersistentModelIndex) -> bool:
+        # Sort keys include tuples, which Qt's own comparison of QVariants does not order.
+        return left.data(SORT_ROLE) < right.data(SORT_ROLE)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         record = self.sourceModel().record(source_row)

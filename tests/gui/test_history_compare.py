@@ -210,6 +210,26 @@ def test_history_columns_filter_and_sort(qtbot, window, two_runs):
     assert history.visible_ids() == [first, second]
 
 
+def test_best_dev_sort_groups_tasks(qtbot, window, store, two_runs):
+    first, second = two_runs
+    cola = BASE.with_overrides({"task": "cola", "student.d_model": 128})
+    cola_run = store.create_run(cola.to_dict(), name="cola run", device="CPU: test", versions={})
+    store.finish_run(cola_run, "finished", final_metrics={"dev/mcc": 0.65}, best_metrics={"dev/mcc": 0.65}, best_step=5)
+    history = window.history
+    history.refresh()
+    column = COLUMNS.index("Best dev")
+
+    history.table.sortByColumn(column, history.table.horizontalHeader().sortIndicatorOrder().AscendingOrder)
+    assert history.visible_ids() == [cola_run, first, second]
+
+    history.table.sortByColumn(column, history.table.horizontalHeader().sortIndicatorOrder().DescendingOrder)
+    assert history.visible_ids() == [second, first, cola_run]
+
+    # A tuple key as well: width, then layers, then heads.
+    history.table.sortByColumn(COLUMNS.index("Student"), history.table.horizontalHeader().sortIndicatorOrder().AscendingOrder)
+    assert history.visible_ids()[-1] == cola_run
+
+
 def test_history_rename_notes_tags_delete(qtbot, window, two_runs, store, monkeypatch):
     history = window.history
     history.refresh()
