@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QComboBox,
@@ -42,6 +43,9 @@ LOSS_SERIES = "train/loss_total"
 MAX_COMPARED_RUNS = 10
 WEIGHT_PREFIX = "train/weight/"
 MAX_DIFF_COLUMN_WIDTH = 320
+# A legend with more entries than this is laid out in two columns, so it covers less of the curves.
+LEGEND_ROWS = 8
+SHARED_BASELINE_COLOUR = "#555555"
 
 
 @dataclass(frozen=True)
@@ -157,26 +161,30 @@ class CompareView(QWidget):
         self._update_buttons()
 
     def _fill_curves(self) -> None:
-        for plot in (self.loss_plot, self.metric_plot, self.weight_plot):
+        plots = (self.loss_plot, self.metric_plot, self.weight_plot)
+        for plot in plots:
             plot.clear()
+        # The metric names the axis when all runs share it, instead of ending every legend entry.
+        metrics = {primary_dev_metric(run.record) for run in self.runs}
+        shared_metric = metrics.pop() if len(metrics) == 1 else None
+        self.metric_plot.plot_item.setLabel("left", shared_metric or "score")
         for index, run in enumerate(self.runs):
-            self._draw_run(index, run)
-        for plot in (self.loss_plot, self.metric_plot, self.weight_plot):
+            self._draw_run(index, run, name_metric=shared_metric is None)
+        self._draw_baselines()
+        for plot in plots:
             plot.refresh()
+            legend = plot.plot_item.legend
+            if legend is not None:
+                legend.setColumnCount(2 if len(plot.series_names()) > LEGEND_ROWS else 1)
 
-    def _draw_run(self, index: int, run: ComparedRun) -> None:
+    def _draw_run(self, index: int, run: ComparedRun, *, name_metric: bool) -> None:
         label = run.label
         if LOSS_SERIES in run.series:
             self._set(self.loss_plot, label, run.series[LOSS_SERIES], curve_pen(index))
 
         metric = primary_dev_metric(run.record)
         if metric and metric in run.series:
-            steps, values = run.series[metric]
-            self._set(self.metric_plot, f"{label}: {metric}", (steps, values), curve_pen(index))
-            baseline = run.record.baseline.get(metric)
-            if baseline is not None and len(steps):
-                end = max(float(steps.max()), 1.0)
-                self._set(self.metric_plot, f"{label}: {baseline_name(run.record.task)}", ([0.0, end], [baseline, baseline]), curve_pen(index, dashed=True))
+            self._set(self.metric_plot, f"{label}: {metric}" if name_metric else label, run.series[metric], curve_pen(index))
 
         # In the order the run logged them, which is its teacher order.
         teachers = [name.removeprefix(WEIGHT_PREFIX) for name in run.series if name.startswith(WEIGHT_PREFIX)]
@@ -184,6 +192,29 @@ class CompareView(QWidget):
             pen = curve_pen(index)
             pen.setStyle((Qt.PenStyle.SolidLine, Qt.PenStyle.DashLine, Qt.PenStyle.DotLine, Qt.PenStyle.DashDotLine)[teacher_index % 4])
             self._set(self.weight_plot, f"{label}: {teacher}", run.series[WEIGHT_PREFIX + teacher], pen)
+
+    def _draw_baselines(self) -> None:
+        """Draw each run's baseline as a dashed line, or one grey line when all runs share it."""
+        lines = []
+        for index, run in enumerate(self.runs):
+            metric = primary_dev_metric(run.record)
+            baseline = run.record.baseline.get(metric) if metric else None
+            if baseline is not None and metric in run.series and len(run.series[metric][0]):
+                lines.append((index, run, baseline, max(float(run.series[metric][0].max()), 1.0)))
+        if not lines:
+            return
+
+        # Runs of one task on the same dev rows have the same baseline, and one legend entry per
+        # run would double the legend.
+        shared = len(lines) > 1 and len({(run.record.task, round(value, 9)) for _, run, value, _ in lines}) == 1
+        if shared:
+            _, run, value, _ = lines[0]
+            end = max(line_end for *_, line_end in lines)
+            pen = pg.mkPen(SHARED_BASELINE_COLOUR, width=1, style=Qt.PenStyle.DashLine)
+            self._set(self.metric_plot, f"{baseline_name(run.record.task)} (all runs)", ([0.0, end], [value, value]), pen)
+            return
+        for index, run, value, end in lines:
+            self._set(self.metric_plot, f"{run.label}: {baseline_name(run.record.task)}", ([0.0, end], [value, value]), curve_pen(index, dashed=True))
 
     @staticmethod
     def _set(plot: CurvePlot, name: str, series: tuple[Any, Any], pen) -> None:

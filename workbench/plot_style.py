@@ -61,7 +61,9 @@ def new_plot(title: str, x_label: str, y_label: str) -> pg.PlotWidget:
     # Scores and losses have no unit, so an SI prefix ("x0.001") would only confuse.
     item.getAxis("left").enableAutoSIPrefix(False)
     item.getAxis("bottom").enableAutoSIPrefix(False)
-    item.addLegend(offset=(-10, 10))
+    legend = item.addLegend(offset=(-10, 10))
+    # Translucent, so the legend text reads where it lies over curves, which still show through.
+    legend.setBrush(pg.mkBrush(255, 255, 255, 200))
     return widget
 
 

@@ -107,8 +107,11 @@ def test_compare_overlays_curves_and_metrics(qtbot, window, two_runs):
     for name in loss_series:
         assert len(compare.loss_plot.points(name)[0]) == 5
     metric_series = compare.metric_plot.series_names()
-    assert sum(name.endswith("dev/accuracy") for name in metric_series) == 2
-    assert sum(name.endswith("majority baseline") for name in metric_series) == 2
+    # Both runs select by dev accuracy, so the axis names the metric and the legend the runs.
+    assert sum(name.startswith("#") for name in metric_series) == 2
+    assert compare.metric_plot.plot_item.getAxis("left").labelText == "dev/accuracy"
+    # Both runs are of SST-2 with the same baseline, so it is drawn once.
+    assert [name for name in metric_series if "baseline" in name] == ["majority baseline (all runs)"]
     assert len(compare.weight_plot.series_names()) == 2
 
     metrics = compare.metrics_table
@@ -128,6 +131,8 @@ def test_compare_of_different_tasks_warns(qtbot, window, store, two_runs):
     compare = window.compare_view
 
     assert "these runs are of different tasks (SST-2, STS-B), so their metrics do not compare" in compare.info_label.text()
+    assert any(name.endswith(": dev/pearson") for name in compare.metric_plot.series_names())
+    assert compare.metric_plot.plot_item.getAxis("left").labelText == "score"
     baselines = [name for name in compare.metric_plot.series_names() if "baseline" in name]
     assert any(name.endswith("majority baseline") for name in baselines)
     assert any(name.endswith("training-mean baseline") for name in baselines)
@@ -369,6 +374,11 @@ def test_compare_caps_overlaid_runs(qtbot, window, store):
     assert [run.record.id for run in compare.runs] == run_ids[:MAX_COMPARED_RUNS]
     assert f"{MAX_COMPARED_RUNS} oldest of {len(run_ids)}" in compare.info_label.text()
     assert len(compare.loss_plot.series_names()) == MAX_COMPARED_RUNS
+    # Ten entries are laid out in two columns, which cover less of the curves.
+    assert compare.loss_plot.plot_item.legend.columnCount == 2
+
+    window.history.select_runs(run_ids[:2])
+    assert compare.loss_plot.plot_item.legend.columnCount == 1
 
 
 def test_read_only_database_can_be_browsed_not_changed(qtbot, two_runs, store, settings, messages):
