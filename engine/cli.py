@@ -523,7 +523,7 @@ def _runs(args: argparse.Namespace) -> int:
     left_out = [column.title for column in RUNS_COLUMNS if column not in columns]
     if left_out:
         note = f"Columns left out at this width: {', '.join(left_out)}. A wider terminal or `lampreia runs --json` shows them."
-        print(textwrap.fill(note, width=max(terminal_width or 0, 40)))
+        print(textwrap.fill(note, width=max(terminal_width or 0, 20)))
     return 0
 
 

@@ -753,9 +753,10 @@ def test_runs_table_fits_narrow_terminal(tmp_path, monkeypatch, capsys):
     assert "teachers" in piped[0]  # output to a file or a pipe keeps every column
     assert not any(line.startswith("Columns left out") for line in piped)
 
-    monkeypatch.setenv("COLUMNS", "60")
-    assert main(["runs", "--db", str(db)]) == 0
-    assert all(len(line) <= 60 for line in capsys.readouterr().out.splitlines())
+    for width in (60, 32):
+        monkeypatch.setenv("COLUMNS", str(width))
+        assert main(["runs", "--db", str(db)]) == 0
+        assert all(len(line) <= width for line in capsys.readouterr().out.splitlines()), width
 
 
 def test_offline_run_names_every_uncached_teacher(glue_dir, tmp_path, capsys):
