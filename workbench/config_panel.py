@@ -99,6 +99,7 @@ class ConfigPanel(QWidget):
         super().__init__(parent)
         self.editors: dict[str, FieldEditor] = {}
         self._errors: dict[str, str] = {}
+        self._problem = ""
         self._loading = False
         self._vocab_sizes: dict[str, int] = dict(KNOWN_VOCAB_SIZES)
         self._vocab_lookups: dict[str, BackgroundCall] = {}
@@ -359,7 +360,8 @@ class ConfigPanel(QWidget):
         for path, message in errors.items():
             label = self.editors[path].label if path in self.editors else path
             lines.append(f"{label}: {message}")
-        self.validity_changed.emit(not errors, "\n".join(lines))
+        self._problem = "\n".join(lines)
+        self.validity_changed.emit(not errors, self._problem)
 
     @property
     def errors(self) -> dict[str, str]:
@@ -368,6 +370,11 @@ class ConfigPanel(QWidget):
     @property
     def is_valid(self) -> bool:
         return not self._errors
+
+    @property
+    def problem(self) -> str:
+        """The current errors, one "label: message" line each, as ``validity_changed`` sent them last."""
+        return self._problem
 
     # Reactions to edits
 

@@ -181,6 +181,8 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.config_panel.validity_changed.connect(self._on_validity_changed)
+        # The panel checked its first values before this connection, so their result is read here.
+        self._on_validity_changed(self.config_panel.is_valid, self.config_panel.problem)
         self.config_panel.values_changed.connect(self._sync_probe_to_attention)
         self.live_view.attention_view.probe_edited.connect(lambda text: self.config_panel.set_value("training.attention_probe", text))
         self.run_controls.run_clicked.connect(self.start_run)

@@ -57,6 +57,18 @@ def test_invalid_values_shown_next_to_fields(qtbot, window):
     assert window.run_controls.run_button.isEnabled()
 
 
+def test_invalid_defaults_disable_run_at_start(qtbot, window):
+    # The default teachers and tokenizer are Hub ids, missing from the tests' offline cache.
+    panel = window.config_panel
+    assert not panel.is_valid
+    assert not window.run_controls.run_button.isEnabled()
+    assert not window.run_action.isEnabled()
+    assert "Teachers:" in window.run_controls.run_button.toolTip()
+
+    _use_offline_models(panel)
+    assert window.run_controls.run_button.isEnabled()
+
+
 def test_out_of_range_float_names_limit(qtbot, window):
     panel = window.config_panel
     _type(qtbot, panel, "distillation.alpha", "1.5")
