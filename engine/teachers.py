@@ -133,7 +133,15 @@ def check_teacher_sources(specs: Sequence[str]) -> None:
         return
     if len(failures) == 1:
         raise failures[0]
-    hints = " ".join(dict.fromkeys(error.hint for error in failures if error.hint))
+    # The offline hint, shared by all missing Hub ids, is written for one model.
+    plural = {"download it": "download them", "spelling of the id": "spelling of the ids"}
+    hint_texts = []
+    for hint in dict.fromkeys(error.hint for error in failures if error.hint):
+        if sum(error.hint == hint for error in failures) > 1:
+            for singular, several in plural.items():
+                hint = hint.replace(singular, several)
+        hint_texts.append(hint)
+    hints = " ".join(hint_texts)
     messages = " ".join(error.message for error in failures)
     raise type(failures[0])(f"{len(failures)} of the {len(specs)} teachers cannot be used. {messages}", hints)
 

@@ -209,6 +209,10 @@ class MainWindow(QMainWindow):
         if self.store.read_only:
             self.show_message("Cannot start a run", READ_ONLY_REASON)
             return
+        if not self.config_panel.is_valid:
+            # Every marked field by its label, as the Run button's tooltip lists them.
+            self.show_message("The configuration is not valid", self.config_panel.problem)
+            return
         try:
             config = self.config_panel.config()
         except LampreiaError as error:

@@ -767,5 +767,6 @@ def test_offline_run_names_every_uncached_teacher(glue_dir, tmp_path, capsys):
     assert "3 of the 3 teachers cannot be used." in error
     for hub_id in ("openai-community/gpt2", "distilbert/distilbert-base-uncased", "FacebookAI/roberta-base"):
         assert f"'{hub_id}'" in error
-    assert error.count("To download it") == 1  # the shared hint once
+    assert error.count("To download them") == 1  # the shared hint once, for all three
+    assert "download it" not in error
     assert not (tmp_path / "runs.sqlite3").exists() or RunStore(tmp_path / "runs.sqlite3").list_runs() == []

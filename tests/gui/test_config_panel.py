@@ -64,6 +64,11 @@ def test_invalid_defaults_disable_run_at_start(qtbot, window):
     assert not window.run_controls.run_button.isEnabled()
     assert not window.run_action.isEnabled()
     assert "Teachers:" in window.run_controls.run_button.toolTip()
+    window.start_run()  # Ctrl+R with the action disabled does nothing, but a caller may still start one
+    title, text = window.last_message
+    assert title == "The configuration is not valid"
+    assert text.startswith("Teachers: ")
+    assert "\nStudent tokenizer: " in text
 
     _use_offline_models(panel)
     assert window.run_controls.run_button.isEnabled()
