@@ -53,6 +53,9 @@ class RunProgress(QWidget):
         self.elapsed_label = QLabel("")
         self.details_label = QLabel("")
         self.details_label.setObjectName("fieldHint")
+        # Run names, device names and the run's sizes can be long. Wrapped, they never widen the window.
+        for label in (self.title_label, self.phase_label, self.details_label):
+            label.setWordWrap(True)
 
         layout = QGridLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)

@@ -168,3 +168,23 @@ def test_ended_run_bar_names_steps_not_phase(qtbot):
 
     progress.handle(RunFinished(1, "finished", {}, {}, 9, 3.0))
     assert progress.progress_bar.format() == "%v of %m steps"
+
+
+def test_long_header_texts_keep_width(qtbot):
+    from engine.events import RunPrepared, RunStarted
+
+    view = LiveView()
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    width_before = view.minimumSizeHint().width()
+    progress = view.progress
+    progress.begin()
+
+    progress.handle(RunStarted(7, "a long run name that says what was swept " * 3, {"task": "sst2"}, "CPU (AMD EPYC, 2 threads, bf16 autocast)"))
+    progress.handle(RunPrepared(7, 110_916, ("minilm",), (384,), {}, 285, 15, {"dev": 80}, 9, 8))
+    progress.handle(PhaseChanged("extracting", "sentence-transformers/all-MiniLM-L6-v2 " * 2, 1, 3))
+    qtbot.wait(10)
+
+    assert "few: the best checkpoint is chosen on them" in progress.details_label.text()
+    assert view.minimumSizeHint().width() <= width_before
