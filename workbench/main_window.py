@@ -234,7 +234,7 @@ class MainWindow(QMainWindow):
         if self.controller.is_running:
             self.controller.stop()
             self.live_view.progress.show_stopping()
-            self.statusBar().showMessage("Stopping the run at its next step …")
+            self.statusBar().showMessage("Stopping the run …")
             self._update_run_controls()
 
     @Slot(int)

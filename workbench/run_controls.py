@@ -68,4 +68,4 @@ class RunControls(QWidget):
         else:
             self.run_button.setToolTip("Start a run with this configuration.")
         self.reason_label.setVisible(not unavailable and not valid)
-        self.stop_button.setToolTip("Stopping… the run ends at its next step." if stopping else "Stop the run; everything logged so far is kept.")
+        self.stop_button.setToolTip("Stopping… the run ends when its current step or batch is done." if stopping else "Stop the run; everything logged so far is kept.")

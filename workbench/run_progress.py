@@ -75,12 +75,14 @@ class RunProgress(QWidget):
         self._pending_progress: Progress | None = None
         self._pending_step: StepLogged | None = None
         self._training_progress: Progress | None = None
+        self._phase = ""
 
     def begin(self) -> None:
         self._started_at = time.monotonic()
         self._running = True
         self._resumed = False
         self._pending_progress = self._pending_step = self._training_progress = None
+        self._phase = ""
         self.title_label.setText("Starting run …")
         self.phase_label.setText("Starting")
         self._show_phase_without_progress("starting")
@@ -123,6 +125,7 @@ class RunProgress(QWidget):
                 else ""
             )
         elif isinstance(event, PhaseChanged):
+            self._phase = event.phase
             self.phase_label.setText(describe_phase(event))
             if event.phase != "training":
                 self._show_phase_without_progress(event.phase)
@@ -174,4 +177,5 @@ class RunProgress(QWidget):
             self.progress_bar.setFormat("%v of %m steps")
 
     def show_stopping(self) -> None:
-        self.phase_label.setText("Stopping at the next step …")
+        # A run stops between training steps, teacher batches or evaluation batches.
+        self.phase_label.setText("Stopping at the next step …" if self._phase == "training" else "Stopping …")

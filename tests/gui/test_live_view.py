@@ -188,3 +188,18 @@ def test_long_header_texts_keep_width(qtbot):
 
     assert "few: the best checkpoint is chosen on them" in progress.details_label.text()
     assert view.minimumSizeHint().width() <= width_before
+
+
+def test_stopping_names_steps_only_in_training(qtbot):
+    view = LiveView()
+    qtbot.addWidget(view)
+    progress = view.progress
+    progress.begin()
+
+    progress.handle(PhaseChanged("extracting", "minilm", 1, 1))
+    progress.show_stopping()
+    assert progress.phase_label.text() == "Stopping …"
+
+    progress.handle(PhaseChanged("training", "", 1, 2))
+    progress.show_stopping()
+    assert progress.phase_label.text() == "Stopping at the next step …"
