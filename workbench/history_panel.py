@@ -45,13 +45,15 @@ RESIZE_PRECISION_ROWS = 200
 # Rows of the history table that stay in view when the window is small.
 MIN_VISIBLE_ROWS = 4
 SORT_ROLE = Qt.ItemDataRole.UserRole
-RESUMABLE_STATUSES = ("interrupted", "cancelled")
+RESUMABLE_STATUSES = ("interrupted", "cancelled", "failed")
+RESUME_TIP = "Continue an interrupted, cancelled or failed run from its last checkpoint."
+RESUME_NO_CHECKPOINT_TIP = "This run stopped before its first checkpoint, so it cannot be resumed. Run again trains its settings anew."
 ACTIVE_STATUSES = ("queued", "running")
 
 
 def is_resumable(record: RunRecord) -> bool:
-    """Return whether Resume applies: a stopped run, or a failed one with a checkpoint to continue from."""
-    return record.status in RESUMABLE_STATUSES or (record.status == "failed" and record.checkpoint_step is not None)
+    """Return whether Resume applies: a stopped or failed run with a checkpoint to continue from."""
+    return record.status in RESUMABLE_STATUSES and record.checkpoint_step is not None
 
 
 def best_dev_value(record: RunRecord) -> float | None:
@@ -299,7 +301,7 @@ class HistoryPanel(QWidget):
 
         self.refresh_action = action("Refresh", self.refresh, "Reload the runs from the database.", QKeySequence(QKeySequence.StandardKey.Refresh))
         self.run_again_action = action("Run again", self._run_again, "Load this run's configuration into the configuration panel.")
-        self.resume_action = action("Resume", self._resume, "Continue an interrupted, cancelled or failed run from its last checkpoint.")
+        self.resume_action = action("Resume", self._resume, RESUME_TIP)
         self.rename_action = action("Rename…", self._rename, "Rename the selected run.")
         self.notes_action = action("Notes…", self._edit_notes, "Edit the notes of the selected run.")
         self.tags_action = action("Tags…", self._edit_tags, "Edit the tags of the selected run (comma-separated).")
@@ -374,6 +376,11 @@ class HistoryPanel(QWidget):
         for action in (self.run_again_action, self.rename_action, self.notes_action, self.tags_action):
             action.setEnabled(single and writable)
         self.resume_action.setEnabled(single and writable and not self._run_active and is_resumable(records[0]))
+        if writable:
+            stopped_early = single and records[0].status in RESUMABLE_STATUSES and records[0].checkpoint_step is None
+            resume_tip = RESUME_NO_CHECKPOINT_TIP if stopped_early else RESUME_TIP
+            self.resume_action.setToolTip(resume_tip)
+            self.resume_action.setStatusTip(resume_tip)
         self.delete_action.setEnabled(bool(records) and writable)
         self.export_action.setEnabled(bool(records))
 

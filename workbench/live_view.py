@@ -107,8 +107,8 @@ class LiveView(QWidget):
 
     # Run lifecycle
 
-    def begin_run(self, task: str) -> None:
-        """Clear the plots for a new run of ``task`` and start draining events."""
+    def begin_run(self, task: str, resume_of: int | None = None) -> None:
+        """Clear the plots for a new run of ``task``, or a resume of run ``resume_of``, and start draining events."""
         self._queue.clear()
         self._teacher_order.clear()
         self._metric_order.clear()
@@ -122,7 +122,7 @@ class LiveView(QWidget):
         self.attention_view.set_run_probe(None)
         title = glue_task.title if glue_task else task
         self.metric_plot.plot_item.setTitle(f"Dev metrics ({title})")
-        self.progress.begin()
+        self.progress.begin(resume_of)
         self.refresh_timer.start()
 
     def end_run(self) -> None:

@@ -251,7 +251,7 @@ class MainWindow(QMainWindow):
         except StoreError as error:
             self.show_message(f"Cannot resume run #{run_id}", str(error))
             return
-        self.live_view.begin_run(record.task)
+        self.live_view.begin_run(record.task, resume_of=run_id)
         self.live_view.load_stored_curves(series, up_to_step=record.checkpoint_step)
         self.areas.setCurrentWidget(self.live_view)
         self._resuming = run_id

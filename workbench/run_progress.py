@@ -76,8 +76,11 @@ class RunProgress(QWidget):
         self._pending_step: StepLogged | None = None
         self._training_progress: Progress | None = None
         self._phase = ""
+        self._resume_of: int | None = None
 
-    def begin(self) -> None:
+    def begin(self, resume_of: int | None = None) -> None:
+        """Show a run starting, or the resume of run ``resume_of``."""
+        self._resume_of = resume_of
         self._started_at = time.monotonic()
         self._running = True
         self._resumed = False
@@ -137,9 +140,15 @@ class RunProgress(QWidget):
             sessions = " in all sessions" if self._resumed else ""
             self._end(f"{event.status.capitalize()} after {format_duration(event.duration_seconds)}{sessions}")
         elif isinstance(event, RunFailed):
-            if event.run_id is None:
-                self.title_label.setText("The run could not start.")
-            self._end("Failed")
+            if event.run_id is not None:
+                self._end("Failed")
+            elif self._resume_of is not None:
+                # Rejected before it was claimed, so the stored run kept its status.
+                self.title_label.setText(f"Run #{self._resume_of} was not resumed; the stored run is unchanged.")
+                self._end("Not resumed")
+            else:
+                self.title_label.setText("The run could not start; nothing was recorded.")
+                self._end("Not started")
 
     def _show_pending(self) -> None:
         if self._pending_progress is not None:

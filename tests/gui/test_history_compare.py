@@ -325,16 +325,22 @@ def test_resume_without_checkpoint_reports(qtbot, window, two_runs, store, messa
     cancelled = two_runs[1]
     window.history.refresh()
     window.history.select_runs([cancelled])
-    assert window.history.resume_action.isEnabled()
+    assert not window.history.resume_action.isEnabled()
+    assert "stopped before its first checkpoint" in window.history.resume_action.toolTip()
+    assert "Run again" in window.history.resume_action.toolTip()
 
+    # The run's checkpoint can also go missing after the history was read.
     with qtbot.waitSignal(window.controller.run_ended, timeout=30_000) as ended:
-        window.history.resume_action.trigger()
+        window.resume_run(cancelled)
     assert ended.args == ["failed"]
     title, text = messages[-1]
     assert title == f"Run #{cancelled} was not resumed"
     assert "no resumable checkpoint" in text
     assert "The stored run is unchanged." in text
     assert store.get_run(cancelled).status == "cancelled"
+    progress = window.live_view.progress
+    assert progress.title_label.text() == f"Run #{cancelled} was not resumed; the stored run is unchanged."
+    assert progress.phase_label.text() == "Not resumed"
 
 
 def test_running_run_cannot_be_deleted(qtbot, window, store, monkeypatch):
