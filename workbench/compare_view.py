@@ -356,6 +356,8 @@ class CompareView(QWidget):
         path = self.choose_save_path("Export compared curves as CSV", self.suggested_name(".csv"), "CSV files (*.csv)")
         if not path:
             return None
+        if not Path(path).suffix:
+            path += ".csv"  # a save dialog adds no suffix by itself
         try:
             written = self.write_csv(path)
         except OSError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 
@@ -70,17 +71,24 @@ def new_plot(title: str, x_label: str, y_label: str) -> pg.PlotWidget:
 def export_plot_png(widget: pg.PlotWidget, path: str | Path, width: int = EXPORT_WIDTH_PX) -> Path:
     """Write ``widget``'s plot to a PNG file ``width`` pixels wide and return its path.
 
-    A plot that has never been laid out has no size to scale from; it is rendered at the
-    widget's own size instead.
+    ".png" is added to a path without it. A plot that has never been laid out has no size to
+    scale from; it is rendered at the widget's own size instead. Raises OSError when the file
+    cannot be written.
     """
     path = Path(path)
+    if path.suffix.lower() != ".png":
+        # Qt picks the image format from the suffix, and a save dialog adds none by itself.
+        path = path.with_name(path.name + ".png")
     item = widget.getPlotItem()
     if item.boundingRect().width() < 1:
         log.info("Plot %r has no layout yet; exporting it at widget size", item.titleLabel.text)
-        widget.grab().save(str(path), "PNG")
-        return path
+        image = widget.grab().toImage()
+    else:
+        exporter = ImageExporter(item)
+        exporter.parameters()["width"] = width
+        image = exporter.export(toBytes=True)
 
-    exporter = ImageExporter(item)
-    exporter.parameters()["width"] = width
-    exporter.export(str(path))
+    # QImage.save reports a failure only by its return value.
+    if not image.save(str(path), "PNG"):
+        raise OSError(errno.EIO, "the image could not be written", str(path))
     return path

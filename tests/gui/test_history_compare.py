@@ -190,6 +190,25 @@ def test_compare_exports_csv_and_png(qtbot, window, two_runs, tmp_path, monkeypa
     assert image.width() == 1600
 
 
+def test_export_adds_missing_suffix(qtbot, window, two_runs, tmp_path, monkeypatch):
+    window.history.refresh()
+    window.history.select_runs(list(two_runs))
+    compare = window.compare_view
+    problems: list[str] = []
+    monkeypatch.setattr(compare, "show_problem", lambda title, message: problems.append(message))
+    compare.tabs.setCurrentWidget(compare.loss_plot)
+
+    monkeypatch.setattr(compare, "choose_save_path", lambda caption, name, file_filter: str(tmp_path / "curves"))
+    assert compare.export_png() == tmp_path / "curves.png"
+    assert QImage(str(tmp_path / "curves.png")).width() == 1600
+    assert compare.export_csv() == tmp_path / "curves.csv"
+    assert (tmp_path / "curves.csv").read_text(encoding="utf-8").startswith("run_id,")
+
+    monkeypatch.setattr(compare, "choose_save_path", lambda caption, name, file_filter: str(tmp_path / "missing" / "plot.png"))
+    assert compare.export_png() is None
+    assert problems and "Could not write" in problems[-1]
+
+
 def test_history_columns_filter_and_sort(qtbot, window, two_runs):
     history = window.history
     history.refresh()
