@@ -40,6 +40,11 @@ from workbench.formatting import format_count, format_duration, format_metric, f
 log = logging.getLogger(__name__)
 
 COLUMNS = ("Name", "Status", "Task", "Teachers", "Student", "Parameters", "Best dev", "Baseline", "Duration", "Date")
+COLUMN_TIPS = {
+    "Best dev": "The task's main dev metric at the best checkpoint. The held-out rows select that checkpoint, "
+    "so the dev curve can peak higher elsewhere.",
+    "Baseline": "The same metric for a constant prediction: the majority class, or the training mean for STS-B.",
+}
 MAX_COLUMN_WIDTH = 260
 RESIZE_PRECISION_ROWS = 200
 # Rows of the history table that stay in view when the window is small.
@@ -94,8 +99,12 @@ class RunTableModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return COLUMN_TIPS.get(COLUMNS[section])
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -166,7 +175,10 @@ class RunTableModel(QAbstractTableModel):
                 lines.append(record.notes)
             return "\n".join(lines)
         if column == "Best dev":
-            return primary_dev_metric(record)
+            metric = primary_dev_metric(record)
+            if metric is None or record.best_step is None:
+                return metric
+            return f"{metric} at step {record.best_step}, the checkpoint that the held-out rows selected."
         if column == "Teachers":
             return "\n".join(record.teachers)
         return None

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from engine.config import RunConfig
@@ -221,6 +222,10 @@ def test_history_columns_filter_and_sort(qtbot, window, two_runs):
     assert texts["Teachers"] == "minilm"
     assert texts["Parameters"] == "110,916"
     assert texts["Best dev"] == "0.6000 accuracy"
+    best_dev = model.index(row, COLUMNS.index("Best dev"))
+    assert model.data(best_dev, Qt.ItemDataRole.ToolTipRole) == "dev/accuracy at step 5, the checkpoint that the held-out rows selected."
+    header_tip = model.headerData(COLUMNS.index("Best dev"), Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+    assert "held-out rows select" in header_tip
     assert texts["Baseline"] == "0.4950"
 
     history.filter_edit.setText("other")
