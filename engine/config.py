@@ -307,8 +307,15 @@ class DistillationConfig(_Section):
         self._validate_fields()
 
         teachers = tuple(str(t).strip() for t in self.teachers)
-        if not teachers or any(not t for t in teachers):
-            raise ConfigError(self._path("teachers"), f"{list(self.teachers)!r} must list at least one non-empty teacher.", "Add a teacher such as minilm.")
+        if not teachers:
+            raise ConfigError(self._path("teachers"), "No teacher is chosen.", "Choose at least one teacher, such as minilm.")
+        blank = [str(index) for index, teacher in enumerate(teachers, start=1) if not teacher]
+        if blank:
+            raise ConfigError(
+                self._path("teachers"),
+                f"Teacher {', '.join(blank)} of {len(teachers)} is empty.",
+                "Give each teacher an alias, a Hugging Face id or a folder, or remove the empty entries.",
+            )
         first_spelling: dict[str, str] = {}
         for teacher in teachers:
             earlier = first_spelling.setdefault(model_identity(teacher), teacher)

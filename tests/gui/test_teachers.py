@@ -65,7 +65,7 @@ def test_no_teacher_checked_blocks_run(qtbot, window):
 
     assert "distillation.teachers" in panel.errors
     assert not window.run_controls.run_button.isEnabled()
-    assert "at least one" in window.run_controls.run_button.toolTip()
+    assert "No teacher is chosen" in window.run_controls.run_button.toolTip()
 
 
 def test_custom_teacher_can_be_removed(qtbot, window):
