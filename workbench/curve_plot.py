@@ -57,6 +57,8 @@ class CurvePlot(QWidget):
     ) -> None:
         super().__init__(parent)
         self.smoothing = 0.0
+        # Series drawn above the others, e.g. a dashed curve that can lie exactly on another one.
+        self.on_top: set[str] = set()
         self.plot_widget = new_plot(title, "step", y_label)
         self.plot_item = self.plot_widget.getPlotItem()
         self._style = style
@@ -113,6 +115,8 @@ class CurvePlot(QWidget):
             else:
                 label, pen = default_style(name, len(self._curves))
             curve = self.plot_item.plot([], [], name=label, pen=pen)
+            if name in self.on_top:
+                curve.setZValue(1)
             self._curves[name] = curve
             self._steps[name] = []
             self._values[name] = []

@@ -122,6 +122,9 @@ def test_stored_losses_keep_logged_order(qtbot):
     view.end_run()
 
     assert view.loss_plot.series_names() == ["total", "task", "distillation", "distillation/minilm"]
+    # One teacher: the weighted sum lies exactly on its loss, so it is drawn above it.
+    curves = view.loss_plot._curves
+    assert curves["distillation"].zValue() > curves["distillation/minilm"].zValue()
 
 
 def test_few_heldout_rows_are_flagged(qtbot):
