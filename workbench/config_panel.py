@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from engine.config import DataConfig, DistillationConfig, RunConfig, StudentConfig, TrainingConfig, config_errors, iter_field_specs
 from engine.devices import select_device
-from engine.errors import ConfigError, DataError, LampreiaError
+from engine.errors import ConfigError, DataError, HubUnreachableError, LampreiaError
 from engine.events import CancellationToken
 from engine.glue_data import validate_glue_dir
 from engine.model_sources import absolute_if_local, check_cached_when_offline, short_model_name
@@ -65,6 +65,10 @@ SIZE_PRESETS: dict[str, dict[str, Any]] = {
 CUSTOM_SIZE = "custom"
 
 PARAMETER_COUNT_DELAY_MS = 150
+
+
+# The default teachers and tokenizer are Hub ids, which a first start without internet lacks.
+OFFLINE_PRESET_TIP = "The preset Presets ▸ offline demo chooses a teacher and a tokenizer that work offline."
 
 
 def _reason(error: LampreiaError) -> str:
@@ -323,6 +327,8 @@ class ConfigPanel(QWidget):
         """
         try:
             check_teacher_sources(nested["distillation"].get("teachers") or ())
+        except HubUnreachableError as error:
+            errors.setdefault("distillation.teachers", f"{error} {OFFLINE_PRESET_TIP}")
         except LampreiaError as error:
             errors.setdefault("distillation.teachers", str(error))
 

@@ -64,6 +64,7 @@ def test_invalid_defaults_disable_run_at_start(qtbot, window):
     assert not window.run_controls.run_button.isEnabled()
     assert not window.run_action.isEnabled()
     assert "Teachers:" in window.run_controls.run_button.toolTip()
+    assert "Presets ▸ offline demo" in panel.editors["distillation.teachers"].error
     window.start_run()  # Ctrl+R with the action disabled does nothing, but a caller may still start one
     title, text = window.last_message
     assert title == "The configuration is not valid"
@@ -230,7 +231,7 @@ def test_uncached_hub_models_marked_offline(qtbot, window):
     teachers_error = panel.editors["distillation.teachers"].error
     for hub_id in ("openai-community/gpt2", "distilbert/distilbert-base-uncased", "FacebookAI/roberta-base"):
         assert f"'{hub_id}'" in teachers_error  # all three at once, not one per attempt
-    assert teachers_error.count("To download it") == 1
+    assert teachers_error.count("To download them") == 1
     assert not window.run_controls.run_button.isEnabled()
 
     _use_offline_models(panel)
