@@ -145,7 +145,7 @@ def read_glue_tsv(
         header = lines[0][1].split("\t")
         lines = lines[1:]
 
-    text_columns, label_column = _resolve_columns(task, path, header)
+    text_columns, label_column = _resolve_columns(task, path, header, labelled=split != "test")
     width = len(header) if header is not None else None
 
     texts_a: list[str] = []
@@ -178,6 +178,10 @@ def read_glue_tsv(
             )
         for line_number, problem in malformed:
             log.warning("Skipped %s line %d: %s", path, line_number, problem)
+    if not texts_a and split != "test":
+        # A split without rows would train on nothing or leave the run without dev metrics.
+        skipped = f" All {len(malformed)} rows were malformed and skipped." if malformed else ""
+        raise DataError(f"{path} has no data rows.{skipped}", f"Restore the file from the GLUE download of {task.title}.")
 
     label_dtype = np.float32 if task.is_regression else np.int64
     return GlueSplit(
@@ -213,12 +217,14 @@ def _decode_lines(path: Path) -> list[tuple[int, str]]:
     return lines
 
 
-def _resolve_columns(task: GlueTask, path: Path, header: list[str] | None) -> tuple[list[int], int | None]:
+def _resolve_columns(task: GlueTask, path: Path, header: list[str] | None, labelled: bool) -> tuple[list[int], int | None]:
+    """Return the text columns and the label column; a test file (``labelled`` False) may lack the label."""
     if header is None:
         text_columns = [int(c) for c in task.tsv_fields]
         return text_columns, int(task.tsv_label)
 
-    missing = [str(name) for name in task.tsv_fields if name not in header]
+    needed = list(task.tsv_fields) + ([task.tsv_label] if labelled else [])
+    missing = [str(name) for name in needed if name not in header]
     if missing:
         raise DataError(
             f"{path} has no column {missing[0]!r} in its header (found: {', '.join(header)}).",

@@ -205,6 +205,32 @@ def test_missing_header_column_is_named(tmp_path):
         read_glue_tsv(get_task("sst2"), path)
 
 
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_missing_label_column_is_named(tmp_path, split):
+    # A renamed label column used to load as unlabelled rows, like a test split.
+    path = _write(tmp_path / "dev.tsv", "sentence1\tsentence2\tgold_label\na\tb\t1\n")
+
+    with pytest.raises(DataError) as caught:
+        read_glue_tsv(get_task("wnli"), path, split=split)
+
+    assert "has no column 'label' in its header (found: sentence1, sentence2, gold_label)" in str(caught.value)
+
+
+@pytest.mark.parametrize("split", ["train", "validation"])
+def test_header_without_rows_is_rejected(tmp_path, split):
+    path = _write(tmp_path / "dev.tsv", "sentence\tlabel\n")
+
+    with pytest.raises(DataError, match="has no data rows"):
+        read_glue_tsv(get_task("sst2"), path, split=split)
+
+
+def test_all_rows_skipped_is_rejected(tmp_path):
+    path = _write(tmp_path / "train.tsv", "sentence\tlabel\nfine\tyes\nawful\tno\n")
+
+    with pytest.raises(DataError, match="All 2 rows were malformed and skipped"):
+        read_glue_tsv(get_task("sst2"), path, skip_malformed_rows=True)
+
+
 def test_hub_unreachable_gives_a_clear_message():
     from engine.errors import HubUnreachableError
 

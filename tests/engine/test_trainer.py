@@ -301,6 +301,23 @@ def test_minus_one_label_in_tsv_is_rejected(tmp_path, store):
     assert "line 62" in result.error and "outside 0..1" in result.error
 
 
+def test_dev_file_without_label_column_records_no_run(tmp_path, store):
+    folder = tmp_path / "glue" / "SST-2"
+    folder.mkdir(parents=True)
+    rows = [f"a good and lovely film number {i}\t1" for i in range(30)] + [f"a bad and dull film number {i}\t0" for i in range(30)]
+    (folder / "train.tsv").write_text("\n".join(["sentence\tlabel", *rows, ""]))
+    (folder / "dev.tsv").write_text("sentence\tgold_label\nlovely\t1\ndull\t0\n")
+    config = small_config(tmp_path / "glue", data={"train_limit": None, "dev_limit": None})
+
+    result = run_distillation(config, store)
+
+    # Loaded as unlabelled rows, the run used to finish without any dev metric.
+    assert result.status == "failed"
+    assert result.run_id is None
+    assert "dev.tsv has no column 'label'" in result.error
+    assert store.list_runs() == []
+
+
 def test_resume_reaches_the_uninterrupted_final_state(glue_dir, tmp_path):
     config = small_config(glue_dir, training={"epochs": 2, "checkpoint_every_steps": 2, "evals_per_epoch": 1})
     reference_store = RunStore(tmp_path / "reference.sqlite3")
