@@ -6,15 +6,18 @@ a display or Qt libraries.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
-from typing import Sequence
+from typing import Mapping, Sequence
 
 
 # Options of the top-level command that the window takes too, so that `lampreia -v` opens it.
 GUI_OPTIONS = ("-v", "--verbose")
 # The shell's status for a process ended by SIGINT, as `lampreia run` returns on Ctrl-C.
 EXIT_INTERRUPTED = 130
+# The status of a command that cannot do what was asked with the given environment, as for usage errors.
+EXIT_NO_DISPLAY = 2
 
 
 class StartUpInterrupt:
@@ -40,6 +43,24 @@ class StartUpInterrupt:
         signal.signal(signal.SIGINT, self._previous)
 
 
+def missing_display(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str | None:
+    """Return why Qt would find no display on Linux (over SSH, say), or None.
+
+    Without a display Qt aborts the process with advice to reinstall it, which does not help.
+    QT_QPA_PLATFORM (offscreen, for example) chooses a platform that needs none.
+    """
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
+        return None
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    return (
+        "no display was found (DISPLAY and WAYLAND_DISPLAY are unset). Start it on a desktop session or over "
+        "`ssh -X`. The other commands need no display: `lampreia run --help`, `lampreia runs`, `lampreia show RUN_ID`."
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["gui"]:
@@ -48,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from engine.cli import main as cli_main
 
         return cli_main(args)
+
+    problem = missing_display()
+    if problem:
+        print(f"lampreia: cannot open the workbench window: {problem}", file=sys.stderr)
+        return EXIT_NO_DISPLAY
 
     start_up = StartUpInterrupt()
     try:

@@ -145,3 +145,24 @@ def test_database_on_read_only_mount_opens_read_only(qtbot, tmp_path, monkeypatc
     assert launcher.main(["gui", "--db", str(read_only_mount)]) == 0
     assert seen == {"database": f"Database (read-only): {read_only_mount}", "runs": ["on a share"], "run enabled": False}
     assert sorted(path.name for path in read_only_mount.parent.iterdir()) == ["runs.sqlite3"]
+
+
+def test_no_display_is_named_before_qt_starts(monkeypatch, capsys):
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+
+    # Qt would abort the process here, advising to reinstall it.
+    assert launcher.main([]) == launcher.EXIT_NO_DISPLAY
+    error = capsys.readouterr().err
+    assert error.startswith("lampreia: cannot open the workbench window: no display was found (DISPLAY and WAYLAND_DISPLAY are unset).")
+    assert "`lampreia run --help`" in error
+
+
+def test_display_check_passes_where_qt_finds_one():
+    assert launcher.missing_display({"DISPLAY": ":0"}, "linux") is None
+    assert launcher.missing_display({"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+    assert launcher.missing_display({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert launcher.missing_display({}, "darwin") is None
+    assert launcher.missing_display({}, "win32") is None
+    assert launcher.missing_display({}, "linux") is not None
