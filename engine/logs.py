@@ -10,6 +10,7 @@ from pathlib import Path
 
 from engine.paths import data_dir
 
+log = logging.getLogger(__name__)
 _configured = False
 
 
@@ -51,7 +52,7 @@ def _add_file_handler(root: logging.Logger, path: Path) -> Path | None:
         path.parent.mkdir(parents=True, exist_ok=True)
         file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=5_000_000, backupCount=3, encoding="utf-8")
     except OSError as error:
-        root.warning("Cannot write the log file %s (%s); logging to stderr only.", path, error)
+        log.warning("Cannot write the log file %s (%s), so messages go to stderr only.", path, error)
         return None
     file_handler.setLevel(logging.DEBUG)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(threadName)s %(levelname)s %(name)s: %(message)s"))

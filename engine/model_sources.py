@@ -297,6 +297,9 @@ def _read_index(path: Path) -> dict[str, str]:
         return {}
 
 
+_UNWRITABLE_INDEXES: set[Path] = set()
+
+
 def _write_index(path: Path, index: dict[str, str]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -304,5 +307,10 @@ def _write_index(path: Path, index: dict[str, str]) -> None:
         temporary.write_text(json.dumps(index))
         os.replace(temporary, path)
     except OSError as error:
-        # The index only saves time; a read-only or full cache folder must not stop a run.
-        log.warning("Could not update the file digest index %s: %s", path, error)
+        # The index only saves time; a read-only or full cache folder must not stop a run. Each
+        # model folder tries to write it, so the warning is given once per index file and process.
+        if path in _UNWRITABLE_INDEXES:
+            log.debug("Could not update the file digest index %s again: %s", path, error)
+            return
+        _UNWRITABLE_INDEXES.add(path)
+        log.warning("Could not update the file digest index %s: %s. Later failures to write it are logged at DEBUG.", path, error)

@@ -323,3 +323,27 @@ def test_partly_cached_hub_model_is_named_offline(monkeypatch, tmp_path):
     (snapshot / "config.json").unlink()
     with pytest.raises(HubUnreachableError, match="has no tokenizer.json or tokenizer_config.json or vocab.txt …, and HF_HUB_OFFLINE is set"):
         check_cached_when_offline("someone/half-downloaded", what="student tokenizer", required=TOKENIZER_REQUIRED_FILES)
+
+
+def test_unwritable_digest_index_warns_once(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from engine.model_sources import folder_fingerprint
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("LAMPREIA_CACHE_DIR", str(blocker / "cache"))
+    model = tmp_path / "model"
+    model.mkdir()
+    for name in ("config.json", "model.safetensors", "vocab.txt"):
+        (model / name).write_text(name)
+
+    with caplog.at_level(logging.DEBUG, logger="engine.model_sources"):
+        first = folder_fingerprint(model)
+        second = folder_fingerprint(model)
+
+    # The fingerprint does not depend on the index, which only saves reading files again.
+    assert first == second
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "Could not update the file digest index" in warnings[0].getMessage()
