@@ -282,8 +282,8 @@ def _config_from_file(path: Path) -> RunConfig:
     text = path.read_text(encoding="utf-8")
     try:
         document = json.loads(text)
-    except json.JSONDecodeError:
-        return RunConfig.from_json(text)  # raises the config error that names the syntax error
+    except json.JSONDecodeError as error:
+        raise ConfigError("config", f"The file {path} is not valid JSON ({error}).", "Check it for a syntax error.") from None
     if isinstance(document, dict) and isinstance(document.get("config"), dict) and "status" in document:
         return RunConfig.from_dict(document["config"])
     return RunConfig.from_dict(document)

@@ -472,7 +472,7 @@ class RunConfig(_Section):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise ConfigError("config", f"is not valid JSON ({error}).", "Check the file for a syntax error.") from None
+            raise ConfigError("config", f"The text is not valid JSON ({error}).", "Check it for a syntax error.") from None
         return cls.from_dict(data)
 
     def with_overrides(self, overrides: dict[str, Any]) -> "RunConfig":
@@ -530,16 +530,29 @@ def _reject_unknown_keys(section: str, data: dict[str, Any], allowed: set[str]) 
         where = f"section '{section}'" if section else "the config"
         raise ConfigError(
             f"{section}.{unknown[0]}" if section else unknown[0],
-            f"is not a field of {where}.",
+            f"{unknown[0]!r} is not a field of {where}.",
             f"Allowed fields: {', '.join(sorted(allowed))}.",
         )
+
+
+def _json_type(value: Any) -> str:
+    """Return the JSON name of a decoded value's type: array, string, number, true/false or null."""
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return "null" if value is None else type(value).__name__
 
 
 def _section_from_dict(cls: type, data: Any) -> Any:
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
-        raise ConfigError(cls.SECTION, f"expected an object, got {type(data).__name__}.")
+        raise ConfigError(cls.SECTION, f"The section is a JSON {_json_type(data)}, not an object.", "Write it as {\"key\": value, ...}.")
     _reject_unknown_keys(cls.SECTION, data, {f.name for f in fields(cls)})
     return cls(**data)
 
@@ -562,7 +575,7 @@ def config_errors(data: dict[str, Any]) -> list[ConfigError]:
         section_errors = []
         for name, value in values.items():
             if name not in specs:
-                section_errors.append(ConfigError(cls._path(name), f"is not a field of section '{section}'."))
+                section_errors.append(ConfigError(cls._path(name), f"{name!r} is not a field of section '{section}'."))
                 continue
             try:
                 cls._check_value(specs[name], value)

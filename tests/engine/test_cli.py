@@ -188,6 +188,24 @@ def test_invalid_input_gives_one_line_and_exit_2(args, fragment, tmp_path, capsy
     assert fragment in error[-1]
 
 
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("{bad", "lampreia: config: The file {path} is not valid JSON (Expecting property name enclosed in double quotes"),
+        ('{"student": {"n_layerz": 3}}', "lampreia: student.n_layerz: 'n_layerz' is not a field of section 'student'. Allowed fields: "),
+        ('{"student": [1, 2]}', "lampreia: student: The section is a JSON array, not an object."),
+    ],
+)
+def test_bad_config_file_names_the_problem(tmp_path, capsys, text, expected):
+    config = tmp_path / "config.json"
+    config.write_text(text)
+
+    code = main(["run", "--config", str(config), "--db", str(tmp_path / "runs.sqlite3")])
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith(expected.format(path=config))
+
+
 def test_config_file_with_newer_schema(tmp_path, capsys):
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"schema_version": 99, "task": "sst2"}))
