@@ -871,7 +871,9 @@ def _write_metric_rows(handle: TextIO, run_id: int, points: list[MetricPoint], l
 class ProgressBar:
     """Event sink that draws one progress line on a terminal, or a line every few seconds in a log."""
 
+    # Characters of the bar itself, at most and at least (narrower terminals get no bar).
     WIDTH = 24
+    MIN_WIDTH = 6
 
     def __init__(self, stream: TextIO, enabled: bool = True) -> None:
         self.stream = stream
@@ -936,18 +938,33 @@ class ProgressBar:
         if not self.interactive and not force and now - self._last_print < 5.0:
             return
         self._last_print = now
-        text = f"[{self.phase}]"
-        if progress is not None and progress.total:
-            fraction = min(progress.done / progress.total, 1.0)
-            filled = int(fraction * self.WIDTH)
-            eta = _duration(progress.eta_seconds) if progress.eta_seconds is not None and math.isfinite(progress.eta_seconds) else "?"
-            text += f" {'█' * filled}{'░' * (self.WIDTH - filled)} {fraction * 100:5.1f}% {progress.done}/{progress.total} ETA {eta}"
         if self.interactive:
+            # A line wider than the terminal wraps, and the next "\r" redraw leaves the wrapped part behind.
+            text = self._line(progress, shutil.get_terminal_size().columns - 1)
             self.stream.write("\r\x1b[K" + text)
             self.stream.flush()
             self._line_open = True
         else:
-            print(text, file=self.stream, flush=True)
+            print(self._line(progress, None), file=self.stream, flush=True)
+
+    def _line(self, progress: Progress | None, columns: int | None) -> str:
+        """Return the progress line, fitted to ``columns`` terminal columns (None: no limit)."""
+        phase = f"[{self.phase}]"
+        if progress is None or not progress.total:
+            return phase if columns is None else _clip(phase, columns)
+
+        fraction = min(progress.done / progress.total, 1.0)
+        eta = _duration(progress.eta_seconds) if progress.eta_seconds is not None and math.isfinite(progress.eta_seconds) else "?"
+        counts = f" {fraction * 100:5.1f}% {progress.done}/{progress.total} ETA {eta}"
+        width = self.WIDTH
+        if columns is not None:
+            # The bar gives way first, down to MIN_WIDTH; below that it is left out.
+            width = min(self.WIDTH, columns - _columns(phase) - _columns(counts) - 1)
+            width = width if width >= self.MIN_WIDTH else 0
+        filled = int(fraction * width)
+        bar = f" {'█' * filled}{'░' * (width - filled)}" if width else ""
+        text = phase + bar + counts
+        return text if columns is None else _clip(text, columns)
 
     def _end_line(self) -> None:
         if self._line_open:

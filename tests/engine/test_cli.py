@@ -666,6 +666,31 @@ def test_progress_phase_lines_say_counts_once():
     assert stream.getvalue().splitlines() == ["[extracting 1/2 bert-a/final]", "[training epoch 23 of 40]"]
 
 
+@pytest.mark.parametrize("columns", [40, 60, 120])
+def test_progress_line_fits_terminal(monkeypatch, columns):
+    import io
+    import os
+
+    from engine.cli import ProgressBar
+    from engine.events import PhaseChanged, Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("shutil.get_terminal_size", lambda fallback=None: os.terminal_size((columns, 24)))
+    stream = Terminal()
+    bar = ProgressBar(stream, enabled=True)
+    bar.handle(PhaseChanged("training", "epoch 2 of 3", 2, 3))
+    bar.handle(Progress("training", 120, 375, 12.0, 25.0))
+
+    line = stream.getvalue().split("\r\x1b[K")[-1]
+    assert len(line) <= columns - 1
+    assert line.startswith("[training epoch 2 of 3]")
+    assert ("█" in line) == (columns >= 60)
+    assert line.endswith("120/375 ETA 0:25") == (columns >= 60)
+
+
 def test_log_progress_does_not_repeat_epoch_after_evaluation():
     import io
 
