@@ -815,7 +815,9 @@ def _metric(value: float | None) -> str:
 def _print_columns(headers: list[str], table: list[tuple[str, list[str]]]) -> None:
     """Print rows of (label, one cell per run) as aligned columns; a row without cells is a heading.
 
-    Cells are never shortened, because two config values may differ only at their end.
+    Cells are never shortened, because two config values may differ only at their end. On a
+    terminal too narrow for all runs, the runs are printed in blocks that fit, one after another,
+    each with the labels again.
     """
     label_width = max(len(label) for label, cells in table if cells)
     widths = [_columns(header) for header in headers]
@@ -823,12 +825,35 @@ def _print_columns(headers: list[str], table: list[tuple[str, list[str]]]) -> No
         for column, cell in enumerate(cells):
             widths[column] = max(widths[column], _columns(cell))
 
-    def line(label: str, cells: list[str]) -> str:
-        return (f"{label:<{label_width}}  " + "  ".join(_pad(cell, width) for cell, width in zip(cells, widths))).rstrip()
+    blocks = _column_blocks(widths, label_width, _terminal_width())
+    for number, block in enumerate(blocks):
+        if number:
+            print()
 
-    print(line("", headers))
-    for label, cells in table:
-        print(line(label, cells) if cells else label)
+        def line(label: str, cells: list[str]) -> str:
+            return (f"{label:<{label_width}}  " + "  ".join(_pad(cells[column], widths[column]) for column in block)).rstrip()
+
+        print(line("", headers))
+        for label, cells in table:
+            print(line(label, cells) if cells else label)
+
+
+def _column_blocks(widths: list[int], label_width: int, terminal_width: int | None) -> list[list[int]]:
+    """Split column indices into consecutive blocks that fit ``terminal_width`` beside the labels (one block for None).
+
+    A column wider than the terminal gets a block of its own.
+    """
+    if terminal_width is None:
+        return [list(range(len(widths)))]
+    blocks: list[list[int]] = [[]]
+    used = label_width
+    for column, width in enumerate(widths):
+        if blocks[-1] and used + 2 + width > terminal_width:
+            blocks.append([])
+            used = label_width
+        blocks[-1].append(column)
+        used += 2 + width
+    return blocks
 
 
 def _export(args: argparse.Namespace) -> int:

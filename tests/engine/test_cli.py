@@ -522,6 +522,27 @@ def test_compare_shows_values_whole_and_warns_of_tasks(tmp_path, capsys):
     assert f"{folder}_B" in output
 
 
+def test_compare_splits_runs_to_fit_terminal(tmp_path, monkeypatch, capsys):
+    from engine.config import RunConfig
+
+    db = tmp_path / "runs.sqlite3"
+    store = RunStore(db)
+    for seed in (1, 2, 3, 4):
+        config = RunConfig().with_overrides({"training.seed": seed})
+        store.create_run(config.to_dict(), name=f"seed sweep of the paper preset, seed {seed}", device="cpu", versions={})
+    store.close()
+
+    monkeypatch.setenv("COLUMNS", "100")
+    assert main(["compare", "1", "2", "3", "4", "--db", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    assert all(len(line) <= 100 for line in lines), max(lines, key=len)
+    headers = [line.split() for line in lines if line.lstrip().startswith("#")]
+    assert headers == [["#1", "#2"], ["#3", "#4"]]
+    seeds = [line.split()[1:] for line in lines if line.strip().startswith("training.seed")]
+    assert seeds == [["1", "2"], ["3", "4"]]
+
+
 def test_compare_reads_last_evaluation_of_killed_run(tmp_path, capsys):
     from engine.run_store import MetricPoint
 
