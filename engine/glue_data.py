@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.errors import DataError, HubUnreachableError, MalformedRowsError, RunCancelled
 from engine.events import CancellationToken
-from engine.model_sources import hub_offline, offline_variable
+from engine.model_sources import offline_variable
 from engine.tasks import GlueTask
 
 log = logging.getLogger(__name__)
@@ -274,7 +274,12 @@ def _parse_label(task: GlueTask, cell: str) -> tuple[float, str | None]:
 
 def hub_rows_offline() -> bool:
     """Return whether the datasets library reads GLUE rows from its local cache only (an offline variable is set)."""
-    return hub_offline() or offline_variable(("HF_DATASETS_OFFLINE",)) is not None
+    return rows_offline_variable() is not None
+
+
+def rows_offline_variable() -> str | None:
+    """Return the offline variable that keeps the datasets library from downloading GLUE rows, or None."""
+    return offline_variable() or offline_variable(("HF_DATASETS_OFFLINE",))
 
 
 def _load_from_hub(task: GlueTask, split: str, limit: int | None, cancel: CancellationToken | None = None) -> GlueSplit:

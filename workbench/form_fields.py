@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import DEVICES
+from engine.glue_data import rows_offline_variable
 from engine.tasks import TASKS
 
 _EMPTY_MEANING = re.compile(r"\(empty: ([^)]*)\)")
@@ -252,9 +253,14 @@ class DataSourceField(FieldEditor):
         folder_row.setContentsMargins(0, 0, 0, 0)
         folder_row.addWidget(self.folder_edit, 1)
         folder_row.addWidget(self.browse_button)
+        # Offline, the Hub source reads only the local datasets cache, which a first start lacks.
+        self.offline_note = QLabel()
+        self.offline_note.setObjectName("fieldHint")
+        self.offline_note.setWordWrap(True)
         layout = QVBoxLayout(box)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.hub_button)
+        layout.addWidget(self.offline_note)
         layout.addWidget(self.folder_button)
         layout.addLayout(folder_row)
         super().__init__(path, label, help_text, box)
@@ -273,6 +279,12 @@ class DataSourceField(FieldEditor):
         use_folder = self.folder_button.isChecked()
         self.folder_edit.setEnabled(use_folder)
         self.browse_button.setEnabled(use_folder)
+        variable = rows_offline_variable()
+        if variable:
+            self.offline_note.setText(
+                f"{variable} is set, so the Hub rows come from the local datasets cache only. Without a cached copy, choose a glue_data folder."
+            )
+        self.offline_note.setVisible(bool(variable) and not use_folder)
 
     def _browse(self) -> None:
         folder = self.choose_folder(self.folder_edit.text())

@@ -338,3 +338,19 @@ def test_run_summary_gives_first_sentence(qtbot, window):
 
     _type(qtbot, panel, "training.epochs", "abc")
     assert window.run_controls.reason_label.text().endswith("(and 1 more; see the fields marked in red)")
+
+
+def test_offline_hub_source_names_the_cache(qtbot, window, monkeypatch):
+    # tests/conftest.py sets HF_HUB_OFFLINE, so Hub rows can only come from the local cache.
+    source = window.config_panel.editors["data.glue_dir"]
+    source.hub_button.setChecked(True)
+    assert source.offline_note.isVisibleTo(window)
+    assert source.offline_note.text().startswith("HF_HUB_OFFLINE is set, so the Hub rows come from the local datasets cache only.")
+
+    source.folder_button.setChecked(True)
+    assert not source.offline_note.isVisibleTo(window)
+
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    source.hub_button.setChecked(True)
+    assert not source.offline_note.isVisibleTo(window)
