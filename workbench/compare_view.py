@@ -33,7 +33,7 @@ from engine.run_store import AttentionSnapshot, RunRecord, RunStore
 from engine.tasks import baseline_name, task_title
 from workbench.attention_view import AttentionView
 from workbench.curve_plot import CurvePlot
-from workbench.formatting import format_count, format_metric
+from workbench.formatting import clip_middle, format_count, format_metric
 from workbench.plot_style import curve_pen, export_plot_png
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ WEIGHT_PREFIX = "train/weight/"
 MAX_DIFF_COLUMN_WIDTH = 320
 # A legend with more entries than this is laid out in two columns, so it covers less of the curves.
 LEGEND_ROWS = 8
+MAX_LEGEND_LABEL = 36
+# More compared runs than this are named by id alone in the info line, which would otherwise fill the view.
+MAX_NAMED_RUNS = 3
 SHARED_BASELINE_COLOUR = "#555555"
 
 
@@ -81,7 +84,7 @@ class CompareView(QWidget):
         self.png_button = QPushButton("Export plot as PNG…")
 
         self.loss_plot = CurvePlot("Training loss (total)", "loss", smoothing_control=True)
-        self.metric_plot = CurvePlot("Primary dev metric", "score")
+        self.metric_plot = CurvePlot("Primary dev metric", "score", legend_corner="bottom right")
         self.weight_plot = CurvePlot("Teacher weights (batch mean)", "weight", smoothing_control=True)
         self.attention_view = AttentionView(editable_probe=False)
         # Maps are read from the store when their run is chosen; None: the run has none.
@@ -137,8 +140,19 @@ class CompareView(QWidget):
         self.show_runs(runs)
         if len(run_ids) > MAX_COMPARED_RUNS:
             self.info_label.setText(
-                f"Comparing the {MAX_COMPARED_RUNS} oldest of {len(run_ids)} selected runs: " + ", ".join(run.label for run in runs) + self._task_note()
+                f"Comparing the {MAX_COMPARED_RUNS} oldest of {len(run_ids)} selected runs: "
+                + ", ".join(f"#{run.record.id}" for run in runs)
+                + self._task_note()
             )
+
+    @staticmethod
+    def _run_list(runs: list[ComparedRun]) -> str:
+        """Return "run #3 name" or "4 runs: #1 a, #2 b, …"; more than MAX_NAMED_RUNS runs are listed by id only."""
+        if len(runs) == 1:
+            return f"run {runs[0].label}"
+        if len(runs) <= MAX_NAMED_RUNS:
+            return f"{len(runs)} runs: " + ", ".join(run.label for run in runs)
+        return f"{len(runs)} runs: " + ", ".join(f"#{run.record.id}" for run in runs) + " (their names are in the legends and tables)"
 
     def _task_note(self) -> str:
         """Return a warning when the compared runs are of different tasks, whose metrics share one axis."""
@@ -157,7 +171,7 @@ class CompareView(QWidget):
         if not runs:
             self.info_label.setText("Select runs in the history to compare them.")
         else:
-            self.info_label.setText(f"Comparing {len(runs)} run(s): " + ", ".join(run.label for run in runs) + self._task_note())
+            self.info_label.setText(f"Comparing {self._run_list(runs)}{self._task_note()}")
         self._update_buttons()
 
     def _fill_curves(self) -> None:
@@ -175,7 +189,7 @@ class CompareView(QWidget):
             plot.refresh()
             legend = plot.plot_item.legend
             if legend is not None:
-                legend.setColumnCount(2 if len(plot.series_names()) > LEGEND_ROWS else 1)
+                legend.setColumnCount(2 if len(plot.legend_labels()) > LEGEND_ROWS else 1)
 
     def _draw_run(self, index: int, run: ComparedRun, *, name_metric: bool) -> None:
         label = run.label
@@ -207,18 +221,24 @@ class CompareView(QWidget):
         # Runs of one task on the same dev rows have the same baseline, and one legend entry per
         # run would double the legend.
         shared = len(lines) > 1 and len({(run.record.task, round(value, 9)) for _, run, value, _ in lines}) == 1
+        grey = pg.mkPen(SHARED_BASELINE_COLOUR, width=1, style=Qt.PenStyle.DashLine)
         if shared:
             _, run, value, _ = lines[0]
             end = max(line_end for *_, line_end in lines)
-            pen = pg.mkPen(SHARED_BASELINE_COLOUR, width=1, style=Qt.PenStyle.DashLine)
-            self._set(self.metric_plot, f"{baseline_name(run.record.task)} (all runs)", ([0.0, end], [value, value]), pen)
+            self._set(self.metric_plot, f"{baseline_name(run.record.task)} (all runs)", ([0.0, end], [value, value]), grey)
             return
+        # One legend entry per kind of baseline explains the dashed line of every run.
         for index, run, value, end in lines:
-            self._set(self.metric_plot, f"{run.label}: {baseline_name(run.record.task)}", ([0.0, end], [value, value]), curve_pen(index, dashed=True))
+            self.metric_plot.set_series(
+                f"{run.label}: {baseline_name(run.record.task)}", [0.0, end], [value, value], pen=curve_pen(index, dashed=True), listed=False
+            )
+        for name in dict.fromkeys(baseline_name(run.record.task) for _, run, _, _ in lines):
+            self.metric_plot.add_legend_entry(f"{name} of each run (dashed, in its colour)", grey)
 
     @staticmethod
     def _set(plot: CurvePlot, name: str, series: tuple[Any, Any], pen) -> None:
-        plot.set_series(name, series[0], series[1], pen=pen)
+        # The whole name is in the info line and the tables; a long one would widen the legend over the curves.
+        plot.set_series(name, series[0], series[1], pen=pen, label=clip_middle(name, MAX_LEGEND_LABEL))
 
     def _fill_diff(self) -> None:
         table = self.diff_table

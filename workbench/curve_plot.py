@@ -54,12 +54,16 @@ class CurvePlot(QWidget):
         style: CurveStyle | None = None,
         parent: QWidget | None = None,
         smoothing_control: bool = False,
+        legend_corner: str = "top right",
     ) -> None:
         super().__init__(parent)
         self.smoothing = 0.0
         # Series drawn above the others, e.g. a dashed curve that can lie exactly on another one.
         self.on_top: set[str] = set()
-        self.plot_widget = new_plot(title, "step", y_label)
+        # Series drawn without an entry of their own, which a shared legend entry explains.
+        self._unlisted: set[str] = set()
+        self._legend_samples: list[pg.PlotDataItem] = []
+        self.plot_widget = new_plot(title, "step", y_label, legend_corner)
         self.plot_item = self.plot_widget.getPlotItem()
         self._style = style
         self._curves: dict[str, pg.PlotDataItem] = {}
@@ -105,16 +109,16 @@ class CurvePlot(QWidget):
         self._dirty.update(self._curves)
         self.refresh()
 
-    def _curve(self, name: str, pen: QPen | None = None) -> pg.PlotDataItem:
+    def _curve(self, name: str, pen: QPen | None = None, label: str | None = None) -> pg.PlotDataItem:
         curve = self._curves.get(name)
         if curve is None:
             if pen is not None:
-                label = name
+                label = label or name
             elif self._style is not None:
                 label, pen = self._style(name)
             else:
                 label, pen = default_style(name, len(self._curves))
-            curve = self.plot_item.plot([], [], name=label, pen=pen)
+            curve = self.plot_item.plot([], [], name=None if name in self._unlisted else label, pen=pen)
             if name in self.on_top:
                 curve.setZValue(1)
             self._curves[name] = curve
@@ -128,9 +132,24 @@ class CurvePlot(QWidget):
         self._values[name].append(float(value))
         self._dirty.add(name)
 
-    def set_series(self, name: str, steps: np.ndarray | list[float], values: np.ndarray | list[float], pen: QPen | None = None) -> None:
-        """Replace a whole series (for stored runs and constant lines); ``pen`` overrides the style of a new curve."""
-        self._curve(name, pen)
+    def set_series(
+        self,
+        name: str,
+        steps: np.ndarray | list[float],
+        values: np.ndarray | list[float],
+        pen: QPen | None = None,
+        *,
+        label: str | None = None,
+        listed: bool = True,
+    ) -> None:
+        """Replace a whole series (for stored runs and constant lines).
+
+        ``pen`` overrides the style of a new curve, and ``label`` its legend text (the name by
+        default). An unlisted curve gets no legend entry.
+        """
+        if not listed:
+            self._unlisted.add(name)
+        self._curve(name, pen, label)
         self._steps[name] = [float(s) for s in steps]
         self._values[name] = [float(v) for v in values]
         self._dirty.add(name)
@@ -174,6 +193,19 @@ class CurvePlot(QWidget):
         margin = Y_MARGIN_FRACTION * (high - low) if high > low else max(abs(high) * Y_MARGIN_FRACTION, FLAT_CURVE_MARGIN)
         view_box.setYRange(low - margin, high + margin, padding=0)
 
+    def add_legend_entry(self, label: str, pen: QPen) -> None:
+        """Add a legend entry with no curve of its own, to explain unlisted curves."""
+        legend = self.plot_item.legend
+        if legend is None:
+            return
+        sample = pg.PlotDataItem(pen=pen)
+        legend.addItem(sample, label)
+        self._legend_samples.append(sample)
+
+    def legend_labels(self) -> list[str]:
+        legend = self.plot_item.legend
+        return [label.text for _sample, label in legend.items] if legend is not None else []
+
     def clear(self) -> None:
         """Remove every curve and its legend entry (before a new run or a new selection)."""
         legend = self.plot_item.legend
@@ -181,6 +213,11 @@ class CurvePlot(QWidget):
             self.plot_item.removeItem(curve)
             if legend is not None:
                 legend.removeItem(curve)
+        for sample in self._legend_samples:
+            if legend is not None:
+                legend.removeItem(sample)
+        self._legend_samples.clear()
+        self._unlisted.clear()
         self._curves.clear()
         self.plot_item.enableAutoRange(x=True)
         self.plot_item.enableAutoRange(y=False)

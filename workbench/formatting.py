@@ -34,3 +34,15 @@ def format_count(value: int | None) -> str:
     if value is None:
         return ""
     return f"{value:,}"
+
+
+def clip_middle(text: str, limit: int) -> str:
+    """Return ``text`` cut to ``limit`` characters in its middle, so that both ends stay readable.
+
+    Run names of a sweep often differ only at their end ("… seed 3").
+    """
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) // 2
+    tail = limit - 1 - head
+    return text[:head] + "…" + text[-tail:]

@@ -59,7 +59,7 @@ class LiveView(QWidget):
         self.loss_plot = CurvePlot("Training losses", "loss", style=self._loss_style, smoothing_control=True)
         # With one teacher the weighted sum equals that teacher's loss; dashed and on top, both show.
         self.loss_plot.on_top.add("distillation")
-        self.metric_plot = CurvePlot("Dev metrics", "score", style=self._metric_style)
+        self.metric_plot = CurvePlot("Dev metrics", "score", style=self._metric_style, legend_corner="bottom right")
         self.weight_plot = CurvePlot("Teacher weights (batch mean)", "weight", style=self._weight_style, smoothing_control=True)
         self.attention_view = AttentionView()
         self.tabs = QTabWidget()

@@ -42,8 +42,15 @@ def curve_pen(index: int, *, dashed: bool = False) -> pg.QtGui.QPen:
     return pg.mkPen(colour(index), width=1, style=style)
 
 
-def new_plot(title: str, x_label: str, y_label: str) -> pg.PlotWidget:
-    """Create a plot widget with a grid, axis labels and a legend."""
+# Legend offsets from the plot's corners, in pixels; pyqtgraph counts negative offsets from the right or bottom.
+LEGEND_OFFSETS = {"top right": (-10, 10), "bottom right": (-10, -10)}
+
+
+def new_plot(title: str, x_label: str, y_label: str, legend_corner: str = "top right") -> pg.PlotWidget:
+    """Create a plot widget with a grid, axis labels and a legend in ``legend_corner`` (a LEGEND_OFFSETS key).
+
+    Falling curves (losses) leave the top right free, rising ones (scores) the bottom right.
+    """
     widget = pg.PlotWidget(title=title)
     item = widget.getPlotItem()
     item.showGrid(x=True, y=True, alpha=0.25)
@@ -62,7 +69,7 @@ def new_plot(title: str, x_label: str, y_label: str) -> pg.PlotWidget:
     # Scores and losses have no unit, so an SI prefix ("x0.001") would only confuse.
     item.getAxis("left").enableAutoSIPrefix(False)
     item.getAxis("bottom").enableAutoSIPrefix(False)
-    legend = item.addLegend(offset=(-10, 10))
+    legend = item.addLegend(offset=LEGEND_OFFSETS[legend_corner])
     # Translucent, so the legend text reads where it lies over curves, which still show through.
     legend.setBrush(pg.mkBrush(255, 255, 255, 200))
     return widget

@@ -123,6 +123,23 @@ def test_compare_overlays_curves_and_metrics(qtbot, window, two_runs):
     assert compare.attention_view.current_matrix().shape == (4, 4)
 
 
+def test_compare_legend_lists_each_baseline_kind_once(qtbot, window, store):
+    long_name = "sst2 reference run with a rather long descriptive name for the sweep"
+    first = _stored_run(store, BASE, long_name)
+    second = _stored_run(store, BASE.with_overrides({"data.dev_limit": 100}), "fewer dev rows")
+    store.set_prepared(second, parameter_count=110_916, baseline={"dev/accuracy": 0.505})
+    window.history.refresh()
+    window.history.select_runs([first, second])
+
+    plot = window.compare_view.metric_plot
+    labels = plot.legend_labels()
+    # Two baselines differ (other dev rows), so each run draws its own, explained by one entry.
+    assert sum("baseline" in name for name in plot.series_names()) == 2
+    assert [label for label in labels if "baseline" in label] == ["majority baseline of each run (dashed, in its colour)"]
+    # Cut in the middle: runs of a sweep often differ only at the end of their names.
+    assert f"#{first} sst2 reference…name for the sweep" in labels
+
+
 def test_compare_of_different_tasks_warns(qtbot, window, store, two_runs):
     stsb = _stored_run(store, BASE.with_overrides({"task": "stsb"}), "similarity", accuracy=0.3)
     store.set_prepared(stsb, parameter_count=110_657, baseline={"dev/pearson": 0.0})
