@@ -13,7 +13,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -35,6 +34,7 @@ from workbench.attention_view import AttentionView
 from workbench.curve_plot import CurvePlot
 from workbench.formatting import clip_middle, format_count, format_metric
 from workbench.plot_style import curve_pen, export_plot_png
+from workbench.save_dialog import ask_save_path
 
 log = logging.getLogger(__name__)
 
@@ -407,8 +407,7 @@ class CompareView(QWidget):
     # Dialogs, replaceable in tests
 
     def choose_save_path(self, caption: str, suggested_name: str, file_filter: str) -> str:
-        path, _selected_filter = QFileDialog.getSaveFileName(self, caption, str(Path.home() / suggested_name), file_filter)
-        return path
+        return ask_save_path(self, caption, suggested_name, file_filter)
 
     def show_problem(self, title: str, message: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)

@@ -12,7 +12,6 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -39,6 +38,7 @@ from workbench.live_view import LiveView
 from workbench.plot_style import configure_pyqtgraph, export_plot_png
 from workbench.run_controls import RunControls
 from workbench.run_worker import RunController
+from workbench.save_dialog import ask_save_path
 from workbench.settings import WorkbenchSettings
 
 log = logging.getLogger(__name__)
@@ -497,8 +497,7 @@ class MainWindow(QMainWindow):
         box.open()
 
     def choose_save_path(self, caption: str, suggested_name: str, file_filter: str) -> str:
-        path, _selected_filter = QFileDialog.getSaveFileName(self, caption, str(Path.home() / suggested_name), file_filter)
-        return path
+        return ask_save_path(self, caption, suggested_name, file_filter)
 
     def _show_about(self) -> None:
         box = QMessageBox(
