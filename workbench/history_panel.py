@@ -52,6 +52,7 @@ MIN_VISIBLE_ROWS = 4
 SORT_ROLE = Qt.ItemDataRole.UserRole
 RESUMABLE_STATUSES = ("interrupted", "cancelled", "failed")
 RESUME_TIP = "Continue an interrupted, cancelled or failed run from its last checkpoint."
+RESUME_FINISHED_TIP = "This run finished, so there is nothing to resume. Run again trains its settings anew."
 RESUME_NO_CHECKPOINT_TIP = "This run stopped before its first checkpoint, so it cannot be resumed. Run again trains its settings anew."
 ACTIVE_STATUSES = ("queued", "running")
 
@@ -390,7 +391,8 @@ class HistoryPanel(QWidget):
         self.resume_action.setEnabled(single and writable and not self._run_active and is_resumable(records[0]))
         if writable:
             stopped_early = single and records[0].status in RESUMABLE_STATUSES and records[0].checkpoint_step is None
-            resume_tip = RESUME_NO_CHECKPOINT_TIP if stopped_early else RESUME_TIP
+            finished = single and records[0].status == "finished"
+            resume_tip = RESUME_NO_CHECKPOINT_TIP if stopped_early else RESUME_FINISHED_TIP if finished else RESUME_TIP
             self.resume_action.setToolTip(resume_tip)
             self.resume_action.setStatusTip(resume_tip)
         self.delete_action.setEnabled(bool(records) and writable)

@@ -369,6 +369,9 @@ def test_resume_without_checkpoint_reports(qtbot, window, two_runs, store, messa
     assert not window.history.resume_action.isEnabled()
     assert "stopped before its first checkpoint" in window.history.resume_action.toolTip()
     assert "Run again" in window.history.resume_action.toolTip()
+    window.history.select_runs([two_runs[0]])
+    assert window.history.resume_action.toolTip().startswith("This run finished, so there is nothing to resume.")
+    window.history.select_runs([cancelled])
 
     # The run's checkpoint can also go missing after the history was read.
     with qtbot.waitSignal(window.controller.run_ended, timeout=30_000) as ended:
