@@ -45,7 +45,8 @@ WEIGHT_PREFIX = "train/weight/"
 MAX_DIFF_COLUMN_WIDTH = 320
 # A legend with more entries than this is laid out in two columns, so it covers less of the curves.
 LEGEND_ROWS = 8
-MAX_LEGEND_LABEL = 36
+# Characters of a run's name in legends and column headers; the whole name is in the tooltips and tables.
+MAX_RUN_LABEL = 36
 # More compared runs than this are named by id alone in the info line, which would otherwise fill the view.
 MAX_NAMED_RUNS = 3
 SHARED_BASELINE_COLOUR = "#555555"
@@ -237,8 +238,8 @@ class CompareView(QWidget):
 
     @staticmethod
     def _set(plot: CurvePlot, name: str, series: tuple[Any, Any], pen) -> None:
-        # The whole name is in the info line and the tables; a long one would widen the legend over the curves.
-        plot.set_series(name, series[0], series[1], pen=pen, label=clip_middle(name, MAX_LEGEND_LABEL))
+        # A long name would widen the legend over the curves; the header tooltips of the tables give it whole.
+        plot.set_series(name, series[0], series[1], pen=pen, label=clip_middle(name, MAX_RUN_LABEL))
 
     def _fill_diff(self) -> None:
         table = self.diff_table
@@ -252,7 +253,7 @@ class CompareView(QWidget):
         # started with, which a rename does not change, so it is left out, as `lampreia compare` does.
         rows = [(key, values) for key, values in config_diff([run.record.config for run in self.runs]) if key != "name"]
         table.setColumnCount(len(self.runs))
-        table.setHorizontalHeaderLabels([run.label for run in self.runs])
+        _set_column_headers(table, [run.label for run in self.runs])
         table.setRowCount(len(rows))
         table.setVerticalHeaderLabels([key for key, _ in rows])
         for row, (key, values) in enumerate(rows):
@@ -320,7 +321,7 @@ class CompareView(QWidget):
             headers += [f"{run.label}: best", f"{run.label}: final"]
         table.setColumnCount(len(headers))
         table.setRowCount(len(row_labels))
-        table.setHorizontalHeaderLabels(headers)
+        _set_column_headers(table, headers)
         table.setVerticalHeaderLabels(row_labels)
         for column, run in enumerate(self.runs):
             record = run.record
@@ -413,3 +414,14 @@ class CompareView(QWidget):
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
+
+
+def _set_column_headers(table: QTableWidget, labels: list[str]) -> None:
+    """Set column headers cut in the middle to MAX_RUN_LABEL characters, each whole in its tooltip.
+
+    A long run name as a header would make its column take the table's whole width.
+    """
+    for column, label in enumerate(labels):
+        item = QTableWidgetItem(clip_middle(label, MAX_RUN_LABEL))
+        item.setToolTip(label)
+        table.setHorizontalHeaderItem(column, item)

@@ -138,6 +138,9 @@ def test_compare_legend_lists_each_baseline_kind_once(qtbot, window, store):
     assert [label for label in labels if "baseline" in label] == ["majority baseline of each run (dashed, in its colour)"]
     # Cut in the middle: runs of a sweep often differ only at the end of their names.
     assert f"#{first} sst2 reference…name for the sweep" in labels
+    diff = window.compare_view.diff_table
+    assert diff.horizontalHeaderItem(0).text() == f"#{first} sst2 reference…name for the sweep"
+    assert diff.horizontalHeaderItem(0).toolTip() == f"#{first} {long_name}"
 
 
 def test_compare_of_different_tasks_warns(qtbot, window, store, two_runs):
