@@ -482,13 +482,23 @@ def format_metrics_summary(record: RunRecord) -> str:
         lines.append(f"Best checkpoint: step {record.best_step} (selected on the held-out slice).")
     task = TASKS.get(record.task)
     # A constant prediction has no correlation with the labels, hence STS-B's 0.
-    kind = "baseline predicting the training mean:" if task is not None and task.is_regression else "majority baseline"
+    regression = task is not None and task.is_regression
+    kind = "baseline predicting the training mean:" if regression else "majority baseline"
+    shown_baseline = False
     for name, value in sorted(record.best_metrics.items()):
         if name.startswith("heldout/") or name.endswith("/loss_task"):
             continue
         baseline = record.baseline.get(name)
+        shown_baseline = shown_baseline or baseline is not None
         extra = f"   ({kind} {baseline:.4f})" if baseline is not None else ""
         lines.append(f"  {name:<28} {value:.4f}{extra}")
+    if shown_baseline:
+        # The dev split's own majority can differ (WNLI: 0.437 against 0.563 on the dev rows).
+        lines.append(
+            "  A constant prediction has no correlation with the scores, so the baseline's correlations are 0 by convention."
+            if regression
+            else "  The majority baseline predicts the most frequent training label for every row."
+        )
     if record.final_metrics and record.final_metrics != record.best_metrics:
         finals = ", ".join(f"{k} {v:.4f}" for k, v in sorted(record.final_metrics.items()) if not k.startswith("heldout/") and not k.endswith("/loss_task"))
         lines.append(f"Last evaluation: {finals}")

@@ -28,6 +28,7 @@ def test_run_then_list_show_and_export(glue_dir, tmp_path, capsys):
     output = capsys.readouterr().out
     assert "Run 1 (cli smoke) finished." in output
     assert "dev/accuracy" in output and "majority baseline" in output
+    assert "The majority baseline predicts the most frequent training label for every row." in output
 
     assert main(["runs", "--db", str(db)]) == 0
     table = capsys.readouterr().out

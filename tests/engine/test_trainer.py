@@ -144,6 +144,7 @@ def test_stsb_regression_reports_correlations(glue_dir, store):
     summary = format_metrics_summary(store.get_run(result.run_id))
     assert "(baseline predicting the training mean: 0.0000)" in summary
     assert "majority" not in summary
+    assert "the baseline's correlations are 0 by convention" in summary
 
 
 @pytest.mark.parametrize("mixer", ["softmax", "spectral"])
