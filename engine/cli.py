@@ -735,9 +735,9 @@ def _show(args: argparse.Namespace) -> int:
     if record.notes:
         # Later lines of the notes line up with the first, inside the indented block.
         print("  notes       " + record.notes.replace("\n", "\n" + " " * 14))
-    print("Metrics:")
-    print(format_metrics_summary(record) or ("  (none yet)" if record.status in ("queued", "running") else "  (none)"))
-    print(f"Metric rows stored: {store.count_metrics(record.id)}")
+    print("Dev metrics:")
+    print(format_metrics_summary(record) or ("  (no evaluation yet)" if record.status in ("queued", "running") else "  (no evaluation)"))
+    print(f"Logged metric rows (losses, teacher weights, evaluations): {store.count_metrics(record.id)}")
     for kind, (path, step) in sorted(store.artifacts(record.id).items()):
         print(f"Checkpoint {kind}: {path} (step {step})")
     if record.status in ("cancelled", "interrupted"):

@@ -241,9 +241,10 @@ def _download(hub_id: str, what: str, cancel: CancellationToken | None = None, l
         # A built-in alias cannot be misspelt, so only a typed id gets that advice.
         named = f"{hub_id!r} (alias {alias!r})" if alias else repr(hub_id)
         spelling = "To download it" if alias else "Check the spelling of the id; to download it"
+        folder = "tokenizer folder" if "tokenizer" in what else "model folder"
         raise HubUnreachableError(
             f"The {what} {named} is not in the local Hugging Face cache and {reason}.",
-            f"{spelling}, {download}. Otherwise use a local model folder or the offline alias 'minilm'.{offline_tip}",
+            f"{spelling}, {download}. Otherwise use a local {folder} or the offline alias 'minilm'.{offline_tip}",
         ) from None
     except OSError as error:
         raise HubUnreachableError(

@@ -571,7 +571,7 @@ def test_show_of_cancelled_run_says_how_to_continue(tmp_path, capsys):
     assert main(["show", str(run_id), "--db", str(db)]) == 0
     output = capsys.readouterr().out
 
-    assert "  (none)" in output
+    assert "Dev metrics:\n  (no evaluation)\nLogged metric rows (losses, teacher weights, evaluations): 0" in output
     assert f"train it anew with `lampreia run --from-run {run_id} --db {db}`" in output
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from engine.errors import TeacherLoadError
-from engine.tokenization import KNOWN_VOCAB_SIZES, StudentTokenizer, check_tokenizer_folder, load_tokenizer
+from engine.tokenization import KNOWN_VOCAB_SIZES, TOKENIZER_REQUIRED_FILES, StudentTokenizer, check_tokenizer_folder, load_tokenizer
 from tests.tiny_models import save_tokenizer
 
 
@@ -80,3 +80,14 @@ def test_folder_check_before_the_run(tmp_path, tokenizer_files):
     assert "vocab.json and merges.txt" in str(empty.value)
     assert "is not a folder" in str(not_a_folder.value)
     assert "config.json" not in str(not_a_folder.value)
+
+
+def test_offline_tokenizer_hint_names_a_tokenizer_folder():
+    from engine.errors import HubUnreachableError
+    from engine.model_sources import check_cached_when_offline
+
+    # tests/conftest.py sets HF_HUB_OFFLINE and an empty Hugging Face cache.
+    with pytest.raises(HubUnreachableError) as raised:
+        check_cached_when_offline("example-org/uncached-tokenizer", what="student tokenizer", required=TOKENIZER_REQUIRED_FILES)
+
+    assert "Otherwise use a local tokenizer folder or the offline alias 'minilm'." in str(raised.value)
