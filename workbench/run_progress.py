@@ -86,7 +86,7 @@ class RunProgress(QWidget):
         self._resumed = False
         self._pending_progress = self._pending_step = self._training_progress = None
         self._phase = ""
-        self.title_label.setText("Starting run …")
+        self.title_label.setText(f"Resuming run #{resume_of} …" if resume_of is not None else "Starting run …")
         self.phase_label.setText("Starting")
         self._show_phase_without_progress("starting")
         self.progress_bar.setTextVisible(True)

@@ -206,3 +206,14 @@ def test_stopping_names_steps_only_in_training(qtbot):
     progress.handle(PhaseChanged("training", "", 1, 2))
     progress.show_stopping()
     assert progress.phase_label.text() == "Stopping at the next step …"
+
+
+def test_resume_names_its_run_while_starting(qtbot):
+    view = LiveView()
+    qtbot.addWidget(view)
+
+    view.progress.begin(resume_of=4)
+    assert view.progress.title_label.text() == "Resuming run #4 …"
+
+    view.progress.begin()
+    assert view.progress.title_label.text() == "Starting run …"
