@@ -219,6 +219,8 @@ class CurvePlot(QWidget):
         self._legend_samples.clear()
         self._unlisted.clear()
         self._curves.clear()
+        # An empty plot would otherwise keep the axes of the curves it showed before.
+        self.plot_item.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.plot_item.enableAutoRange(x=True)
         self.plot_item.enableAutoRange(y=False)
         self._follow_y = True

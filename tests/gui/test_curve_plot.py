@@ -137,3 +137,16 @@ def test_y_range_left_alone_after_manual_zoom(qtbot):
     plot.refresh()
     low, high = _y_range(plot)
     assert low < 0.5 < high
+
+
+def test_clear_resets_axes(qtbot):
+    plot = CurvePlot("losses", "loss")
+    qtbot.addWidget(plot)
+    plot.set_series("dev/accuracy", np.arange(0, 61, 15), [0.6, 0.7, 0.8, 0.9, 1.0])
+    plot.refresh()
+
+    plot.clear()
+
+    (x_low, x_high), (y_low, y_high) = plot.plot_item.getViewBox().viewRange()
+    assert (x_low, x_high) == pytest.approx((0, 1))
+    assert (y_low, y_high) == pytest.approx((0, 1))
