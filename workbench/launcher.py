@@ -6,11 +6,15 @@ a display or Qt libraries.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
+import subprocess
 import sys
 from typing import Mapping, Sequence
 
+
+log = logging.getLogger(__name__)
 
 # Options of the top-level command that the window takes too, so that `lampreia -v` opens it.
 GUI_OPTIONS = ("-v", "--verbose")
@@ -43,6 +47,9 @@ class StartUpInterrupt:
         signal.signal(signal.SIGINT, self._previous)
 
 
+WITHOUT_DISPLAY = "The other commands need no display: `lampreia run --help`, `lampreia runs`, `lampreia show RUN_ID`."
+
+
 def missing_display(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str | None:
     """Return why Qt would find no display on Linux (over SSH, say), or None.
 
@@ -57,8 +64,46 @@ def missing_display(environ: Mapping[str, str] | None = None, platform: str | No
         return None
     return (
         "no display was found (DISPLAY and WAYLAND_DISPLAY are unset). Start it on a desktop session or over "
-        "`ssh -X`. The other commands need no display: `lampreia run --help`, `lampreia runs`, `lampreia show RUN_ID`."
+        f"`ssh -X`. {WITHOUT_DISPLAY}"
     )
+
+
+# Creates what the window creates first. Qt aborts the process when its platform plugin cannot
+# start, so this runs in a child process, where the abort can be reported.
+PLATFORM_PROBE = "import sys\nfrom PySide6.QtGui import QGuiApplication\nQGuiApplication(sys.argv[:1])\n"
+PLATFORM_PROBE_TIMEOUT_S = 60
+
+
+def platform_failure(environ: Mapping[str, str] | None = None, platform: str | None = None) -> str | None:
+    """Return why Qt cannot open a window on Linux, found by starting its platform in a child process, or None.
+
+    A stale DISPLAY over SSH or a missing xcb-cursor library (needed by Qt 6.5 and later) makes Qt
+    abort with advice to reinstall the application. QT_QPA_PLATFORM set by the user skips the probe.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    platform = sys.platform if platform is None else platform
+    if not platform.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
+        return None
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", PLATFORM_PROBE], env=environ, capture_output=True, text=True, timeout=PLATFORM_PROBE_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired) as error:
+        # The window's own start then shows what goes wrong.
+        log.debug("The Qt platform probe did not finish: %s", error)
+        return None
+    if probe.returncode == 0:
+        return None
+
+    lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
+    # Qt's own lines name the plugin, the display and the missing library; its last line advises reinstalling.
+    shown = [line for line in lines if "qt.qpa" in line or "display" in line.lower()][:2] or lines[-1:]
+    details = " ".join(shown) or f"exit status {probe.returncode}"
+    if "xcb-cursor" in probe.stderr:
+        fix = "On Debian or Ubuntu, install the library Qt names: sudo apt install libxcb-cursor0."
+    else:
+        fix = "Check that DISPLAY names a running X server; over SSH, that X forwarding works (ssh -X)."
+    return f"Qt could not start its display platform (DISPLAY={environ.get('DISPLAY', '')!r}): {details} {fix} {WITHOUT_DISPLAY}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return cli_main(args)
 
-    problem = missing_display()
+    problem = missing_display() or platform_failure()
     if problem:
         print(f"lampreia: cannot open the workbench window: {problem}", file=sys.stderr)
         return EXIT_NO_DISPLAY

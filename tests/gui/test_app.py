@@ -166,3 +166,17 @@ def test_display_check_passes_where_qt_finds_one():
     assert launcher.missing_display({}, "darwin") is None
     assert launcher.missing_display({}, "win32") is None
     assert launcher.missing_display({}, "linux") is not None
+
+
+def test_unusable_display_is_named_not_aborted(monkeypatch, capsys):
+    # No X server listens on display 987, so Qt's platform plugin cannot start there; without
+    # the probe Qt aborts the process.
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":987")
+    monkeypatch.setattr(sys, "platform", "linux")
+
+    assert launcher.main(["gui"]) == launcher.EXIT_NO_DISPLAY
+    error = capsys.readouterr().err
+    assert error.startswith("lampreia: cannot open the workbench window: Qt could not start its display platform (DISPLAY=':987'): qt.qpa")
+    assert error.rstrip().endswith(launcher.WITHOUT_DISPLAY)
