@@ -725,7 +725,7 @@ def _show(args: argparse.Namespace) -> int:
     print(f"  status      {record.status}")
     print(f"  task        {record.task}")
     print(f"  device      {record.device}")
-    print(f"  parameters  {record.parameter_count if record.parameter_count is not None else '-'}")
+    print(f"  parameters  {format(record.parameter_count, ',') if record.parameter_count is not None else '-'}")
     print(f"  created     {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(record.created_at))}")
     print(f"  duration    {_duration(record.duration_seconds)}")
     if record.error:
@@ -783,8 +783,10 @@ def _compare(args: argparse.Namespace) -> int:
     tasks = sorted({record.task for record in records})
     if len(tasks) > 1:
         titles = ", ".join(task_title(task) for task in tasks)
-        print(f"Note: these runs are of different tasks ({titles}), so their metrics do not compare.")
-    _print_columns([f"#{record.id}" for record in records], _comparison_table(records, differences, metrics))
+        note = f"Note: these runs are of different tasks ({titles}), so their metrics do not compare."
+        terminal_width = _terminal_width()
+        print(textwrap.fill(note, width=terminal_width) if terminal_width else note)
+    _print_columns([f"#{record.id}" for record in records], _comparison_table(records, differences, metrics), clipped_rows=("name",))
     return 0
 
 
@@ -822,20 +824,25 @@ def _metric(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
-def _print_columns(headers: list[str], table: list[tuple[str, list[str]]]) -> None:
+def _print_columns(headers: list[str], table: list[tuple[str, list[str]]], clipped_rows: tuple[str, ...] = ()) -> None:
     """Print rows of (label, one cell per run) as aligned columns; a row without cells is a heading.
 
-    Cells are never shortened, because two config values may differ only at their end. On a
+    Config values are never shortened, because two of them may differ only at their end. On a
     terminal too narrow for all runs, the runs are printed in blocks that fit, one after another,
-    each with the labels again.
+    each with the labels again. There, cells of ``clipped_rows`` (run names) are cut in the middle
+    to fit beside the labels, and headings are wrapped.
     """
     label_width = max(len(label) for label, cells in table if cells)
+    terminal_width = _terminal_width()
+    if terminal_width is not None:
+        room = max(terminal_width - label_width - 2, 8)
+        table = [(label, [_clip_middle(cell, room) for cell in cells]) if label in clipped_rows else (label, cells) for label, cells in table]
     widths = [_columns(header) for header in headers]
     for _, cells in table:
         for column, cell in enumerate(cells):
             widths[column] = max(widths[column], _columns(cell))
 
-    blocks = _column_blocks(widths, label_width, _terminal_width())
+    blocks = _column_blocks(widths, label_width, terminal_width)
     for number, block in enumerate(blocks):
         if number:
             print()
@@ -845,7 +852,10 @@ def _print_columns(headers: list[str], table: list[tuple[str, list[str]]]) -> No
 
         print(line("", headers))
         for label, cells in table:
-            print(line(label, cells) if cells else label)
+            if cells:
+                print(line(label, cells))
+            else:
+                print(textwrap.fill(label, width=terminal_width, subsequent_indent="  ") if terminal_width and label else label)
 
 
 def _column_blocks(widths: list[int], label_width: int, terminal_width: int | None) -> list[list[int]]:

@@ -530,18 +530,22 @@ def test_compare_splits_runs_to_fit_terminal(tmp_path, monkeypatch, capsys):
     store = RunStore(db)
     for seed in (1, 2, 3, 4):
         config = RunConfig().with_overrides({"training.seed": seed})
-        store.create_run(config.to_dict(), name=f"seed sweep of the paper preset, seed {seed}", device="cpu", versions={})
+        name = f"seed sweep of the paper preset, seed {seed}" if seed < 4 else "a seed sweep run whose name is longer than this terminal is wide, which is one hundred columns, seed 4"
+        store.create_run(config.with_overrides({"task": "stsb" if seed == 4 else "sst2"}).to_dict(), name=name, device="cpu", versions={})
     store.close()
 
     monkeypatch.setenv("COLUMNS", "100")
     assert main(["compare", "1", "2", "3", "4", "--db", str(db)]) == 0
     lines = capsys.readouterr().out.splitlines()
 
+    assert lines[0].startswith("Note: these runs are of different tasks")
     assert all(len(line) <= 100 for line in lines), max(lines, key=len)
     headers = [line.split() for line in lines if line.lstrip().startswith("#")]
-    assert headers == [["#1", "#2"], ["#3", "#4"]]
+    assert headers == [["#1", "#2"], ["#3"], ["#4"]]
     seeds = [line.split()[1:] for line in lines if line.strip().startswith("training.seed")]
-    assert seeds == [["1", "2"], ["3", "4"]]
+    assert seeds == [["1", "2"], ["3"], ["4"]]
+    # The long name is cut in the middle, keeping its end, where sweep names differ.
+    assert any(line.startswith("name") and "…" in line and line.endswith("seed 4") for line in lines)
 
 
 def test_compare_reads_last_evaluation_of_killed_run(tmp_path, capsys):
