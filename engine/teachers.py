@@ -143,7 +143,9 @@ def check_teacher_sources(specs: Sequence[str]) -> None:
         hint_texts.append(hint)
     hints = " ".join(hint_texts)
     messages = " ".join(error.message for error in failures)
-    raise type(failures[0])(f"{len(failures)} of the {len(specs)} teachers cannot be used. {messages}", hints)
+    count = f"None of the {len(specs)} teachers" if len(failures) == len(specs) else f"{len(failures)} of the {len(specs)} teachers"
+    verb = "can" if len(failures) == len(specs) else "cannot"
+    raise type(failures[0])(f"{count} {verb} be used. {messages}", hints)
 
 
 def _no_config_error(folder: Path) -> TeacherLoadError:

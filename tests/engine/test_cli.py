@@ -833,7 +833,7 @@ def test_offline_run_names_every_uncached_teacher(glue_dir, tmp_path, capsys):
     error = capsys.readouterr().err
 
     assert code == 2
-    assert "3 of the 3 teachers cannot be used." in error
+    assert "None of the 3 teachers can be used." in error
     for hub_id in ("openai-community/gpt2", "distilbert/distilbert-base-uncased", "FacebookAI/roberta-base"):
         assert f"'{hub_id}'" in error
     assert error.count("To download them") == 1  # the shared hint once, for all three

@@ -347,3 +347,16 @@ def test_unwritable_digest_index_warns_once(tmp_path, monkeypatch, caplog):
     warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "Could not update the file digest index" in warnings[0].getMessage()
+
+
+def test_teacher_check_counts_unusable_teachers(tmp_path):
+    from engine.errors import TeacherLoadError
+    from engine.teachers import check_teacher_sources
+
+    with pytest.raises(TeacherLoadError) as some:
+        check_teacher_sources(["minilm", str(tmp_path / "missing-a"), str(tmp_path / "missing-b")])
+    with pytest.raises(TeacherLoadError) as every:
+        check_teacher_sources([str(tmp_path / "missing-a"), str(tmp_path / "missing-b")])
+
+    assert str(some.value).startswith("2 of the 3 teachers cannot be used. ")
+    assert str(every.value).startswith("None of the 2 teachers can be used. ")

@@ -333,8 +333,8 @@ def test_run_summary_gives_first_sentence(qtbot, window):
     panel.teacher_list.set_teachers(["gpt2", "distilbert", "roberta"])
 
     summary = window.run_controls.reason_label.text()
-    assert summary == "Teachers: 3 of the 3 teachers cannot be used. See the field marked in red."
-    assert "3 of the 3 teachers cannot be used. The teacher" in panel.editors["distillation.teachers"].error  # the whole message
+    assert summary == "Teachers: None of the 3 teachers can be used. See the field marked in red."
+    assert "None of the 3 teachers can be used. The teacher" in panel.editors["distillation.teachers"].error  # the whole message
 
     _type(qtbot, panel, "training.epochs", "abc")
     assert window.run_controls.reason_label.text().endswith("(and 1 more; see the fields marked in red)")
