@@ -283,7 +283,7 @@ def _config_from_file(path: Path) -> RunConfig:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ConfigError("config", f"The file {path} is not valid JSON ({error}).", "Check it for a syntax error.") from None
+        raise LampreiaError(f"The config file {path} is not valid JSON ({error}).", "Check it for a syntax error.") from None
     if isinstance(document, dict) and isinstance(document.get("config"), dict) and "status" in document:
         return RunConfig.from_dict(document["config"])
     return RunConfig.from_dict(document)
