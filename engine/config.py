@@ -8,6 +8,7 @@ turned back into a ``RunConfig`` with ``RunConfig.from_dict`` to re-run or resum
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 from dataclasses import dataclass, field, fields
@@ -531,8 +532,15 @@ def _reject_unknown_keys(section: str, data: dict[str, Any], allowed: set[str]) 
         raise ConfigError(
             f"{section}.{unknown[0]}" if section else unknown[0],
             f"{unknown[0]!r} is not a field of {where}.",
-            f"Allowed fields: {', '.join(sorted(allowed))}.",
+            _unknown_key_hint(unknown[0], allowed),
         )
+
+
+def _unknown_key_hint(key: str, allowed: set[str]) -> str:
+    """Return the allowed fields, led by the closest one to a misspelt ``key``."""
+    close = difflib.get_close_matches(key, sorted(allowed), n=1)
+    guess = f"Did you mean {close[0]!r}? " if close else ""
+    return f"{guess}Allowed fields: {', '.join(sorted(allowed))}."
 
 
 def _json_type(value: Any) -> str:
@@ -575,7 +583,7 @@ def config_errors(data: dict[str, Any]) -> list[ConfigError]:
         section_errors = []
         for name, value in values.items():
             if name not in specs:
-                section_errors.append(ConfigError(cls._path(name), f"{name!r} is not a field of section '{section}'."))
+                section_errors.append(ConfigError(cls._path(name), f"{name!r} is not a field of section '{section}'.", _unknown_key_hint(name, set(specs))))
                 continue
             try:
                 cls._check_value(specs[name], value)

@@ -193,7 +193,7 @@ def test_invalid_input_gives_one_line_and_exit_2(args, fragment, tmp_path, capsy
     "text,expected",
     [
         ("{bad", "lampreia: The config file {path} is not valid JSON (Expecting property name enclosed in double quotes"),
-        ('{"student": {"n_layerz": 3}}', "lampreia: student.n_layerz: 'n_layerz' is not a field of section 'student'. Allowed fields: "),
+        ('{"student": {"n_layerz": 3}}', "lampreia: student.n_layerz: 'n_layerz' is not a field of section 'student'. Did you mean 'n_layers'? Allowed fields: "),
         ('{"student": [1, 2]}', "lampreia: student: The section is a JSON array, not an object."),
     ],
 )
