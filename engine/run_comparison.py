@@ -69,6 +69,11 @@ def format_config_value(value: Any, key: str = "") -> str:
     return str(value)
 
 
+# Keys left out of a re-run's name: the name itself, and the probe sentence, which changes only
+# which sentence the attention map shows, not the training.
+UNNAMED_CHANGES = ("name", "training.attention_probe")
+
+
 def rerun_name(source: RunRecord, config: dict[str, Any], shown_changes: int = 3) -> str:
     """Name a run trained from the settings of the stored run ``source``: its name, its id and what changed.
 
@@ -77,7 +82,7 @@ def rerun_name(source: RunRecord, config: dict[str, Any], shown_changes: int = 3
     """
     base = re.sub(r" \(from #\d+[^()]*\)$", "", source.name)
     before = RunConfig.from_dict(source.config).to_dict()  # with today's defaults, like ``config``
-    changes = [(key.rsplit(".", 1)[-1], values[1]) for key, values in config_diff([before, config]) if key != "name"]
+    changes = [(key.rsplit(".", 1)[-1], values[1]) for key, values in config_diff([before, config]) if key not in UNNAMED_CHANGES]
     change_list = ", ".join(f"{leaf} {format_config_value(value)}" for leaf, value in changes[:shown_changes])
     if len(changes) > shown_changes:
         change_list += f" and {len(changes) - shown_changes} more"

@@ -159,6 +159,8 @@ def test_rerun_names_say_what_changed_without_nesting(tmp_path):
     assert store.get_run(second).name == "baseline (from #1: mixer softmax, alpha 0.5, epochs 7 and 1 more)"
     assert rerun_name(store.get_run(second), changed.to_dict()) == f"baseline (from #{second})"
     assert rerun_name(store.get_run(first), source.to_dict()) == "baseline (from #1)"
+    probed = source.with_overrides({"training.attention_probe": "A dull, lifeless and overlong movie.", "student.n_layers": 2})
+    assert rerun_name(store.get_run(first), probed.to_dict()) == "baseline (from #1: n_layers 2)"
 
 
 @pytest.mark.parametrize(
