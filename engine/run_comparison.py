@@ -74,13 +74,22 @@ def format_config_value(value: Any, key: str = "") -> str:
 UNNAMED_CHANGES = ("name", "training.attention_probe")
 
 
+# The part of a re-run's name that ``rerun_name`` adds: " (from #3: alpha 0.7)".
+RERUN_SUFFIX = re.compile(r" \(from #\d+[^()]*\)$")
+
+
+def is_rerun_name(name: str) -> bool:
+    """Return whether ``name`` ends with the "(from #…)" part that ``rerun_name`` adds."""
+    return RERUN_SUFFIX.search(name) is not None
+
+
 def rerun_name(source: RunRecord, config: dict[str, Any], shown_changes: int = 3) -> str:
     """Name a run trained from the settings of the stored run ``source``: its name, its id and what changed.
 
     E.g. "baseline (from #3: alpha 0.7, epochs 5)". A source that is itself a re-run gives up its
     own "(from #…)" part, so names do not nest.
     """
-    base = re.sub(r" \(from #\d+[^()]*\)$", "", source.name)
+    base = RERUN_SUFFIX.sub("", source.name)
     before = RunConfig.from_dict(source.config).to_dict()  # with today's defaults, like ``config``
     changes = [(key.rsplit(".", 1)[-1], values[1]) for key, values in config_diff([before, config]) if key not in UNNAMED_CHANGES]
     change_list = ", ".join(f"{leaf} {format_config_value(value)}" for leaf, value in changes[:shown_changes])

@@ -27,7 +27,7 @@ from engine.errors import LampreiaError, StoreError
 from engine.events import Event, RunFailed, RunFinished, RunStarted
 from engine.logs import log_file_path
 from engine.paths import safe_file_name
-from engine.run_comparison import rerun_name
+from engine.run_comparison import is_rerun_name, rerun_name
 from engine.run_store import RunRecord, RunStore
 from workbench.compare_view import CompareView
 from workbench.compute_threads import run_thread_count
@@ -418,7 +418,11 @@ class MainWindow(QMainWindow):
         teacher_list = self.config_panel.teacher_list
         for spec, description in self.settings.custom_teachers().items():
             teacher_list.add_custom(spec, description, checked=False)
-        values = self.settings.config_values()
+        values = self.settings.config_values() or {}
+        if is_rerun_name(str(values.get("name") or "")):
+            # "baseline (from #4: …)" lists the changes from run #4, which this session has not
+            # loaded, so a run started with the name would claim a source it may no longer match.
+            values["name"] = ""
         if values:
             self.config_panel.set_values(values)
 

@@ -259,6 +259,19 @@ def test_run_again_loads_stored_config(window):
     assert window.config_panel.config() == stored
 
 
+def test_rerun_name_not_restored(qtbot, store, settings_file, messages):
+    first = MainWindow(store, WorkbenchSettings(QSettings(str(settings_file), QSettings.Format.IniFormat)))
+    qtbot.addWidget(first)
+    first.config_panel.editors["name"].set_value("baseline (from #4: alpha 0.5)")
+    first.close()
+
+    second = MainWindow(store, WorkbenchSettings(QSettings(str(settings_file), QSettings.Format.IniFormat)))
+    qtbot.addWidget(second)
+
+    # The new session has not loaded run #4, so the name would describe changes it cannot check.
+    assert second.config_panel.value("name") in ("", None)
+
+
 def test_state_remembered_across_windows(qtbot, store, settings_file, glue_dir, messages):
     first = MainWindow(store, WorkbenchSettings(QSettings(str(settings_file), QSettings.Format.IniFormat)))
     qtbot.addWidget(first)
