@@ -82,6 +82,10 @@ class CompareView(QWidget):
         # Wrapped, the line does not set the narrowest width of the window.
         self.info_label.setWordWrap(True)
         self.csv_button = QPushButton("Export curves as CSV…")
+        self.csv_button.setToolTip(
+            "Write the plotted curves of the compared runs, one row per point: run_id, run_name, step, epoch, name, value, "
+            "wall_time (Unix seconds), the columns of `lampreia export --csv` with the run's name added."
+        )
         self.png_button = QPushButton("Export plot as PNG…")
 
         self.loss_plot = CurvePlot("Training loss (total)", "loss", smoothing_control=True)
@@ -348,25 +352,30 @@ class CompareView(QWidget):
         names = "-".join(run.record.name for run in self.runs) or "runs"
         return safe_file_name(f"compare-{names}", fallback="compare") + suffix
 
-    def curve_rows(self) -> list[tuple[int, str, str, int, float]]:
-        """Return (run id, run name, series, step, value) for every compared curve point."""
+    def curve_rows(self) -> list[tuple[int, str, int, str, str, str, str]]:
+        """Return the rows of the plotted curves: run id, run name, step, epoch, name, value, wall time.
+
+        The columns are those of `lampreia export --csv` with the run's name second, so one reader
+        takes both files.
+        """
         rows = []
         for run in self.runs:
             metric = primary_dev_metric(run.record)
-            names = [LOSS_SERIES] + ([metric] if metric else []) + sorted(n for n in run.series if n.startswith(WEIGHT_PREFIX))
-            for name in names:
-                if name not in run.series:
-                    continue
-                steps, values = run.series[name]
-                rows.extend((run.record.id, run.record.name, name, int(step), float(value)) for step, value in zip(steps, values))
+            plotted = {LOSS_SERIES, *([metric] if metric else []), *(n for n in run.series if n.startswith(WEIGHT_PREFIX))}
+            for point in self._store.metric_points(run.record.id):
+                if point.name in plotted:
+                    rows.append(
+                        (run.record.id, run.record.name, point.step, f"{point.epoch:.6f}", point.name, repr(point.value), f"{point.wall_time:.3f}")
+                    )
         return rows
 
     def write_csv(self, path: str | Path) -> Path:
         path = Path(path)
+        rows = self.curve_rows()
         with replaced_text_file(path) as handle:
             writer = csv.writer(handle)
-            writer.writerow(["run_id", "run_name", "series", "step", "value"])
-            writer.writerows(self.curve_rows())
+            writer.writerow(["run_id", "run_name", "step", "epoch", "name", "value", "wall_time"])
+            writer.writerows(rows)
         return path
 
     @Slot()
@@ -378,12 +387,16 @@ class CompareView(QWidget):
         if not path:
             return None
         if not Path(path).suffix:
-            path += ".csv"  # a save dialog adds no suffix by itself
+            path += ".csv"  # a native save dialog may ignore the default suffix
         try:
             written = self.write_csv(path)
         except OSError as error:
             log.error("Could not write %s: %s", path, error)
             self.show_problem("Export failed", f"Could not write {path}: {error.strerror or error}. Choose another folder.")
+            return None
+        except StoreError as error:
+            log.error("Could not read the curves to export: %s", error)
+            self.show_problem("Export failed", str(error))
             return None
         log.info("Exported %d runs' curves to %s", len(self.runs), written)
         return written

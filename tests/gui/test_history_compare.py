@@ -198,7 +198,10 @@ def test_compare_exports_csv_and_png(qtbot, window, two_runs, tmp_path, monkeypa
     written = compare.export_csv()
     with written.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert {row["series"] for row in rows} == {"train/loss_total", "dev/accuracy", "train/weight/minilm"}
+    # The columns of `lampreia export --csv`, with the run's name second.
+    assert list(rows[0]) == ["run_id", "run_name", "step", "epoch", "name", "value", "wall_time"]
+    assert {row["name"] for row in rows} == {"train/loss_total", "dev/accuracy", "train/weight/minilm"}
+    assert {row["run_name"] for row in rows} == {"base run", "../other/run"}
     assert len(rows) == 2 * (5 + 2 + 5)
     assert "/" not in suggested[0]
     assert not suggested[0].startswith(".")
@@ -223,7 +226,7 @@ def test_export_adds_missing_suffix(qtbot, window, two_runs, tmp_path, monkeypat
     assert compare.export_png() == tmp_path / "curves.png"
     assert QImage(str(tmp_path / "curves.png")).width() == 1600
     assert compare.export_csv() == tmp_path / "curves.csv"
-    assert (tmp_path / "curves.csv").read_text(encoding="utf-8").startswith("run_id,")
+    assert (tmp_path / "curves.csv").read_text(encoding="utf-8").startswith("run_id,run_name,step,epoch,name,value,wall_time")
 
     monkeypatch.setattr(compare, "choose_save_path", lambda caption, name, file_filter: str(tmp_path / "missing" / "plot.png"))
     assert compare.export_png() is None
