@@ -387,7 +387,7 @@ class CompareView(QWidget):
         if not path:
             return None
         if not Path(path).suffix:
-            path += ".csv"  # a native save dialog may ignore the default suffix
+            path += ".csv"  # a replaced choose_save_path (tests replace it) may return a name without it
         try:
             written = self.write_csv(path)
         except OSError as error:
