@@ -780,13 +780,14 @@ def _compare(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2, ensure_ascii=False))
         return 0
 
+    terminal_width = _terminal_width()
     tasks = sorted({record.task for record in records})
     if len(tasks) > 1:
         titles = ", ".join(task_title(task) for task in tasks)
         note = f"Note: these runs are of different tasks ({titles}), so their metrics do not compare."
-        terminal_width = _terminal_width()
         print(textwrap.fill(note, width=terminal_width) if terminal_width else note)
-    _print_columns([f"#{record.id}" for record in records], _comparison_table(records, differences, metrics), clipped_rows=("name",))
+    table = _comparison_table(records, differences, metrics)
+    _print_columns([f"#{record.id}" for record in records], table, terminal_width, clipped_rows=("name",))
     return 0
 
 
@@ -824,16 +825,18 @@ def _metric(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
 
 
-def _print_columns(headers: list[str], table: list[tuple[str, list[str]]], clipped_rows: tuple[str, ...] = ()) -> None:
+def _print_columns(
+    headers: list[str], table: list[tuple[str, list[str]]], terminal_width: int | None, clipped_rows: tuple[str, ...] = ()
+) -> None:
     """Print rows of (label, one cell per run) as aligned columns; a row without cells is a heading.
 
     Config values are never shortened, because two of them may differ only at their end. On a
     terminal too narrow for all runs, the runs are printed in blocks that fit, one after another,
     each with the labels again. There, cells of ``clipped_rows`` (run names) are cut in the middle
-    to fit beside the labels, and headings are wrapped.
+    to fit beside the labels, and headings are wrapped. ``terminal_width`` None (a file or a
+    pipe) prints one block with every cell and heading whole.
     """
     label_width = max(len(label) for label, cells in table if cells)
-    terminal_width = _terminal_width()
     if terminal_width is not None:
         room = max(terminal_width - label_width - 2, 8)
         table = [(label, [_clip_middle(cell, room) for cell in cells]) if label in clipped_rows else (label, cells) for label, cells in table]
@@ -1003,7 +1006,7 @@ class ProgressBar:
         counts = f" {fraction * 100:5.1f}% {progress.done}/{progress.total} ETA {eta}"
         width = self.WIDTH
         if columns is not None:
-            # The bar gives way first, down to MIN_WIDTH; below that it is left out.
+            # The bar gives way first, down to MIN_WIDTH, and below that it is left out.
             width = min(self.WIDTH, columns - _columns(phase) - _columns(counts) - 1)
             width = width if width >= self.MIN_WIDTH else 0
         filled = int(fraction * width)

@@ -544,7 +544,7 @@ def _unknown_key_hint(key: str, allowed: set[str]) -> str:
 
 
 def _json_type(value: Any) -> str:
-    """Return the JSON name of a decoded value's type: array, string, number, true/false or null."""
+    """Return the JSON name of a decoded value's type: array, string, boolean, number or null."""
     if isinstance(value, list):
         return "array"
     if isinstance(value, str):

@@ -45,7 +45,7 @@ WEIGHT_PREFIX = "train/weight/"
 MAX_DIFF_COLUMN_WIDTH = 320
 # A legend with more entries than this is laid out in two columns, so it covers less of the curves.
 LEGEND_ROWS = 8
-# Characters of a run's name in legends and column headers; the whole name is in the tooltips and tables.
+# Characters of a run's name in legends and column headers. The header tooltips give the whole name.
 MAX_RUN_LABEL = 36
 # More compared runs than this are named by id alone in the info line, which would otherwise fill the view.
 MAX_NAMED_RUNS = 3
@@ -152,7 +152,7 @@ class CompareView(QWidget):
 
     @staticmethod
     def _run_list(runs: list[ComparedRun]) -> str:
-        """Return "run #3 name" or "4 runs: #1 a, #2 b, …"; more than MAX_NAMED_RUNS runs are listed by id only."""
+        """Return "run #3 name" or "4 runs: #1 a, #2 b, …", with ids alone for more than MAX_NAMED_RUNS runs."""
         if len(runs) == 1:
             return f"run {runs[0].label}"
         if len(runs) <= MAX_NAMED_RUNS:
@@ -242,7 +242,7 @@ class CompareView(QWidget):
 
     @staticmethod
     def _set(plot: CurvePlot, name: str, series: tuple[Any, Any], pen) -> None:
-        # A long name would widen the legend over the curves; the header tooltips of the tables give it whole.
+        # A long name would widen the legend over the curves. The header tooltips of the tables give it whole.
         plot.set_series(name, series[0], series[1], pen=pen, label=clip_middle(name, MAX_RUN_LABEL))
 
     def _fill_diff(self) -> None:

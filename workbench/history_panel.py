@@ -390,9 +390,11 @@ class HistoryPanel(QWidget):
             action.setEnabled(single and writable)
         self.resume_action.setEnabled(single and writable and not self._run_active and is_resumable(records[0]))
         if writable:
-            stopped_early = single and records[0].status in RESUMABLE_STATUSES and records[0].checkpoint_step is None
-            finished = single and records[0].status == "finished"
-            resume_tip = RESUME_NO_CHECKPOINT_TIP if stopped_early else RESUME_FINISHED_TIP if finished else RESUME_TIP
+            resume_tip = RESUME_TIP
+            if single and records[0].status in RESUMABLE_STATUSES and records[0].checkpoint_step is None:
+                resume_tip = RESUME_NO_CHECKPOINT_TIP
+            elif single and records[0].status == "finished":
+                resume_tip = RESUME_FINISHED_TIP
             self.resume_action.setToolTip(resume_tip)
             self.resume_action.setStatusTip(resume_tip)
         self.delete_action.setEnabled(bool(records) and writable)

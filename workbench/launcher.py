@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 GUI_OPTIONS = ("-v", "--verbose")
 # The shell's status for a process ended by SIGINT, as `lampreia run` returns on Ctrl-C.
 EXIT_INTERRUPTED = 130
-# The status of a command that cannot do what was asked with the given environment, as for usage errors.
+# The status of a command that cannot do what was requested in this environment, as for usage errors.
 EXIT_NO_DISPLAY = 2
 
 
@@ -68,8 +68,8 @@ def missing_display(environ: Mapping[str, str] | None = None, platform: str | No
     )
 
 
-# Creates what the window creates first. Qt aborts the process when its platform plugin cannot
-# start, so this runs in a child process, where the abort can be reported.
+# Code that creates what the window creates first, a QGuiApplication. Qt aborts the process when
+# its platform plugin cannot start, so this runs in a child process, where the abort can be reported.
 PLATFORM_PROBE = "import sys\nfrom PySide6.QtGui import QGuiApplication\nQGuiApplication(sys.argv[:1])\n"
 PLATFORM_PROBE_TIMEOUT_S = 60
 
@@ -96,9 +96,9 @@ def platform_failure(environ: Mapping[str, str] | None = None, platform: str | N
         return None
 
     lines = [line.strip() for line in probe.stderr.splitlines() if line.strip()]
-    # Qt's own lines name the plugin, the display and the missing library; its last line advises reinstalling.
-    shown = [line for line in lines if "qt.qpa" in line or "display" in line.lower()][:2] or lines[-1:]
-    details = " ".join(shown) or f"exit status {probe.returncode}"
+    # Qt's own lines name the plugin, the display and the missing library. Its last line advises reinstalling.
+    qt_lines = [line for line in lines if "qt.qpa" in line or "display" in line.lower()][:2] or lines[-1:]
+    details = " ".join(qt_lines) or f"exit status {probe.returncode}"
     if "xcb-cursor" in probe.stderr:
         fix = "On Debian or Ubuntu, install the library Qt names: sudo apt install libxcb-cursor0."
     else:

@@ -42,7 +42,7 @@ def curve_pen(index: int, *, dashed: bool = False) -> pg.QtGui.QPen:
     return pg.mkPen(colour(index), width=1, style=style)
 
 
-# Legend offsets from the plot's corners, in pixels; pyqtgraph counts negative offsets from the right or bottom.
+# Legend offsets from the plot's corners, in pixels. pyqtgraph counts negative offsets from the right or bottom.
 LEGEND_OFFSETS = {"top right": (-10, 10), "bottom right": (-10, -10)}
 
 

@@ -1,4 +1,4 @@
-"""The save dialog of the exports: the suffix is added before Qt asks about replacing a file."""
+"""The exports' save dialog, which adds the file type's suffix before Qt checks whether the file exists."""
 
 from __future__ import annotations
 
