@@ -14,12 +14,35 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 MAX_LABEL_CHARS = 12
 # Pixels between two token labels on the bottom axis, so that neighbours do not run together.
 LABEL_GAP_PX = 8
 EMPTY_INFO = "No attention map yet: it is recorded at each evaluation of a run."
+FIT_COLOURS_TIP = (
+    "Off: the colour scale starts at 0 (or at the map's lowest value when that is negative), so that "
+    "maps of different heads and steps compare. On: the scale spans this map's lowest to highest "
+    "value, which shows small differences in a nearly uniform map."
+)
+# Rows of attention probabilities sum to 1, but the spectral mixer's Toeplitz rows need not.
+ROW_SUM_TOLERANCE = 1e-3
+
+
+def colour_levels(matrix: np.ndarray, fit: bool) -> tuple[float, float]:
+    """Return the (low, high) ends of the colour scale for ``matrix``."""
+    low = float(matrix.min()) if fit else min(0.0, float(matrix.min()))
+    high = max(float(matrix.max()), low + 1e-6)
+    return low, high
+
+
+def value_summary(matrix: np.ndarray) -> str:
+    """Describe the range of ``matrix``, next to a uniform row's value when its rows are probabilities."""
+    text = f"Values {matrix.min():.3g} to {matrix.max():.3g}"
+    size = matrix.shape[-1]
+    if size and np.allclose(matrix.sum(axis=-1), 1.0, atol=ROW_SUM_TOLERANCE):
+        text += f"; a uniform row over {size} tokens is {1 / size:.3g}"
+    return text + "."
 
 
 def token_ticks(tokens: tuple[str, ...] | list[str], every: int = 1) -> list[list[tuple[float, str]]]:
@@ -53,6 +76,8 @@ class AttentionView(QWidget):
         self.probe_edit.setMinimumWidth(self.probe_edit.fontMetrics().horizontalAdvance("x" * 16))
         self.layer_combo = QComboBox()
         self.head_combo = QComboBox()
+        self.fit_colours_box = QCheckBox("Fit colours")
+        self.fit_colours_box.setToolTip(FIT_COLOURS_TIP)
         self.info_label = QLabel(EMPTY_INFO)
         self.info_label.setObjectName("fieldHint")
         self.info_label.setWordWrap(True)
@@ -83,15 +108,20 @@ class AttentionView(QWidget):
         probe_row.addWidget(self.layer_combo)
         probe_row.addWidget(QLabel("Head"))
         probe_row.addWidget(self.head_combo)
+        # The check box sits beside the wrapping info line, so that it adds no width to the controls.
+        info_row = QHBoxLayout()
+        info_row.addWidget(self.info_label, 1)
+        info_row.addWidget(self.fit_colours_box)
         layout = QVBoxLayout(self)
         layout.addLayout(probe_row)
-        layout.addWidget(self.info_label)
+        layout.addLayout(info_row)
         layout.addWidget(self.plot_widget, 1)
 
         self.probe_edit.textEdited.connect(self.probe_edited)
         self.probe_edit.textChanged.connect(self._update_info)
         self.layer_combo.currentIndexChanged.connect(self._redraw)
         self.head_combo.currentIndexChanged.connect(self._redraw)
+        self.fit_colours_box.toggled.connect(self._redraw)
         # Token labels are thinned to what fits the plot, so they follow its size.
         self.plot_item.getViewBox().sigResized.connect(self._update_ticks)
         self.clear()
@@ -158,11 +188,9 @@ class AttentionView(QWidget):
         layer = max(self.layer_combo.currentIndex(), 0)
         head = max(self.head_combo.currentIndex(), 0)
         matrix = self._maps[layer, head]
-        # Attention rows are probabilities in [0, 1]; the spectral mixer's Toeplitz matrix can be negative.
-        low = min(0.0, float(matrix.min()))
-        high = max(float(matrix.max()), low + 1e-6)
         self.image.setImage(matrix, autoLevels=False)
-        self.color_bar.setLevels((low, high))
+        # Attention rows are probabilities in [0, 1], but the spectral mixer's Toeplitz matrix can be negative.
+        self.color_bar.setLevels(colour_levels(matrix, self.fit_colours_box.isChecked()))
         size = len(self._tokens)
         self.plot_item.setRange(xRange=(0, size), yRange=(0, size), padding=0)
         self._update_info()
@@ -177,7 +205,8 @@ class AttentionView(QWidget):
         where = f" ({self._source})" if self._source else ""
         text = (
             f"Step {self._step}{where}: layer {layer + 1} of {self._maps.shape[0]}, head {head + 1} of {self._maps.shape[1]}, "
-            f"{len(self._tokens)} tokens. Row i shows how much each token is mixed into token i."
+            f"{len(self._tokens)} tokens. Row i shows how much each token is mixed into token i. "
+            f"{value_summary(self._maps[layer, head])}"
         )
         if self._editable_probe and self._run_probe is not None and self.probe_edit.text() != self._run_probe:
             text += f' This map is of the run\'s probe sentence, "{self._run_probe}"; the edited sentence applies from the next run.'
@@ -200,6 +229,9 @@ class AttentionView(QWidget):
 
     def current_matrix(self) -> np.ndarray | None:
         return self.image.image
+
+    def colour_levels(self) -> tuple[float, float]:
+        return self.color_bar.levels()
 
     def tokens(self) -> tuple[str, ...]:
         return self._tokens

@@ -12,6 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QCheckBox,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -439,12 +440,20 @@ class MainWindow(QMainWindow):
             index = self.settings.int_value(key, tabs.currentIndex())
             if 0 <= index < tabs.count():
                 tabs.setCurrentIndex(index)
+        for key, box in self._check_boxes().items():
+            box.setChecked(bool(self.settings.int_value(key, int(box.isChecked()))))
 
     def _tab_widgets(self) -> dict[str, QTabWidget]:
         return {
             "view/area": self.areas,
             "view/live_plot": self.live_view.tabs,
             "view/compare_plot": self.compare_view.tabs,
+        }
+
+    def _check_boxes(self) -> dict[str, QCheckBox]:
+        return {
+            "view/live_fit_attention_colours": self.live_view.attention_view.fit_colours_box,
+            "view/compare_fit_attention_colours": self.compare_view.attention_view.fit_colours_box,
         }
 
     def _save_state(self) -> None:
@@ -454,6 +463,8 @@ class MainWindow(QMainWindow):
         self.settings.set_byte_array("window/history_splitter", self.history_splitter.saveState())
         for key, tabs in self._tab_widgets().items():
             self.settings.set_int_value(key, tabs.currentIndex())
+        for key, box in self._check_boxes().items():
+            self.settings.set_int_value(key, int(box.isChecked()))
         self.settings.sync()
 
     # Closing

@@ -1,4 +1,4 @@
-"""The attention map: token labels that fit the plot, an empty state, and the probe sentence's note."""
+"""The attention map: token labels that fit the plot, an empty state, the probe sentence's note and the colour scale."""
 
 from __future__ import annotations
 
@@ -84,3 +84,45 @@ def test_edited_probe_names_the_shown_one(qtbot):
 
     view.set_probe_text("the film was a delight")
     assert "next run" not in view.info_label.text()
+
+
+def _nearly_uniform(count: int) -> np.ndarray:
+    """A softmax map whose rows differ from uniform by a few per cent, as in a freshly initialised student."""
+    scores = np.random.default_rng(0).normal(0.0, 0.05, size=(1, 1, count, count))
+    weights = np.exp(scores)
+    return (weights / weights.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def test_colour_scale_zero_or_fitted(qtbot):
+    view = _view(qtbot, 640, 480)
+    maps = _nearly_uniform(len(WORDS))
+    view.show_snapshot(3, WORDS, maps)
+    matrix = maps[0, 0]
+
+    low, high = view.colour_levels()
+    assert low == 0.0
+    assert high == np.float32(matrix.max())
+
+    view.fit_colours_box.setChecked(True)
+    low, high = view.colour_levels()
+    assert low == np.float32(matrix.min())
+    assert high == np.float32(matrix.max())
+    assert low > 0.8 / len(WORDS)  # the fitted scale leaves out the empty range below the weights
+
+
+def test_info_names_value_range(qtbot):
+    view = _view(qtbot, 640, 480)
+    maps = _nearly_uniform(len(WORDS))
+    view.show_snapshot(3, WORDS, maps)
+
+    text = view.info_label.text()
+    assert f"Values {maps.min():.3g} to {maps.max():.3g}" in text
+    assert f"a uniform row over {len(WORDS)} tokens is {1 / len(WORDS):.3g}" in text
+
+    # A spectral mixer's Toeplitz rows are not probabilities: no uniform weight to compare with.
+    toeplitz = np.tril(np.full((1, 1, 4, 4), -0.5, dtype=np.float32)) + np.eye(4, dtype=np.float32)
+    view.show_snapshot(3, WORDS[:4], toeplitz)
+    text = view.info_label.text()
+    assert "Values -0.5 to 0.5." in text
+    assert "uniform" not in text
+    assert view.colour_levels()[0] == -0.5

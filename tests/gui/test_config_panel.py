@@ -282,6 +282,7 @@ def test_state_remembered_across_windows(qtbot, store, settings_file, glue_dir, 
     panel.editors["student.pair_separator"].set_value(" [SEP]\n")
     first.live_view.tabs.setCurrentIndex(3)
     first.areas.setCurrentIndex(1)
+    first.compare_view.attention_view.fit_colours_box.setChecked(True)
     first.resize(760, 520)
     first.show()
     size = first.size()
@@ -298,6 +299,8 @@ def test_state_remembered_across_windows(qtbot, store, settings_file, glue_dir, 
     assert restored.teacher_list.custom_descriptions()["/models/my-teacher"] == "bert, hidden size 64"
     assert second.live_view.tabs.currentIndex() == 3
     assert second.areas.currentIndex() == 1
+    assert second.compare_view.attention_view.fit_colours_box.isChecked()
+    assert not second.live_view.attention_view.fit_colours_box.isChecked()
     assert second.size() == size
 
 
