@@ -280,9 +280,12 @@ class HistoryPanel(QWidget):
                 tip = f"{action.toolTip()} Not available: this run database is read-only."
                 action.setToolTip(tip)
                 action.setStatusTip(tip)
+        # Export stays in the context menu: the compare view below has its own export buttons, and
+        # without it the toolbar fits an 800-pixel-wide window.
         toolbar = QToolBar()
+        self.toolbar = toolbar
         for action in (self.refresh_action, self.run_again_action, self.resume_action, self.rename_action,
-                       self.notes_action, self.tags_action, self.export_action, self.delete_action):
+                       self.notes_action, self.tags_action, self.delete_action):
             toolbar.addAction(action)
 
         filters = QHBoxLayout()

@@ -515,3 +515,16 @@ def test_history_keeps_rows_in_small_window(qtbot, window):
     assert window.history_splitter.sizes()[0] >= table.minimumHeight()
     assert table.isVisible()
     assert table.viewport().height() // row_height >= 4
+
+
+def test_toolbar_fits_narrow_window(qtbot, window, two_runs):
+    window.resize(800, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    window.areas.setCurrentIndex(1)
+    qtbot.wait(20)
+
+    toolbar = window.history.toolbar
+    hidden = [action.text() for action in toolbar.actions() if not toolbar.widgetForAction(action).isVisible()]
+    assert window.width() == 800
+    assert hidden == []
