@@ -11,7 +11,7 @@ import dataclasses
 import re
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QModelIndex, QObject, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QVBoxLayout,
     QWidget,
 )
@@ -205,18 +207,33 @@ class BoolField(FieldEditor):
         self.check_box.setChecked(bool(value))
 
 
+class _DescribedItemDelegate(QStyledItemDelegate):
+    """Popup item delegate that writes each item's tooltip (its description) after its text."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        super().initStyleOption(option, index)
+        description = index.data(Qt.ItemDataRole.ToolTipRole)
+        if description:
+            option.text = f"{option.text} — {description}"
+
+
 class TaskField(FieldEditor):
     """The nine GLUE tasks, each with its one-line description."""
 
     def __init__(self, path: str, label: str, help_text: str) -> None:
         self.combo = QComboBox()
         for name, task in TASKS.items():
-            self.combo.addItem(f"{task.title} — {task.description}", name)
+            self.combo.addItem(task.title, name)
             self.combo.setItemData(self.combo.count() - 1, task.description, Qt.ItemDataRole.ToolTipRole)
-        # The popup shows the full descriptions; the closed box stays narrow.
+        # The closed box shows the task's name, and the label below it the description. The popup
+        # lists every task with its description.
+        self.combo.setItemDelegate(_DescribedItemDelegate(self.combo))
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.combo.setMinimumContentsLength(12)
-        self.combo.view().setMinimumWidth(560)
+        self.combo.setMinimumContentsLength(8)
+        metrics = self.combo.view().fontMetrics()
+        widest = max(metrics.horizontalAdvance(f"{task.title} — {task.description}") for task in TASKS.values())
+        # The margin covers the item's padding and a scroll bar.
+        self.combo.view().setMinimumWidth(widest + 40)
         super().__init__(path, label, help_text, self.combo)
         self.description = QLabel()
         self.description.setObjectName("fieldHint")

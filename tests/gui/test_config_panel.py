@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QScrollArea, QToolButton
+from PySide6.QtWidgets import QScrollArea, QStyleOptionViewItem, QToolButton
 
 from engine.config import RunConfig, load_preset
 from engine.model_sources import packaged_minilm_folder, short_model_name
@@ -29,8 +29,12 @@ def _type(qtbot, panel, path: str, text: str) -> None:
 def test_task_list_has_nine_described_tasks(window):
     combo = window.config_panel.editors["task"].combo
     assert combo.count() == 9
+    delegate = combo.itemDelegate()
     for row, task in enumerate(TASKS.values()):
-        assert task.description in combo.itemText(row)
+        assert combo.itemText(row) == task.title
+        option = QStyleOptionViewItem()
+        delegate.initStyleOption(option, combo.model().index(row, 0))
+        assert option.text == f"{task.title} — {task.description}"
 
 
 def test_invalid_values_shown_next_to_fields(qtbot, window):
