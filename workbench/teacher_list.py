@@ -176,7 +176,10 @@ class TeacherList(QWidget):
         super().__init__(parent)
         self.list_widget = QListWidget()
         self.list_widget.setMinimumHeight(90)
-        self.list_widget.setMaximumHeight(130)
+        self.list_widget.setMaximumHeight(170)
+        # Descriptions wrap at the panel's width, so that "works offline" is not behind a scroll bar.
+        self.list_widget.setWordWrap(True)
+        self.list_widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         # The order of the checked models is the teacher order, which fixed weights follow.
         self.list_widget.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.list_widget.setToolTip("Checked models, top to bottom, are the run's teachers. Drag a model to change the order.")

@@ -181,3 +181,16 @@ def test_long_folder_shows_its_end_and_description(qtbot, window):
     assert item.text() == "…/bert-sst2/final — bert, hidden size 768"
     assert item.toolTip() == f"{folder}\nbert, hidden size 768"
     assert folder in teacher_list.teachers()  # the run gets the whole path
+
+
+def test_descriptions_wrap_in_narrow_window(qtbot, window):
+    window.resize(800, 700)
+    window.show()
+    qtbot.waitExposed(window)
+
+    list_widget = window.config_panel.teacher_list.list_widget
+    viewport = list_widget.viewport().rect()
+    for row in range(list_widget.count()):
+        item = list_widget.item(row)
+        assert viewport.contains(list_widget.visualItemRect(item).topRight()), item.text()
+    assert not list_widget.horizontalScrollBar().isVisible()
