@@ -20,6 +20,7 @@ import sys
 import textwrap
 import time
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence, TextIO
@@ -30,7 +31,21 @@ from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChang
 from engine.logs import configure_logging
 from engine.model_sources import ALIASES, absolute_if_local, short_model_name
 from engine.paths import default_database_path, replaced_text_file
-from engine.run_comparison import MISSING, MetricRow, config_diff, format_config_value, metric_rows, rerun_name
+from engine.run_comparison import (
+    MISSING,
+    REPEAT_KEYS,
+    MetricRow,
+    PooledMetricRow,
+    PooledValue,
+    config_diff,
+    format_config_value,
+    group_label,
+    metric_rows,
+    pool,
+    pooled_metric_rows,
+    rerun_name,
+    seed_groups,
+)
 from engine.run_store import MetricPoint, RunRecord, RunStore, open_store
 from engine.tasks import TASKS, baseline_name, task_title
 
@@ -187,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="Compare runs side by side: the settings that differ, and best and last metrics.")
     compare.add_argument("run_ids", type=int, nargs="+", metavar="RUN_ID", help="Two or more run ids.")
+    compare.add_argument(
+        "--pool-seeds",
+        action="store_true",
+        help="Pool runs whose settings differ only in the seed into one column: each metric's mean and sample standard deviation.",
+    )
     compare.add_argument("--json", action="store_true", help="Print the comparison as JSON.")
     compare.add_argument("--db", type=Path, help="Run database.")
 
@@ -762,10 +782,13 @@ def _compare(args: argparse.Namespace) -> int:
         raise _no_runs_yet()
     records = [store.get_run(run_id) for run_id in args.run_ids]
 
-    # The name has its own row, so the config rows list only settings.
-    differences = [(key, values) for key, values in config_diff([record.config for record in records]) if key != "name"]
     # A run whose process was killed stored no final metrics, but its evaluations are in the store.
     lasts = [record.final_metrics or store.last_evaluation(record.id) for record in records]
+    if args.pool_seeds:
+        return _compare_pooled(records, lasts, args.json)
+
+    # The name has its own row, so the config rows list only settings.
+    differences = [(key, values) for key, values in config_diff([record.config for record in records]) if key != "name"]
     metrics = metric_rows(records, lasts)
 
     if args.json:
@@ -781,14 +804,106 @@ def _compare(args: argparse.Namespace) -> int:
         return 0
 
     terminal_width = _terminal_width()
-    tasks = sorted({record.task for record in records})
-    if len(tasks) > 1:
-        titles = ", ".join(task_title(task) for task in tasks)
-        note = f"Note: these runs are of different tasks ({titles}), so their metrics do not compare."
-        print(textwrap.fill(note, width=terminal_width) if terminal_width else note)
+    _note_different_tasks(records, terminal_width)
     table = _comparison_table(records, differences, metrics)
     _print_columns([f"#{record.id}" for record in records], table, terminal_width, clipped_rows=("name",))
     return 0
+
+
+def _note_different_tasks(records: list[RunRecord], terminal_width: int | None) -> None:
+    tasks = sorted({record.task for record in records})
+    if len(tasks) > 1:
+        titles = ", ".join(task_title(task) for task in tasks)
+        _print_note(f"Note: these runs are of different tasks ({titles}), so their metrics do not compare.", terminal_width)
+
+
+def _print_note(note: str, terminal_width: int | None) -> None:
+    print(textwrap.fill(note, width=terminal_width) if terminal_width else note)
+
+
+def _compare_pooled(records: list[RunRecord], lasts: list[dict[str, float]], as_json: bool) -> int:
+    """Print `lampreia compare --pool-seeds`: one column per group of runs that differ only in the seed."""
+    last_by_id = {record.id: last for record, last in zip(records, lasts)}
+    groups = seed_groups(records)
+    group_lasts = [[last_by_id[record.id] for record in group] for group in groups]
+    differences = [(key, values) for key, values in config_diff([group[0].config for group in groups]) if key not in REPEAT_KEYS]
+    metrics = pooled_metric_rows(groups, group_lasts)
+    labels = [",".join(str(record.id) for record in group) for group in groups]
+
+    if as_json:
+        # Groups are keyed by their run ids joined with commas, e.g. "1,4,7".
+        document = {
+            "groups": [
+                {"label": label, "runs": [record.id for record in group], "seeds": [_seed(record) for record in group]}
+                for label, group in zip(labels, groups)
+            ],
+            "config_differences": {key: dict(zip(labels, values)) for key, values in differences},
+            "metrics": {
+                row.name: {label: {"best": _pooled_json(best), "last": _pooled_json(last)} for label, (best, last) in zip(labels, row.values)}
+                for row in metrics
+            },
+        }
+        print(json.dumps(document, indent=2, ensure_ascii=False, default=repr))
+        return 0
+
+    terminal_width = _terminal_width()
+    _note_different_tasks(records, terminal_width)
+    if len(groups) == len(records):
+        _print_note("Note: no two of these runs differ only in their seed, so each column is one run.", terminal_width)
+    table = _pooled_table(groups, differences, metrics)
+    _print_columns([group_label(group) for group in groups], table, terminal_width, clipped_rows=("runs",))
+    return 0
+
+
+def _seed(record: RunRecord) -> Any:
+    return record.config.get("training", {}).get("seed", MISSING)
+
+
+def _pooled_json(value: PooledValue | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {"mean": value.mean, "std": value.std, "count": value.count}
+
+
+def _pooled_table(groups: list[list[RunRecord]], differences: list[tuple[str, list[Any]]], metrics: list[PooledMetricRow]) -> list[tuple[str, list[str]]]:
+    """Return the rows of `lampreia compare --pool-seeds`: (label, one cell per group), or (heading, []) for a heading."""
+    def statuses(group: list[RunRecord]) -> str:
+        counts = Counter(record.status for record in group)
+        return ", ".join(f"{count} {status}" for status, count in counts.items()) if len(group) > 1 else group[0].status
+
+    table: list[tuple[str, list[str]]] = [
+        ("runs", [", ".join(f"#{record.id}" for record in group) for group in groups]),
+        ("seeds", [", ".join(format_config_value(_seed(record)) for record in group) for group in groups]),
+        ("status", [statuses(group) for group in groups]),
+        ("task", [group[0].task for group in groups]),
+        ("student", [group[0].student_size for group in groups]),
+        ("parameters", [_count(group[0].parameter_count) for group in groups]),
+    ]
+
+    table.append(("", []))
+    if differences:
+        table.append((f"config: {len(differences)} {'setting differs' if len(differences) == 1 else 'settings differ'} (besides the seed)", []))
+        table += [(f"  {key}", [format_config_value(value, key) for value in values]) for key, values in differences]
+    else:
+        table.append(("config: the same settings (besides the seed)", []))
+
+    def cell(value: PooledValue | None) -> str:
+        return "-" if value is None else value.format()
+
+    for heading, index in (("best checkpoint (selected on the held-out slice)", 0), ("last evaluation", 1)):
+        table.append(("", []))
+        table.append((f"metrics, {heading}: mean ± sample standard deviation over the column's runs", []))
+        table += [(f"  {row.name}", [cell(row.values[column][index]) for column in range(len(groups))]) for row in metrics]
+
+    baseline_names = sorted({name for group in groups for record in group for name in record.baseline})
+    if baseline_names:
+        table.append(("", []))
+        table.append(("majority baseline: always the most frequent training label (STS-B: the training mean)", []))
+        for name in baseline_names:
+            # The baseline follows from the training rows, which the seed's held-out split can change.
+            pooled = [pool([record.baseline.get(name) for record in group]) for group in groups]
+            table.append((f"  {name}", [cell(value) if value is None else value.format_mean_if_equal() for value in pooled]))
+    return table
 
 
 def _comparison_table(records: list[RunRecord], differences: list[tuple[str, list[Any]]], metrics: list[MetricRow]) -> list[tuple[str, list[str]]]:

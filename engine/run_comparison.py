@@ -5,7 +5,9 @@ The workbench's compare view and ``lampreia compare`` both build on these functi
 
 from __future__ import annotations
 
+import math
 import re
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,3 +123,82 @@ def metric_rows(records: list[RunRecord], last_metrics: list[dict[str, float]] |
     lasts = last_metrics if last_metrics is not None else [record.final_metrics for record in records]
     names = sorted({name for record, last in zip(records, lasts) for name in (*record.best_metrics, *last)})
     return [MetricRow(name, [(record.best_metrics.get(name), last.get(name)) for record, last in zip(records, lasts)]) for name in names]
+
+
+# Keys in which repeats of one setting may differ: the seed, and the keys that change no training.
+REPEAT_KEYS = ("training.seed", *UNNAMED_CHANGES)
+
+
+def seed_groups(records: list[RunRecord]) -> list[list[RunRecord]]:
+    """Group runs whose settings differ only in the seed (or the name or probe), in the order given.
+
+    Each group keeps its runs in the order given. A run with settings of its own is a group of one.
+    """
+    groups: dict[tuple[tuple[str, str], ...], list[RunRecord]] = {}
+    for record in records:
+        flat = flatten_config(record.config)
+        key = tuple(sorted((name, repr(value)) for name, value in flat.items() if name not in REPEAT_KEYS))
+        groups.setdefault(key, []).append(record)
+    return list(groups.values())
+
+
+def group_label(group: list[RunRecord]) -> str:
+    """Name a group of repeated runs by its first run id and its size, e.g. "#4 (3 runs)"."""
+    return f"#{group[0].id}" if len(group) == 1 else f"#{group[0].id} ({len(group)} runs)"
+
+
+@dataclass(frozen=True)
+class PooledValue:
+    """Mean and sample standard deviation of one metric over the runs of a group that recorded it."""
+
+    mean: float
+    std: float | None  # None for fewer than two values
+    count: int  # runs that recorded the metric
+    runs: int  # runs in the group
+
+    def format(self, digits: int = 4) -> str:
+        """Format as "0.6430 ± 0.0120", with "(2 of 3 runs)" when some runs lack the metric."""
+        text = f"{self.mean:.{digits}f}" if self.std is None else f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+        if self.count < self.runs:
+            text += f" ({self.count} of {self.runs} runs)"
+        return text
+
+    def format_mean_if_equal(self, digits: int = 4) -> str:
+        """Format like ``format``, but without the spread when all values are equal (a baseline of one training set)."""
+        if self.std:
+            return self.format(digits)
+        return PooledValue(self.mean, None, self.count, self.runs).format(digits)
+
+
+def pool(values: list[float | None]) -> PooledValue | None:
+    """Return the mean and sample standard deviation of the finite values, or None when there is none."""
+    finite = [value for value in values if value is not None and math.isfinite(value)]
+    if not finite:
+        return None
+    std = statistics.stdev(finite) if len(finite) > 1 else None
+    return PooledValue(statistics.fmean(finite), std, len(finite), len(values))
+
+
+@dataclass(frozen=True)
+class PooledMetricRow:
+    """One metric over groups of repeated runs: (best, last evaluation) pooled per group, None where no run has it."""
+
+    name: str
+    values: list[tuple[PooledValue | None, PooledValue | None]]
+
+
+def pooled_metric_rows(groups: list[list[RunRecord]], last_metrics: list[list[dict[str, float]]]) -> list[PooledMetricRow]:
+    """Return each metric that a run recorded, with its best and last values pooled per group.
+
+    ``last_metrics`` gives, per group, one dict of last-evaluation metrics per run.
+    """
+    names = sorted({name for group, lasts in zip(groups, last_metrics) for record, last in zip(group, lasts) for name in (*record.best_metrics, *last)})
+    rows = []
+    for name in names:
+        values = []
+        for group, lasts in zip(groups, last_metrics):
+            best = pool([record.best_metrics.get(name) for record in group])
+            last = pool([metrics.get(name) for metrics in lasts])
+            values.append((best, last))
+        rows.append(PooledMetricRow(name, values))
+    return rows

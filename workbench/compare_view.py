@@ -12,6 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QHBoxLayout,
     QHeaderView,
@@ -27,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from engine.errors import StoreError
 from engine.paths import replaced_text_file, safe_file_name
-from engine.run_comparison import config_diff, format_config_value, metric_rows, primary_dev_metric
+from engine.run_comparison import config_diff, format_config_value, group_label, metric_rows, pool, pooled_metric_rows, primary_dev_metric, seed_groups
 from engine.run_store import AttentionSnapshot, RunRecord, RunStore
 from engine.tasks import baseline_name, task_title
 from workbench.attention_view import AttentionView
@@ -50,6 +51,10 @@ MAX_RUN_LABEL = 36
 # More compared runs than this are named by id alone in the info line, which would otherwise fill the view.
 MAX_NAMED_RUNS = 3
 SHARED_BASELINE_COLOUR = "#555555"
+POOL_SEEDS_TIP = (
+    "One pair of columns per group of runs whose settings differ only in the seed: each metric's mean "
+    "and sample standard deviation over the group's runs, as `lampreia compare --pool-seeds` prints them."
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,15 @@ class CompareView(QWidget):
         self.tabs.addTab(self.metric_plot, "Dev metric")
         self.tabs.addTab(self.weight_plot, "Teacher weights")
         self.tabs.addTab(self.diff_table, "Config diff")
-        self.tabs.addTab(self.metrics_table, "Best / final metrics")
+        self.pool_seeds_box = QCheckBox("Pool seeds")
+        self.pool_seeds_box.setToolTip(POOL_SEEDS_TIP)
+        metrics_page = QWidget()
+        metrics_layout = QVBoxLayout(metrics_page)
+        metrics_layout.setContentsMargins(0, 0, 0, 0)
+        metrics_layout.addWidget(self.pool_seeds_box)
+        metrics_layout.addWidget(self.metrics_table, 1)
+        self.pool_seeds_box.toggled.connect(self._fill_metrics)
+        self.tabs.addTab(metrics_page, "Best / final metrics")
         self.tabs.addTab(self.attention_view, "Attention map")
 
         top = QHBoxLayout()
@@ -313,7 +326,11 @@ class CompareView(QWidget):
         """Keys listed in the config diff table, top to bottom."""
         return [self.diff_table.verticalHeaderItem(row).text() for row in range(self.diff_table.rowCount())]
 
+    @Slot()
     def _fill_metrics(self) -> None:
+        if self.pool_seeds_box.isChecked():
+            self._fill_pooled_metrics()
+            return
         table = self.metrics_table
         table.clear()
         names = [row.name for row in metric_rows([run.record for run in self.runs])]
@@ -336,6 +353,38 @@ class CompareView(QWidget):
             table.setItem(len(names), 2 * column, QTableWidgetItem(format_metric(record.baseline.get(metric) if metric else None)))
             table.setItem(len(names) + 1, 2 * column, QTableWidgetItem("" if record.best_step is None else str(record.best_step)))
             table.setItem(len(names) + 2, 2 * column, QTableWidgetItem(format_count(record.parameter_count)))
+        table.resizeColumnsToContents()
+
+    def _fill_pooled_metrics(self) -> None:
+        """Fill the metrics table with one pair of columns per group of runs that differ only in the seed."""
+        table = self.metrics_table
+        table.clear()
+        groups = seed_groups([run.record for run in self.runs])
+        rows = pooled_metric_rows(groups, [[record.final_metrics for record in group] for group in groups])
+        kinds = sorted({baseline_name(group[0].task) for group in groups})
+        baseline_row = f"{kinds[0]} (primary dev metric)" if len(kinds) == 1 else "baseline (primary dev metric): majority class, STS-B training mean"
+        row_labels = [row.name for row in rows] + [baseline_row, "best steps", "parameters"]
+        headers = []
+        for group in groups:
+            headers += [f"{group_label(group)}: best", f"{group_label(group)}: final"]
+        table.setColumnCount(len(headers))
+        table.setRowCount(len(row_labels))
+        _set_column_headers(table, headers)
+        table.setVerticalHeaderLabels(row_labels)
+
+        for column, group in enumerate(groups):
+            runs = ", ".join(f"#{record.id} (seed {record.config.get('training', {}).get('seed', '?')})" for record in group)
+            for offset in (0, 1):
+                table.horizontalHeaderItem(2 * column + offset).setToolTip(f"Runs {runs}: mean ± sample standard deviation.")
+            for row, pooled in enumerate(rows):
+                for offset, value in enumerate(pooled.values[column]):
+                    table.setItem(row, 2 * column + offset, QTableWidgetItem("" if value is None else value.format()))
+            metric = primary_dev_metric(group[0])
+            baseline = pool([record.baseline.get(metric) for record in group]) if metric else None
+            table.setItem(len(rows), 2 * column, QTableWidgetItem("" if baseline is None else baseline.format_mean_if_equal()))
+            steps = ", ".join("-" if record.best_step is None else str(record.best_step) for record in group)
+            table.setItem(len(rows) + 1, 2 * column, QTableWidgetItem(steps))
+            table.setItem(len(rows) + 2, 2 * column, QTableWidgetItem(format_count(group[0].parameter_count)))
         table.resizeColumnsToContents()
 
     # Export

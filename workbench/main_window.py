@@ -454,6 +454,7 @@ class MainWindow(QMainWindow):
         return {
             "view/live_fit_attention_colours": self.live_view.attention_view.fit_colours_box,
             "view/compare_fit_attention_colours": self.compare_view.attention_view.fit_colours_box,
+            "view/compare_pool_seeds": self.compare_view.pool_seeds_box,
         }
 
     def _save_state(self) -> None:

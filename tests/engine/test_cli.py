@@ -841,3 +841,65 @@ def test_offline_run_names_every_uncached_teacher(glue_dir, tmp_path, capsys):
     assert error.count("To download them") == 1  # the shared hint once, for all three
     assert "download it" not in error
     assert not (tmp_path / "runs.sqlite3").exists() or RunStore(tmp_path / "runs.sqlite3").list_runs() == []
+
+
+def _seed_sweep(db):
+    """Five finished runs: three seeds of alpha 0.7 (one named differently) and two seeds of alpha 0.5."""
+    from engine.config import RunConfig
+
+    store = RunStore(db)
+    rows = [(0.7, 1, 0.80), (0.5, 1, 0.70), (0.7, 2, 0.82), (0.5, 2, 0.74), (0.7, 3, 0.84)]
+    for index, (alpha, seed, accuracy) in enumerate(rows):
+        config = RunConfig().with_overrides({"distillation.alpha": alpha, "training.seed": seed, "name": f"sweep {index}"})
+        run_id = store.create_run(config.to_dict(), name=f"sweep {index}", device="cpu", versions={})
+        store.set_prepared(run_id, parameter_count=3_200_000, baseline={"dev/accuracy": 0.509})
+        best = {"dev/accuracy": accuracy} if index != 4 else {"dev/accuracy": accuracy, "dev/macro_f1": 0.8}
+        store.finish_run(run_id, "finished", best_metrics=best, final_metrics={"dev/accuracy": accuracy - 0.01}, best_step=10 * seed)
+    store.close()
+
+
+def test_compare_pool_seeds_table(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    _seed_sweep(db)
+
+    assert main(["compare", "1", "2", "3", "4", "5", "--pool-seeds", "--db", str(db)]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines]
+    assert lines[0].split() == ["#1", "(3", "runs)", "#2", "(2", "runs)"]
+    assert ["runs", "#1,", "#3,", "#5", "#2,", "#4"] in rows
+    assert ["seeds", "1,", "2,", "3", "1,", "2"] in rows
+    assert ["status", "3", "finished", "2", "finished"] in rows
+    assert "config: 1 setting differs (besides the seed)" in lines
+    assert ["distillation.alpha", "0.7", "0.5"] in rows
+    # Best accuracies 0.80, 0.82, 0.84 and 0.70, 0.74; last evaluations 0.01 lower.
+    assert ["dev/accuracy", "0.8200", "±", "0.0200", "0.7200", "±", "0.0283"] in rows
+    assert ["dev/accuracy", "0.8100", "±", "0.0200", "0.7100", "±", "0.0283"] in rows
+    assert ["dev/macro_f1", "0.8000", "(1", "of", "3", "runs)", "-"] in rows
+    assert ["dev/accuracy", "0.5090", "0.5090"] in rows
+
+
+def test_compare_pool_seeds_json(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    _seed_sweep(db)
+
+    assert main(["compare", "2", "1", "4", "3", "--pool-seeds", "--json", "--db", str(db)]) == 0
+
+    document = json.loads(capsys.readouterr().out)
+    assert document["groups"] == [{"label": "2,4", "runs": [2, 4], "seeds": [1, 2]}, {"label": "1,3", "runs": [1, 3], "seeds": [1, 2]}]
+    assert document["config_differences"] == {"distillation.alpha": {"2,4": 0.5, "1,3": 0.7}}
+    best = document["metrics"]["dev/accuracy"]["1,3"]["best"]
+    assert best["mean"] == pytest.approx(0.81)
+    assert best["std"] == pytest.approx(0.0141421, rel=1e-4)
+    assert best["count"] == 2
+
+
+def test_compare_pool_seeds_without_repeats(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    _seed_sweep(db)
+
+    assert main(["compare", "1", "2", "--pool-seeds", "--db", str(db)]) == 0
+
+    out = capsys.readouterr().out
+    assert "no two of these runs differ only in their seed, so each column is one run" in out
+    assert ["dev/accuracy", "0.8000", "0.7000"] in [line.split() for line in out.splitlines()]

@@ -528,3 +528,30 @@ def test_toolbar_fits_narrow_window(qtbot, window, two_runs):
     hidden = [action.text() for action in toolbar.actions() if not toolbar.widgetForAction(action).isVisible()]
     assert window.width() == 800
     assert hidden == []
+
+
+def test_metrics_pool_seeds(qtbot, window, store):
+    runs = [
+        _stored_run(store, BASE.with_overrides({"training.seed": seed, **changes}), f"seed {seed}", accuracy=accuracy)
+        for seed, changes, accuracy in ((1, {}, 0.6), (2, {}, 0.7), (1, CHANGES, 0.5))
+    ]
+    window.history.refresh()
+    window.history.select_runs(runs)
+    compare = window.compare_view
+    metrics = compare.metrics_table
+    assert metrics.columnCount() == 6
+
+    compare.pool_seeds_box.setChecked(True)
+
+    headers = [metrics.horizontalHeaderItem(column).text() for column in range(metrics.columnCount())]
+    assert headers == [f"#{runs[0]} (2 runs): best", f"#{runs[0]} (2 runs): final", f"#{runs[2]}: best", f"#{runs[2]}: final"]
+    assert metrics.horizontalHeaderItem(0).toolTip() == f"Runs #{runs[0]} (seed 1), #{runs[1]} (seed 2): mean ± sample standard deviation."
+    rows = [metrics.verticalHeaderItem(row).text() for row in range(metrics.rowCount())]
+    dev_row = rows.index("dev/accuracy")
+    assert metrics.item(dev_row, 0).text() == "0.6500 ± 0.0707"
+    assert metrics.item(dev_row, 2).text() == "0.5000"
+    assert metrics.item(rows.index("majority baseline (primary dev metric)"), 0).text() == "0.4950"
+    assert metrics.item(rows.index("best steps"), 0).text() == "5, 5"
+
+    compare.pool_seeds_box.setChecked(False)
+    assert metrics.columnCount() == 6

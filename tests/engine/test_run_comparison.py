@@ -1,0 +1,67 @@
+"""Pooling repeated runs: groups of runs that differ only in the seed, and their means and spreads."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from engine.config import RunConfig
+from engine.run_comparison import PooledValue, group_label, pool, pooled_metric_rows, seed_groups
+from engine.run_store import RunStore
+
+
+def _record(store: RunStore, overrides: dict, best: dict[str, float]):
+    run_id = store.create_run(RunConfig().with_overrides(overrides).to_dict(), name=str(overrides), device="cpu", versions={})
+    store.finish_run(run_id, "finished", best_metrics=best, final_metrics=best, best_step=1)
+    return store.get_run(run_id)
+
+
+def test_groups_ignore_seed_name_and_probe(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    first = _record(store, {"training.seed": 1}, {"dev/accuracy": 0.5})
+    softmax = _record(store, {"training.seed": 1, "student.mixer": "softmax"}, {"dev/accuracy": 0.6})
+    second = _record(store, {"training.seed": 2, "name": "other", "training.attention_probe": "a different probe"}, {"dev/accuracy": 0.7})
+
+    groups = seed_groups([first, softmax, second])
+
+    assert [[record.id for record in group] for group in groups] == [[first.id, second.id], [softmax.id]]
+    assert [group_label(group) for group in groups] == [f"#{first.id} (2 runs)", f"#{softmax.id}"]
+    store.close()
+
+
+def test_pool_mean_and_sample_deviation():
+    pooled = pool([0.80, 0.82, None, math.nan, 0.84])
+
+    assert pooled.mean == pytest.approx(0.82)
+    assert pooled.std == pytest.approx(0.02)
+    assert pooled.count == 3
+    assert pooled.runs == 5
+    assert pooled.format() == "0.8200 ± 0.0200 (3 of 5 runs)"
+
+
+def test_pool_single_and_empty():
+    assert pool([0.5]) == PooledValue(0.5, None, 1, 1)
+    assert pool([0.5]).format() == "0.5000"
+    assert pool([None, math.inf]) is None
+
+
+def test_equal_values_format_without_spread():
+    assert pool([0.5, 0.5, None]).format() == "0.5000 ± 0.0000 (2 of 3 runs)"
+    assert pool([0.5, 0.5, None]).format_mean_if_equal() == "0.5000 (2 of 3 runs)"
+    assert pool([0.5, 0.6]).format_mean_if_equal() == "0.5500 ± 0.0707"
+
+
+def test_pooled_rows_per_group(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    records = [_record(store, {"training.seed": seed}, {"dev/accuracy": accuracy}) for seed, accuracy in ((1, 0.6), (2, 0.8))]
+    lasts = [[{"dev/accuracy": 0.5, "dev/loss_task": 0.7}, {"dev/accuracy": 0.7}]]
+
+    rows = pooled_metric_rows([records], lasts)
+
+    assert [row.name for row in rows] == ["dev/accuracy", "dev/loss_task"]
+    best, last = rows[0].values[0]
+    assert best.mean == pytest.approx(0.7)
+    assert last.mean == pytest.approx(0.6)
+    assert rows[1].values[0] == (None, PooledValue(0.7, None, 1, 2))
+    store.close()
