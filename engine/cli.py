@@ -38,6 +38,7 @@ from engine.run_comparison import (
     PooledMetricRow,
     PooledValue,
     config_diff,
+    environment_diff,
     format_config_value,
     group_label,
     metric_rows,
@@ -798,6 +799,7 @@ def _compare(args: argparse.Namespace) -> int:
             "config_differences": {
                 key: {str(record.id): value for record, value in zip(records, values) if value is not MISSING} for key, values in differences
             },
+            "environment_differences": {key: {str(record.id): value for record, value in zip(records, values)} for key, values in environment_diff(records)},
             "metrics": {row.name: {str(record.id): {"best": best, "last": last} for record, (best, last) in zip(records, row.values)} for row in metrics},
         }
         print(json.dumps(document, indent=2, ensure_ascii=False))
@@ -878,6 +880,7 @@ def _pooled_table(groups: list[list[RunRecord]], differences: list[tuple[str, li
         ("task", [group[0].task for group in groups]),
         ("student", [group[0].student_size for group in groups]),
         ("parameters", [_count(group[0].parameter_count) for group in groups]),
+        ("devices", [", ".join(dict.fromkeys(record.device for record in group)) for group in groups]),
     ]
 
     table.append(("", []))
@@ -924,6 +927,7 @@ def _comparison_table(records: list[RunRecord], differences: list[tuple[str, lis
         table += [(f"  {key}", [format_config_value(value, key) for value in values]) for key, values in differences]
     else:
         table.append(("config: the same settings", []))
+    table += _environment_rows(environment_diff(records))
 
     table.append(("", []))
     table.append(("metrics: best checkpoint (selected on the held-out slice) / last evaluation", []))
@@ -934,6 +938,15 @@ def _comparison_table(records: list[RunRecord], differences: list[tuple[str, lis
         table.append(("majority baseline: always the most frequent training label (STS-B: the training mean)", []))
         table += [(f"  {name}", [_metric(record.baseline.get(name)) for record in records]) for name in baseline_names]
     return table
+
+
+def _environment_rows(differences: list[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
+    """Return the heading and rows of the environment differences (device, library versions), or nothing."""
+    if not differences:
+        return []
+    count = f"{len(differences)} {'difference' if len(differences) == 1 else 'differences'}"
+    heading = f"environment: {count}, which can change the numbers of the same settings and seed"
+    return [("", []), (heading, []), *((f"  {key}", values) for key, values in differences)]
 
 
 def _metric(value: float | None) -> str:

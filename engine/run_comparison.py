@@ -53,6 +53,27 @@ def config_diff(configs: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
     return rows
 
 
+def environment_diff(records: list[RunRecord]) -> list[tuple[str, list[str]]]:
+    """Return ("device" or "versions.<package>", one value per run) for the parts of the runs' environment that differ.
+
+    The device includes the CPU thread count and the precision. The same settings and seed can
+    give other numbers on another device or with other library versions. A package that a run
+    did not record reads "(not recorded)".
+    """
+    rows = []
+    devices = [record.device for record in records]
+    if len(set(devices)) > 1:
+        rows.append(("device", devices))
+    packages: list[str] = []
+    for record in records:
+        packages.extend(name for name in record.versions if name not in packages)
+    for package in packages:
+        versions = [str(record.versions.get(package, "(not recorded)")) for record in records]
+        if len(set(versions)) > 1:
+            rows.append((f"versions.{package}", versions))
+    return rows
+
+
 def format_config_value(value: Any, key: str = "") -> str:
     """Format one flattened config value for a diff table (lists as comma lists, None as "(empty)").
 

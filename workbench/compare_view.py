@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from engine.errors import StoreError
 from engine.paths import replaced_text_file, safe_file_name
-from engine.run_comparison import config_diff, format_config_value, group_label, metric_rows, pool, pooled_metric_rows, primary_dev_metric, seed_groups
+from engine.run_comparison import config_diff, environment_diff, format_config_value, group_label, metric_rows, pool, pooled_metric_rows, primary_dev_metric, seed_groups
 from engine.run_store import AttentionSnapshot, RunRecord, RunStore
 from engine.tasks import baseline_name, task_title
 from workbench.attention_view import AttentionView
@@ -269,6 +269,8 @@ class CompareView(QWidget):
         # The column headers give each run's current name. The config keeps the name a run was
         # started with, which a rename does not change, so it is left out, as `lampreia compare` does.
         rows = [(key, values) for key, values in config_diff([run.record.config for run in self.runs]) if key != "name"]
+        # The same settings and seed can give other numbers on another device, thread count or library version.
+        rows += environment_diff([run.record for run in self.runs])
         table.setColumnCount(len(self.runs))
         _set_column_headers(table, [run.label for run in self.runs])
         table.setRowCount(len(rows))
@@ -281,7 +283,7 @@ class CompareView(QWidget):
                 table.setItem(row, column, item)
         if not rows:
             table.setColumnCount(1)
-            table.setHorizontalHeaderLabels(["The selected runs have the same configuration."])
+            table.setHorizontalHeaderLabels(["The selected runs have the same configuration, device and library versions."])
         table.resizeColumnsToContents()
         if rows:
             # A long value (a probe sentence, a folder path) would push the other runs off screen.

@@ -903,3 +903,24 @@ def test_compare_pool_seeds_without_repeats(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "no two of these runs differ only in their seed, so each column is one run" in out
     assert ["dev/accuracy", "0.8000", "0.7000"] in [line.split() for line in out.splitlines()]
+
+
+def test_compare_names_environment_differences(tmp_path, capsys):
+    from engine.config import RunConfig
+
+    db = tmp_path / "runs.sqlite3"
+    store = RunStore(db)
+    for threads in (2, 1):
+        run_id = store.create_run(RunConfig().to_dict(), name=f"{threads} threads", device=f"CPU: x86_64 ({threads} threads)", versions={"torch": "2.13.0"})
+        store.finish_run(run_id, "finished", best_metrics={"dev/accuracy": 0.5 + threads / 10}, final_metrics={}, best_step=1)
+    store.close()
+
+    assert main(["compare", "1", "2", "--db", str(db)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "config: the same settings" in lines
+    assert "environment: 1 difference, which can change the numbers of the same settings and seed" in lines
+    assert ["device", "CPU:", "x86_64", "(2", "threads)", "CPU:", "x86_64", "(1", "threads)"] in [line.split() for line in lines]
+
+    assert main(["compare", "1", "2", "--json", "--db", str(db)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["environment_differences"] == {"device": {"1": "CPU: x86_64 (2 threads)", "2": "CPU: x86_64 (1 threads)"}}

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from engine.config import RunConfig
-from engine.run_comparison import PooledValue, group_label, pool, pooled_metric_rows, seed_groups
+from engine.run_comparison import PooledValue, environment_diff, group_label, pool, pooled_metric_rows, seed_groups
 from engine.run_store import RunStore
 
 
@@ -64,4 +64,23 @@ def test_pooled_rows_per_group(tmp_path):
     assert best.mean == pytest.approx(0.7)
     assert last.mean == pytest.approx(0.6)
     assert rows[1].values[0] == (None, PooledValue(0.7, None, 1, 2))
+    store.close()
+
+
+def test_environment_diff_lists_device_and_versions(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    config = RunConfig().to_dict()
+    ids = [
+        store.create_run(config, name="a", device="CPU: x86_64 (2 threads), bf16 autocast", versions={"torch": "2.13.0", "numpy": "2.4"}),
+        store.create_run(config, name="b", device="CPU: x86_64 (1 thread), bf16 autocast", versions={"torch": "2.14.1", "numpy": "2.4"}),
+        store.create_run(config, name="c", device="CPU: x86_64 (2 threads), bf16 autocast", versions={"numpy": "2.4"}),
+    ]
+    records = [store.get_run(run_id) for run_id in ids]
+
+    rows = dict(environment_diff(records))
+
+    assert sorted(rows) == ["device", "versions.torch"]
+    assert rows["device"][1] == "CPU: x86_64 (1 thread), bf16 autocast"
+    assert rows["versions.torch"] == ["2.13.0", "2.14.1", "(not recorded)"]
+    assert environment_diff([records[0], records[2]]) == [("versions.torch", ["2.13.0", "(not recorded)"])]
     store.close()

@@ -555,3 +555,14 @@ def test_metrics_pool_seeds(qtbot, window, store):
 
     compare.pool_seeds_box.setChecked(False)
     assert metrics.columnCount() == 6
+
+
+def test_config_diff_lists_environment(qtbot, window, store, two_runs):
+    other = store.create_run(BASE.to_dict(), name="one thread", device="CPU: test (1 thread)", versions={"torch": "2.14.1"})
+    store.finish_run(other, "finished", final_metrics={}, best_metrics={}, best_step=None)
+    window.history.refresh()
+    window.history.select_runs([two_runs[0], other])
+
+    # The stored runs recorded no versions, so torch reads "(not recorded)" for them.
+    assert window.compare_view.diff_keys() == ["device", "versions.torch"]
+    assert window.compare_view.diff_table.item(0, 1).text() == "CPU: test (1 thread)"
