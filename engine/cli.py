@@ -45,6 +45,7 @@ from engine.run_comparison import (
     pool,
     pooled_metric_rows,
     rerun_name,
+    rerun_origin,
     seed_groups,
 )
 from engine.run_store import MetricPoint, RunRecord, RunStore, open_store
@@ -363,7 +364,7 @@ def build_config(args: argparse.Namespace, store: RunStore | None) -> RunConfig:
         raise LampreiaError(f"{error.field} (option {option}): {error.reason}", error.hint) from None
     if args.from_run is not None and args.name is None:
         # The source's own name would describe settings that the overrides may have changed.
-        config = config.with_overrides({"name": rerun_name(source, config.to_dict())})
+        config = config.with_overrides({"name": rerun_name(source, config.to_dict(), rerun_origin(store, source))})
     if args.fixed_weights is not None and config.distillation.weighting != "fixed":
         raise LampreiaError(
             f"--fixed-weights is only used with --weighting fixed, and this run weights its teachers by {config.distillation.weighting!r}.",

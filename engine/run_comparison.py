@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.config import RunConfig, flatten_dict
-from engine.errors import ConfigError
-from engine.run_store import RunRecord
+from engine.errors import ConfigError, StoreError
+from engine.run_store import RunRecord, RunStore
 from engine.tasks import TASKS
 
 
@@ -75,7 +75,7 @@ def environment_diff(records: list[RunRecord]) -> list[tuple[str, list[str]]]:
 
 
 def format_config_value(value: Any, key: str = "") -> str:
-    """Format one flattened config value for a diff table (lists as comma lists, None as "(empty)").
+    """Format one flattened config value for a diff table (lists as comma lists, None as "(empty)", booleans as on or off).
 
     An empty ``name`` reads "(generated)": the run was named by the trainer, as its record shows.
     """
@@ -85,6 +85,9 @@ def format_config_value(value: Any, key: str = "") -> str:
         return "(generated)"
     if value is None:
         return "(empty)"
+    if isinstance(value, bool):
+        # As the command line writes switches (--amp on), not as Python does.
+        return "on" if value else "off"
     if isinstance(value, (list, tuple)):
         return ", ".join(format_config_value(item) for item in value) or "(none)"
     if isinstance(value, str):
@@ -97,8 +100,9 @@ def format_config_value(value: Any, key: str = "") -> str:
 UNNAMED_CHANGES = ("name", "training.attention_probe")
 
 
-# The part of a re-run's name that ``rerun_name`` adds: " (from #3: alpha 0.7)".
-RERUN_SUFFIX = re.compile(r" \(from #\d+[^()]*\)$")
+# The part of a re-run's name that ``rerun_name`` adds: " (from #3: alpha 0.7)" or " (from #3 via #8: …)".
+# The first number is the run whose settings the listed changes start from.
+RERUN_SUFFIX = re.compile(r" \(from #(\d+)[^()]*\)$")
 
 
 def is_rerun_name(name: str) -> bool:
@@ -106,19 +110,40 @@ def is_rerun_name(name: str) -> bool:
     return RERUN_SUFFIX.search(name) is not None
 
 
-def rerun_name(source: RunRecord, config: dict[str, Any], shown_changes: int = 3) -> str:
+def rerun_origin(store: RunStore, source: RunRecord) -> RunRecord | None:
+    """Return the run that the re-run name of ``source`` starts from ("#3" in "… (from #3: …)"), if it is stored.
+
+    None when ``source`` is not named as a re-run, or its origin was deleted.
+    """
+    match = RERUN_SUFFIX.search(source.name)
+    if match is None or int(match.group(1)) == source.id:
+        return None
+    try:
+        return store.get_run(int(match.group(1)))
+    except StoreError:
+        return None
+
+
+def rerun_name(source: RunRecord, config: dict[str, Any], origin: RunRecord | None = None, shown_changes: int = 3) -> str:
     """Name a run trained from the settings of the stored run ``source``: its name, its id and what changed.
 
-    E.g. "baseline (from #3: alpha 0.7, epochs 5)". A source that is itself a re-run gives up its
-    own "(from #…)" part, so names do not nest.
+    E.g. "baseline (from #3: alpha 0.7, epochs 5)". When ``source`` is itself a re-run, its name's
+    changes start from ``origin`` (``rerun_origin``): the new name lists every change from
+    ``origin`` and names ``source`` after "via", e.g. "baseline (from #3 via #8: alpha 0.7, seed 2)",
+    so that names neither nest nor lose the source's own changes. A re-run source without its
+    origin (deleted) keeps its whole name, "(from …)" part included.
     """
-    base = RERUN_SUFFIX.sub("", source.name)
-    before = RunConfig.from_dict(source.config).to_dict()  # with today's defaults, like ``config``
+    reference, base, via = source, source.name, ""
+    match = RERUN_SUFFIX.search(source.name)
+    if match is not None and origin is not None and origin.id == int(match.group(1)):
+        reference, base, via = origin, RERUN_SUFFIX.sub("", source.name), f" via #{source.id}"
+    before = RunConfig.from_dict(reference.config).to_dict()  # with today's defaults, like ``config``
     changes = [(key.rsplit(".", 1)[-1], values[1]) for key, values in config_diff([before, config]) if key not in UNNAMED_CHANGES]
     change_list = ", ".join(f"{leaf} {format_config_value(value)}" for leaf, value in changes[:shown_changes])
     if len(changes) > shown_changes:
         change_list += f" and {len(changes) - shown_changes} more"
-    return f"{base} (from #{source.id}: {change_list})" if change_list else f"{base} (from #{source.id})"
+    origin_ids = f"#{reference.id}{via}"
+    return f"{base} (from {origin_ids}: {change_list})" if change_list else f"{base} (from {origin_ids})"
 
 
 def primary_dev_metric(record: RunRecord) -> str | None:

@@ -28,7 +28,7 @@ from engine.errors import LampreiaError, StoreError
 from engine.events import Event, RunFailed, RunFinished, RunStarted
 from engine.logs import log_file_path
 from engine.paths import safe_file_name
-from engine.run_comparison import is_rerun_name, rerun_name
+from engine.run_comparison import is_rerun_name, rerun_name, rerun_origin
 from engine.run_store import RunRecord, RunStore
 from workbench.compare_view import CompareView
 from workbench.compute_threads import run_thread_count
@@ -74,8 +74,9 @@ class MainWindow(QMainWindow):
         self._config_valid = True
         self._config_problem = ""
         self._active_run_name = ""
-        # The stored run whose settings "Run again" loaded, and the name it loaded with them.
-        self._rerun_source: tuple[RunRecord, str] | None = None
+        # The stored run whose settings "Run again" loaded, the run its re-run name starts from, and
+        # the name loaded with the settings.
+        self._rerun_source: tuple[RunRecord, RunRecord | None, str] | None = None
         self.setWindowTitle("Lampreia Workbench — read-only database" if store.read_only else "Lampreia Workbench")
 
         self._build_panels()
@@ -219,10 +220,11 @@ class MainWindow(QMainWindow):
         except LampreiaError as error:
             self.show_message("The configuration is not valid", str(error))
             return
-        if self._rerun_source is not None and config.name == self._rerun_source[1]:
+        if self._rerun_source is not None and config.name == self._rerun_source[2]:
             # As `lampreia run --from-run`: the source's name would describe settings since changed.
             # The source stays until other settings are loaded, so a second run is named after it too.
-            config = config.with_overrides({"name": rerun_name(self._rerun_source[0], config.to_dict())})
+            source, origin, _name = self._rerun_source
+            config = config.with_overrides({"name": rerun_name(source, config.to_dict(), origin)})
         self._remember_config()
         self.live_view.begin_run(config.task)
         self.areas.setCurrentWidget(self.live_view)
@@ -368,9 +370,10 @@ class MainWindow(QMainWindow):
             self.show_message(f"Cannot load the settings of run #{run_id}", str(error))
             return
         if self.load_config_from_run(record.config):
-            name = rerun_name(record, RunConfig.from_dict(record.config).to_dict())
+            origin = rerun_origin(self.store, record)
+            name = rerun_name(record, RunConfig.from_dict(record.config).to_dict(), origin)
             self.config_panel.set_values({"name": name})
-            self._rerun_source = (record, name)
+            self._rerun_source = (record, origin, name)
             self.statusBar().showMessage(
                 f"Loaded the settings of run #{record.id}. Press Run to train them again; the settings you change are added to the run's name.",
                 10_000,

@@ -148,7 +148,7 @@ def test_runs_long_names_on_wide_terminal(tmp_path, monkeypatch, capsys):
 
 def test_rerun_names_say_what_changed_without_nesting(tmp_path):
     from engine.config import RunConfig
-    from engine.run_comparison import rerun_name
+    from engine.run_comparison import rerun_name, rerun_origin
 
     store = RunStore(tmp_path / "runs.sqlite3")
     source = RunConfig.from_dict({"task": "sst2", "name": "baseline"})
@@ -157,7 +157,15 @@ def test_rerun_names_say_what_changed_without_nesting(tmp_path):
     second = store.create_run(changed.to_dict(), name=rerun_name(store.get_run(first), changed.to_dict()), device="cpu", versions={})
 
     assert store.get_run(second).name == "baseline (from #1: mixer softmax, alpha 0.5, epochs 7 and 1 more)"
-    assert rerun_name(store.get_run(second), changed.to_dict()) == f"baseline (from #{second})"
+    # A re-run of the re-run lists its changes from run 1, the run its source's name starts from.
+    again = changed.with_overrides({"training.epochs": 1})
+    origin = rerun_origin(store, store.get_run(second))
+    assert origin.id == first
+    assert rerun_name(store.get_run(second), again.to_dict(), origin) == f"baseline (from #1 via #{second}: mixer softmax, alpha 0.5, epochs 1 and 1 more)"
+    third = store.create_run(again.to_dict(), name=rerun_name(store.get_run(second), again.to_dict(), origin), device="cpu", versions={})
+    assert rerun_origin(store, store.get_run(third)).id == first
+    # Without run 1 (deleted), the source's changes are kept in its whole name.
+    assert rerun_name(store.get_run(second), again.to_dict(), None) == f"{store.get_run(second).name} (from #{second}: epochs 1)"
     assert rerun_name(store.get_run(first), source.to_dict()) == "baseline (from #1)"
     probed = source.with_overrides({"training.attention_probe": "A dull, lifeless and overlong movie.", "student.n_layers": 2})
     assert rerun_name(store.get_run(first), probed.to_dict()) == "baseline (from #1: n_layers 2)"

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from engine.config import RunConfig
-from engine.run_comparison import PooledValue, environment_diff, group_label, pool, pooled_metric_rows, seed_groups
+from engine.run_comparison import PooledValue, environment_diff, format_config_value, group_label, pool, pooled_metric_rows, seed_groups
 from engine.run_store import RunStore
 
 
@@ -84,3 +84,9 @@ def test_environment_diff_lists_device_and_versions(tmp_path):
     assert rows["versions.torch"] == ["2.13.0", "2.14.1", "(not recorded)"]
     assert environment_diff([records[0], records[2]]) == [("versions.torch", ["2.13.0", "(not recorded)"])]
     store.close()
+
+
+def test_switches_format_as_on_off():
+    assert format_config_value(True) == "on"
+    assert format_config_value(False) == "off"
+    assert format_config_value(0) == "0"

@@ -566,3 +566,22 @@ def test_config_diff_lists_environment(qtbot, window, store, two_runs):
     # The stored runs recorded no versions, so torch reads "(not recorded)" for them.
     assert window.compare_view.diff_keys() == ["device", "versions.torch"]
     assert window.compare_view.diff_table.item(0, 1).text() == "CPU: test (1 thread)"
+
+
+def test_run_again_of_rerun_keeps_its_changes(qtbot, window, store, glue_dir, monkeypatch):
+    started: list[RunConfig] = []
+    monkeypatch.setattr(window.controller, "start", started.append)
+    base = _stored_run(store, BASE, "base run")
+    softmax = _stored_run(store, BASE.with_overrides({"student.mixer": "softmax"}), f"base run (from #{base}: mixer softmax)")
+    window.history.refresh()
+    window.history.select_runs([softmax])
+
+    window.history.run_again_action.trigger()
+    panel = window.config_panel
+    assert panel.value("name") == f"base run (from #{base} via #{softmax}: mixer softmax)"
+    panel.editors["data.glue_dir"].set_value(str(glue_dir))
+    panel.editors["training.seed"].set_value(3)
+    window.start_run()
+    window.live_view.end_run()
+
+    assert [config.name for config in started] == [f"base run (from #{base} via #{softmax}: glue_dir {glue_dir}, mixer softmax, seed 3)"]
