@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence, TextIO
 
-from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEIGHTINGS, RunConfig, StudentConfig, list_presets, load_preset, preset_description
+from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEIGHTINGS, RunConfig, StudentConfig, config_warnings, list_presets, load_preset, preset_description
 from engine.errors import ConfigError, LampreiaError, StoreError
 from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChanged, Progress, RunPrepared, RunStarted
 from engine.logs import configure_logging
@@ -37,6 +37,7 @@ from engine.run_comparison import (
     MetricRow,
     PooledMetricRow,
     PooledValue,
+    comparison_notes,
     config_diff,
     environment_diff,
     format_config_value,
@@ -416,6 +417,9 @@ def _run(args: argparse.Namespace) -> int:
             result = resume_distillation(args.resume, store, sink, cancel)
         else:
             config = build_config(args, store)
+            if not follower:
+                for warning in config_warnings(config):
+                    print(f"lampreia: note: {warning}", file=sys.stderr)
             result = run_distillation(config, store, sink, cancel)
     except KeyboardInterrupt:
         if started:
@@ -808,6 +812,8 @@ def _compare(args: argparse.Namespace) -> int:
 
     terminal_width = _terminal_width()
     _note_different_tasks(records, terminal_width)
+    for note in comparison_notes(records, {key for key, _values in differences}):
+        _print_note(f"Note: {note}", terminal_width)
     table = _comparison_table(records, differences, metrics)
     _print_columns([f"#{record.id}" for record in records], table, terminal_width, clipped_rows=("name",))
     return 0
@@ -853,6 +859,8 @@ def _compare_pooled(records: list[RunRecord], lasts: list[dict[str, float]], as_
     _note_different_tasks(records, terminal_width)
     if len(groups) == len(records):
         _print_note("Note: no two of these runs differ only in their seed, so each column is one run.", terminal_width)
+    for note in comparison_notes(records, {key for key, _values in differences}):
+        _print_note(f"Note: {note}", terminal_width)
     table = _pooled_table(groups, differences, metrics)
     _print_columns([group_label(group) for group in groups], table, terminal_width, clipped_rows=("runs",))
     return 0

@@ -286,7 +286,8 @@ class DistillationConfig(_Section):
     )
     weighting: str = option(
         "confidence", choices=WEIGHTINGS, label="Teacher weighting",
-        help="confidence: per example, from cross-validated probes of each teacher; uniform: 1/K; fixed: the weights below.",
+        help="confidence: per example, from cross-validated probes of each teacher; uniform: 1/K; fixed: the weights below. "
+        "With one teacher, its weight is 1 in every mode.",
     )
     fixed_weights: tuple[float, ...] = option(
         (), label="Fixed weights", help="One non-negative weight per teacher, used with weighting = fixed; normalised to sum 1.",
@@ -379,13 +380,17 @@ class TrainingConfig(_Section):
     weight_decay: float = option(0.01, minimum=0.0, maximum=10.0, label="Weight decay", help="AdamW decoupled weight decay.")
     warmup_fraction: float = option(0.06, minimum=0.0, maximum=0.9, label="Warmup fraction", help="Fraction of all steps spent in linear warmup before the cosine decay.")
     grad_clip: float = option(1.0, minimum=0.0, maximum=1e6, label="Gradient clipping", help="Maximum global gradient norm (0: no clipping).")
-    seed: int = option(42, minimum=0, maximum=2**31 - 1, label="Seed", help="Seed for Python, NumPy and torch.")
+    seed: int = option(
+        42, minimum=0, maximum=2**31 - 1, label="Seed",
+        help="Seed for Python, NumPy and torch: the initial weights, the batch order, dropout, augmentation and which training rows are held out.",
+    )
     device: str = option("auto", label="Device", help="auto (CUDA when available), cpu, cuda or cuda:N.")
     evals_per_epoch: int = option(2, minimum=1, maximum=1000, label="Evaluations per epoch", help="How often per epoch the held-out slice and the dev split are scored.")
     padding: str = option(
         "bucketed", choices=PADDING_MODES, label="Padding",
         help="bucketed: batches of similar-length rows padded to their longest row; longest: random batches padded "
-        "to their longest row; max_length: every batch padded to max_seq_len.",
+        "to their longest row; max_length: every batch padded to max_seq_len. The padded length changes the random "
+        "draws of dropout and augmentation, so compare padding modes over several seeds.",
     )
     amp: bool = option(
         True, label="Mixed precision",
@@ -631,3 +636,24 @@ def load_preset(name: str) -> RunConfig:
 def preset_description(name: str) -> str:
     text = resource_path("presets", f"{name}.json").read_text(encoding="utf-8")
     return json.loads(text).get("description", "")
+
+
+def config_warnings(config: RunConfig) -> list[str]:
+    """Return notes on valid settings that do less than they seem to, one sentence each."""
+    warning = alpha_warning(config.distillation.alpha)
+    return [warning] if warning else []
+
+
+def alpha_warning(alpha: float) -> str | None:
+    """Return a note when α leaves one of the two losses without weight, else None."""
+    if alpha == 0.0:
+        return (
+            "With alpha 0 the task loss has no weight, so the classifier head is not trained and the dev metrics are those "
+            "of an untrained head. Raise alpha above 0 to score the distilled student."
+        )
+    if alpha == 1.0:
+        return (
+            "With alpha 1 the distillation loss has no weight, so the teachers change nothing, although their embeddings "
+            "are still extracted. Lower alpha below 1 to distil."
+        )
+    return None

@@ -113,6 +113,8 @@ def teacher_weights(
         return np.full((n_rows, k), 1.0 / k, dtype=np.float32)
     if config.weighting == "fixed":
         return np.tile(np.asarray(config.normalized_fixed_weights, dtype=np.float32), (n_rows, 1))
+    if k == 1:
+        return np.ones((n_rows, 1), dtype=np.float32)
     if confidences is None:
         raise ValueError("confidence weighting needs the probe confidences")
     logits = torch.from_numpy(np.asarray(confidences, dtype=np.float32)) / config.temperature

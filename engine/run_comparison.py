@@ -74,6 +74,21 @@ def environment_diff(records: list[RunRecord]) -> list[tuple[str, list[str]]]:
     return rows
 
 
+def comparison_notes(records: list[RunRecord], differing_keys: set[str]) -> list[str]:
+    """Return notes on config differences whose effect is smaller than it seems, or mixed with random draws."""
+    notes = []
+    weighting_keys = {"distillation.weighting", "distillation.fixed_weights", "distillation.temperature", "distillation.probe_folds"}
+    teacher_counts = {len(record.config.get("distillation", {}).get("teachers", ())) for record in records}
+    if differing_keys & weighting_keys and teacher_counts == {1}:
+        notes.append("The teacher weighting differs, but every run has one teacher, whose weight is 1 in every mode, so it changes nothing.")
+    if "training.padding" in differing_keys:
+        notes.append(
+            "The padding differs. It changes the padded lengths, and with them the random draws of dropout and "
+            "augmentation, so a difference between single seeds can be seed noise: compare several seeds of each."
+        )
+    return notes
+
+
 def format_config_value(value: Any, key: str = "") -> str:
     """Format one flattened config value for a diff table (lists as comma lists, None as "(empty)", booleans as on or off).
 

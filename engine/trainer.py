@@ -646,7 +646,8 @@ class Trainer:
             targets.append(standardized)
 
         confidences = None
-        if distillation.weighting == "confidence":
+        # One teacher's weight is 1 whatever its confidence, so its probe would change nothing.
+        if distillation.weighting == "confidence" and len(targets) > 1:
             # One call fits the probes of all teachers, so the phase has no per-teacher counter.
             self._emit(PhaseChanged("probing", f"fitting the confidence probes of {len(targets)} teacher{'s' if len(targets) != 1 else ''}"))
             confidences = probe_confidences(

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from engine.errors import StoreError
 from engine.paths import replaced_text_file, safe_file_name
-from engine.run_comparison import config_diff, environment_diff, format_config_value, group_label, metric_rows, pool, pooled_metric_rows, primary_dev_metric, seed_groups
+from engine.run_comparison import comparison_notes, config_diff, environment_diff, format_config_value, group_label, metric_rows, pool, pooled_metric_rows, primary_dev_metric, seed_groups
 from engine.run_store import AttentionSnapshot, RunRecord, RunStore
 from engine.tasks import baseline_name, task_title
 from workbench.attention_view import AttentionView
@@ -178,7 +178,7 @@ class CompareView(QWidget):
         if len(tasks) < 2:
             return ""
         titles = ", ".join(task_title(task) for task in tasks)
-        return f". Note: these runs are of different tasks ({titles}), so their metrics do not compare."
+        return f" Note: these runs are of different tasks ({titles}), so their metrics do not compare."
 
     def show_runs(self, runs: list[ComparedRun]) -> None:
         self.runs = list(runs)
@@ -189,7 +189,10 @@ class CompareView(QWidget):
         if not runs:
             self.info_label.setText("Select runs in the history to compare them.")
         else:
-            self.info_label.setText(f"Comparing {self._run_list(runs)}{self._task_note()}")
+            records = [run.record for run in runs]
+            differing = {key for key, _values in config_diff([record.config for record in records])}
+            notes = "".join(f" Note: {note}" for note in comparison_notes(records, differing))
+            self.info_label.setText(f"Comparing {self._run_list(runs)}.{self._task_note()}{notes}")
         self._update_buttons()
 
     def _fill_curves(self) -> None:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.config import DataConfig, DistillationConfig, RunConfig, StudentConfig, TrainingConfig, config_errors, iter_field_specs
+from engine.config import DataConfig, DistillationConfig, RunConfig, StudentConfig, TrainingConfig, alpha_warning, config_errors, iter_field_specs
 from engine.devices import select_device
 from engine.errors import ConfigError, DataError, HubUnreachableError, LampreiaError
 from engine.events import CancellationToken
@@ -201,6 +201,13 @@ class ConfigPanel(QWidget):
             form.addRow("Size preset", self.size_combo)
         for name in MAIN_FIELDS[section]:
             self._add_row(form, self._field_editor(section, name))
+            if section == "distillation" and name == "alpha":
+                # A valid α that leaves a loss without weight gets a note under the field, as the CLI prints one.
+                self.alpha_note = QLabel()
+                self.alpha_note.setObjectName("fieldHint")
+                self.alpha_note.setWordWrap(True)
+                self.alpha_note.hide()
+                form.addRow("", self.alpha_note)
             if section == "distillation" and name == "fixed_weights":
                 # Under the field it explains, not after the fields that follow it.
                 self.weights_hint = QLabel()
@@ -417,6 +424,7 @@ class ConfigPanel(QWidget):
         self.validate()
         self._sync_size_combo()
         self._sync_weight_hint()
+        self._sync_alpha_note()
         self._parameter_timer.start()
         self.values_changed.emit()
 
@@ -440,11 +448,22 @@ class ConfigPanel(QWidget):
         fixed = self.editors["distillation.weighting"].raw() == "fixed"
         self.editors["distillation.fixed_weights"].widget.setEnabled(fixed)
         teachers = self.teacher_list.teachers()
-        if fixed:
+        if len(teachers) == 1:
+            self.weights_hint.setText("With one teacher, its weight is 1 in every weighting mode, so the weighting changes nothing.")
+        elif fixed:
             names = ", ".join(short_model_name(spec) for spec in teachers)
             self.weights_hint.setText(f"One weight per teacher, in this order: {names or '(no teacher checked)'}.")
         else:
             self.weights_hint.setText("Fixed weights are used only with weighting = fixed.")
+
+    def _sync_alpha_note(self) -> None:
+        try:
+            alpha = float(self.editors["distillation.alpha"].raw())
+        except (TypeError, ValueError):
+            alpha = None  # empty (the default) or not a number, which the field's error names
+        warning = alpha_warning(alpha) if alpha is not None and "distillation.alpha" not in self._errors else None
+        self.alpha_note.setText(warning or "")
+        self.alpha_note.setVisible(warning is not None)
 
     # Live parameter count
 

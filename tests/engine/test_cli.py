@@ -932,3 +932,31 @@ def test_compare_names_environment_differences(tmp_path, capsys):
     assert main(["compare", "1", "2", "--json", "--db", str(db)]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["environment_differences"] == {"device": {"1": "CPU: x86_64 (2 threads)", "2": "CPU: x86_64 (1 threads)"}}
+
+
+@pytest.mark.parametrize(("alpha", "fragment"), [("0", "With alpha 0 the task loss has no weight"), ("1", "With alpha 1 the distillation loss has no weight")])
+def test_alpha_without_a_loss_prints_note(alpha, fragment, tmp_path, capsys):
+    db = tmp_path / "r.sqlite3"
+    # The missing task folder stops the run after the note, before anything is trained.
+    code = main(["run", "--task", "qqp", "--alpha", alpha, "--data-dir", str(tmp_path), "--teachers", "minilm", "--db", str(db), "--quiet"])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"lampreia: note: {fragment}" in err
+    assert "has no QQP/ folder" in err
+
+
+def test_compare_notes_padding_difference(tmp_path, capsys):
+    from engine.config import RunConfig
+
+    db = tmp_path / "runs.sqlite3"
+    store = RunStore(db)
+    for padding in ("longest", "max_length"):
+        run_id = store.create_run(RunConfig().with_overrides({"training.padding": padding}).to_dict(), name=padding, device="cpu", versions={})
+        store.finish_run(run_id, "finished", best_metrics={"dev/accuracy": 0.5}, final_metrics={}, best_step=1)
+    store.close()
+
+    assert main(["compare", "1", "2", "--db", str(db)]) == 0
+
+    out = capsys.readouterr().out
+    assert out.startswith("Note: The padding differs. It changes the padded lengths")

@@ -180,3 +180,13 @@ def test_config_errors_checks_cross_field_rules_once_fields_are_valid():
     assert [error.field for error in config_errors(data)] == ["student.n_heads"]
     data["student"]["n_heads"] = 3
     assert config_errors(data) == []
+
+
+def test_alpha_warning_only_at_the_ends():
+    from engine.config import alpha_warning, config_warnings
+
+    assert "classifier head is not trained" in alpha_warning(0.0)
+    assert "the teachers change nothing" in alpha_warning(1.0)
+    assert alpha_warning(0.7) is None
+    assert config_warnings(RunConfig()) == []
+    assert config_warnings(RunConfig().with_overrides({"distillation.alpha": 0.0})) == [alpha_warning(0.0)]

@@ -210,3 +210,13 @@ def test_probe_stops_between_folds():
     with pytest.raises(RunCancelled):
         probe_confidences([embeddings], labels, regression=False, folds=5, seed=0, cancel=cancel)
     assert cancel.checks == 2
+
+
+@pytest.mark.parametrize("weighting", ["confidence", "uniform", "fixed"])
+def test_one_teacher_weighs_one(weighting):
+    config = DistillationConfig(teachers=("a",), weighting=weighting, fixed_weights=(3.0,) if weighting == "fixed" else ())
+
+    weights = teacher_weights(config, 4)
+
+    assert weights.shape == (4, 1)
+    assert np.all(weights == 1.0)

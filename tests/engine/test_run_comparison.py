@@ -7,7 +7,7 @@ import math
 import pytest
 
 from engine.config import RunConfig
-from engine.run_comparison import PooledValue, environment_diff, format_config_value, group_label, pool, pooled_metric_rows, seed_groups
+from engine.run_comparison import PooledValue, comparison_notes, environment_diff, format_config_value, group_label, pool, pooled_metric_rows, seed_groups
 from engine.run_store import RunStore
 
 
@@ -90,3 +90,21 @@ def test_switches_format_as_on_off():
     assert format_config_value(True) == "on"
     assert format_config_value(False) == "off"
     assert format_config_value(0) == "0"
+
+
+def test_notes_on_weighting_and_padding(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    one = {"distillation.teachers": ("minilm",)}
+    confidence = _record(store, one, {})
+    uniform = _record(store, {**one, "distillation.weighting": "uniform"}, {})
+    three_uniform = _record(store, {"distillation.weighting": "uniform"}, {})
+
+    assert comparison_notes([confidence, uniform], {"distillation.weighting"}) == [
+        "The teacher weighting differs, but every run has one teacher, whose weight is 1 in every mode, so it changes nothing."
+    ]
+    assert comparison_notes([confidence, three_uniform], {"distillation.weighting", "distillation.teachers"}) == []
+    notes = comparison_notes([confidence, uniform], {"training.padding"})
+    assert len(notes) == 1
+    assert notes[0].startswith("The padding differs.")
+    assert notes[0].endswith("compare several seeds of each.")
+    store.close()

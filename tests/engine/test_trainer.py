@@ -93,7 +93,8 @@ def test_minilm_run_records_everything(glue_dir, store):
     assert kinds[0] is RunStarted and kinds[-1] is RunFinished
     assert RunPrepared in kinds and StepLogged in kinds and EvaluationLogged in kinds and AttentionCaptured in kinds
     phases = {e.phase for e in recorder.of(PhaseChanged)}
-    assert {"loading data", "extracting", "probing", "training", "evaluating"} <= phases
+    assert {"loading data", "extracting", "training", "evaluating"} <= phases
+    assert "probing" not in phases  # one teacher's weight is 1 without a probe
 
 
 def test_three_tiny_teachers_and_minilm_then_cache_hit(glue_dir, tiny_teachers, gpt2_tokenizer_dir, tmp_path, monkeypatch):
@@ -118,6 +119,7 @@ def test_three_tiny_teachers_and_minilm_then_cache_hit(glue_dir, tiny_teachers, 
     assert weight_names == ["train/weight/minilm", "train/weight/tiny-distilbert", "train/weight/tiny-gpt2", "train/weight/tiny-roberta"]
     weights = np.stack([series[name][1] for name in weight_names])
     assert np.allclose(weights.sum(axis=0), 1.0, atol=1e-4)
+    assert not np.allclose(weights, 0.25)  # fitted confidence probes, not uniform weights
     assert "dev/f1" in store.get_run(first.run_id).best_metrics
 
     def no_teacher_allowed(*args, **kwargs):

@@ -374,3 +374,19 @@ def test_offline_hub_source_names_the_cache(qtbot, window, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     source.hub_button.setChecked(True)
     assert not source.offline_note.isVisibleTo(window)
+
+
+def test_alpha_note_and_single_teacher_hint(qtbot, window):
+    panel = window.config_panel
+    _use_offline_models(panel)
+
+    assert panel.weights_hint.text() == "With one teacher, its weight is 1 in every weighting mode, so the weighting changes nothing."
+    _type(qtbot, panel, "distillation.alpha", "0")
+    assert not panel.alpha_note.isHidden()
+    assert panel.alpha_note.text().startswith("With alpha 0 the task loss has no weight")
+    assert panel.is_valid  # a note, not an error: the run may start
+
+    _type(qtbot, panel, "distillation.alpha", "0.5")
+    assert panel.alpha_note.isHidden()
+    _type(qtbot, panel, "distillation.alpha", "1")
+    assert panel.alpha_note.text().startswith("With alpha 1 the distillation loss has no weight")

@@ -585,3 +585,13 @@ def test_run_again_of_rerun_keeps_its_changes(qtbot, window, store, glue_dir, mo
     window.live_view.end_run()
 
     assert [config.name for config in started] == [f"base run (from #{base} via #{softmax}: glue_dir {glue_dir}, mixer softmax, seed 3)"]
+
+
+def test_compare_info_notes_padding(qtbot, window, store, two_runs):
+    longest = _stored_run(store, BASE.with_overrides({"training.padding": "longest"}), "longest padding")
+    window.history.refresh()
+    window.history.select_runs([two_runs[0], longest])
+
+    text = window.compare_view.info_label.text()
+    assert "Note: The padding differs." in text
+    assert "so a difference between single seeds can be seed noise" in text
