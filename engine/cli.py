@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence, TextIO
 
-from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEIGHTINGS, RunConfig, StudentConfig, config_warnings, list_presets, load_preset, preset_description
+from engine.config import DISTILL_LOSSES, EMBEDDINGS, MIXERS, PADDING_MODES, WEIGHTINGS, DistillationConfig, RunConfig, StudentConfig, config_warnings, list_presets, load_preset, preset_description
 from engine.errors import ConfigError, LampreiaError, StoreError
 from engine.events import CancellationToken, Event, EvaluationLogged, PhaseChanged, Progress, RunPrepared, RunStarted
 from engine.logs import configure_logging
@@ -75,12 +75,15 @@ _OVERRIDES = {
     "weighting": "distillation.weighting",
     "fixed_weights": "distillation.fixed_weights",
     "distill_loss": "distillation.distill_loss",
+    "mask_fraction": "distillation.mask_fraction",
+    "replace_fraction": "distillation.replace_fraction",
     "embedding": "student.embedding",
     "mixer": "student.mixer",
     "d_model": "student.d_model",
     "layers": "student.n_layers",
     "heads": "student.n_heads",
     "ffn": "student.d_ff",
+    "dropout": "student.dropout",
     "max_seq_len": "student.max_seq_len",
     "tokenizer": "student.tokenizer",
     "device": "training.device",
@@ -168,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     fields.add_argument("--weighting", choices=WEIGHTINGS, help="Teacher weighting.")
     fields.add_argument("--fixed-weights", type=_float_list, help="Comma-separated weights, one per teacher (with --weighting fixed).")
     fields.add_argument("--distill-loss", choices=DISTILL_LOSSES, help="Distance to the teacher embeddings.")
+    distillation = DistillationConfig()
+    fields.add_argument(
+        "--mask-fraction", type=float,
+        help=f"Augmentation: fraction of the student's real tokens replaced by the mask token (default {distillation.mask_fraction}; 0: none).",
+    )
+    fields.add_argument(
+        "--replace-fraction", type=float,
+        help=f"Augmentation: fraction of the student's real tokens replaced by a random token (default {distillation.replace_fraction}; 0: none).",
+    )
     fields.add_argument("--embedding", choices=EMBEDDINGS, help="Student token embedding.")
     fields.add_argument("--mixer", choices=MIXERS, help="Student token mixer.")
     student = StudentConfig()
@@ -175,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     fields.add_argument("--layers", type=int, help=f"Student blocks (default {student.n_layers}).")
     fields.add_argument("--heads", type=int, help=f"Heads per mixer; must divide d_model (default {student.n_heads}).")
     fields.add_argument("--ffn", type=int, help="Feed-forward width (default 4 × d_model).")
+    fields.add_argument("--dropout", type=float, help=f"Student dropout probability (default {student.dropout}).")
     fields.add_argument("--max-seq-len", type=int, help="Tokens per input after truncation.")
     fields.add_argument(
         "--tokenizer",

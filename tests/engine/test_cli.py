@@ -180,6 +180,7 @@ def test_rerun_names_say_what_changed_without_nesting(tmp_path):
         (["run", "--epochs", "-1"], "--epochs (config key training.epochs): -1 is out of range"),
         (["run", "--lr", "0"], "--lr (config key training.learning_rate): 0.0 is out of range"),
         (["run", "--alpha", "2"], "--alpha (config key distillation.alpha): 2.0 is out of range"),
+        (["run", "--mask-fraction", "0.95"], "--mask-fraction (config key distillation.mask_fraction): 0.95 is out of range"),
         (["run", "--preset", "nope"], "'nope' is not a preset"),
         (["run", "--preset", "paper", "--from-run", "1"], "cannot be combined"),
         (["run", "--weighting", "fixed", "--teachers", "minilm,gpt2", "--fixed-weights", "1"], "1 weight given for 2 teachers"),
@@ -960,3 +961,13 @@ def test_compare_notes_padding_difference(tmp_path, capsys):
 
     out = capsys.readouterr().out
     assert out.startswith("Note: The padding differs. It changes the padded lengths")
+
+
+def test_augmentation_and_dropout_options_set_config():
+    args = build_parser().parse_args(["run", "--mask-fraction", "0", "--replace-fraction", "0.2", "--dropout", "0"])
+
+    config = build_config(args, None)
+
+    assert config.distillation.mask_fraction == 0.0
+    assert config.distillation.replace_fraction == 0.2
+    assert config.student.dropout == 0.0
