@@ -399,7 +399,9 @@ def _run(args: argparse.Namespace) -> int:
     def on_interrupt(_signum: int, _frame: Any) -> None:
         if cancel.cancelled:
             raise KeyboardInterrupt
-        bar.notice("Cancelling after the current step (press Ctrl-C again to abort at once)...")
+        # Only training has steps. The other phases stop between teacher, probe or evaluation batches.
+        when = " after the current step" if bar.phase_name == "training" else ""
+        bar.notice(f"Cancelling{when} (press Ctrl-C again to abort at once)...")
         cancel.cancel()
 
     started: list[int] = []
@@ -482,7 +484,11 @@ def _db_option(store: RunStore) -> str:
 def _cancelled_hint(store: RunStore, run_id: int) -> str:
     db = _db_option(store)
     if "last" in store.artifacts(run_id):
-        return f"Resume it with `lampreia run --resume {run_id}{db}`, or train it anew with `lampreia run --from-run {run_id}{db}`."
+        return (
+            f"Resume it with `lampreia run --resume {run_id}{db}`, or train it anew with `lampreia run --from-run {run_id}{db}`. "
+            "A resumed run continues with the stopped run's batch order and random state, so on a CPU with the same thread count it reaches "
+            "the losses and metrics of a run that was never stopped."
+        )
     return f"It stopped before its first checkpoint; train it anew with `lampreia run --from-run {run_id}{db}`."
 
 
@@ -1078,6 +1084,7 @@ class ProgressBar:
         self.enabled = enabled
         self.interactive = enabled and stream.isatty()
         self.phase = ""
+        self.phase_name = ""  # the PhaseChanged phase alone, e.g. "training"
         self._task = ""  # from RunStarted, to name the baseline
         self._train_limit: int | None = None  # from RunStarted, to advise on few held-out rows
         self._training_phase = ""
@@ -1112,6 +1119,7 @@ class ProgressBar:
             if event.phase == "training":
                 self._training_phase = phase
             self.phase = phase
+            self.phase_name = event.phase
             if not repeated:
                 self._draw(None, force=True)
         elif isinstance(event, Progress):

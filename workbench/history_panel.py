@@ -51,7 +51,10 @@ RESIZE_PRECISION_ROWS = 200
 MIN_VISIBLE_ROWS = 4
 SORT_ROLE = Qt.ItemDataRole.UserRole
 RESUMABLE_STATUSES = ("interrupted", "cancelled", "failed")
-RESUME_TIP = "Continue an interrupted, cancelled or failed run from its last checkpoint."
+RESUME_TIP = (
+    "Continue an interrupted, cancelled or failed run from its last checkpoint, with its batch order and random state: "
+    "on a CPU with the same thread count it reaches the numbers of a run that was never stopped."
+)
 RESUME_FINISHED_TIP = "This run finished, so there is nothing to resume. Run again trains its settings anew."
 RESUME_NO_CHECKPOINT_TIP = "This run stopped before its first checkpoint, so it cannot be resumed. Run again trains its settings anew."
 ACTIVE_STATUSES = ("queued", "running")

@@ -971,3 +971,39 @@ def test_augmentation_and_dropout_options_set_config():
     assert config.distillation.mask_fraction == 0.0
     assert config.distillation.replace_fraction == 0.2
     assert config.student.dropout == 0.0
+
+
+@pytest.mark.parametrize(("phase", "expected"), [("extracting", "Cancelling (press Ctrl-C"), ("training", "Cancelling after the current step (press Ctrl-C")])
+def test_ctrl_c_message_follows_phase(phase, expected, tmp_path, monkeypatch, capsys):
+    import signal
+
+    from engine.events import PhaseChanged
+    from engine.trainer import RunResult
+
+    def interrupted_run(config, store, sink, cancel):
+        sink(PhaseChanged(phase, "teacher 1 of 1"))
+        signal.raise_signal(signal.SIGINT)
+        assert cancel.cancelled
+        return RunResult(None, "cancelled")
+
+    monkeypatch.setattr("engine.trainer.run_distillation", interrupted_run)
+
+    assert main(["run", "--db", str(tmp_path / "r.sqlite3"), "--quiet"]) == 130
+    assert expected in capsys.readouterr().err
+
+
+def test_cancelled_hint_says_resume_reproduces(tmp_path):
+    from engine.config import RunConfig
+
+    store = RunStore(tmp_path / "runs.sqlite3")
+    run_id = store.create_run(RunConfig().to_dict(), name="stopped", device="cpu", versions={})
+    checkpoint = store.artifact_dir(run_id) / "last.safetensors"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_bytes(b"")
+    store.log_artifact(run_id, "last", checkpoint, step=10)
+
+    hint = _cancelled_hint(store, run_id)
+
+    assert hint.startswith(f"Resume it with `lampreia run --resume {run_id} --db {store.path}`")
+    assert "so on a CPU with the same thread count it reaches the losses and metrics of a run that was never stopped" in hint
+    store.close()
