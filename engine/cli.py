@@ -223,7 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Pool runs whose settings differ only in the seed into one column: each metric's mean and sample standard deviation.",
     )
-    compare.add_argument("--json", action="store_true", help="Print the comparison as JSON.")
+    compare_output = compare.add_mutually_exclusive_group()
+    compare_output.add_argument("--json", action="store_true", help="Print the comparison as JSON.")
+    compare_output.add_argument(
+        "--csv",
+        type=Path,
+        metavar="FILE",
+        help="Write the comparison as CSV to FILE (- for standard output): one row per run (per group with --pool-seeds), "
+        "with the settings that differ and the best, last and baseline metrics as columns.",
+    )
+    compare.add_argument("--force", action="store_true", help="Replace the --csv FILE if it exists.")
     compare.add_argument("--db", type=Path, help="Run database.")
 
     export = commands.add_parser("export", help="Export a run's metrics as CSV.")
@@ -810,12 +819,15 @@ def _compare(args: argparse.Namespace) -> int:
     # A run whose process was killed stored no final metrics, but its evaluations are in the store.
     lasts = [record.final_metrics or store.last_evaluation(record.id) for record in records]
     if args.pool_seeds:
-        return _compare_pooled(records, lasts, args.json)
+        return _compare_pooled(records, lasts, args)
 
     # The name has its own row, so the config rows list only settings.
     differences = [(key, values) for key, values in config_diff([record.config for record in records]) if key != "name"]
     metrics = metric_rows(records, lasts)
 
+    if args.csv is not None:
+        header, rows = _comparison_csv(records, differences, metrics)
+        return _write_csv(args.csv, args.force, header, rows, f"{len(rows)} runs")
     if args.json:
         # Per key, the value of each run by id; a run whose stored config lacks the key is left out.
         document = {
@@ -849,7 +861,7 @@ def _print_note(note: str, terminal_width: int | None) -> None:
     print(textwrap.fill(note, width=terminal_width) if terminal_width else note)
 
 
-def _compare_pooled(records: list[RunRecord], lasts: list[dict[str, float]], as_json: bool) -> int:
+def _compare_pooled(records: list[RunRecord], lasts: list[dict[str, float]], args: argparse.Namespace) -> int:
     """Print `lampreia compare --pool-seeds`: one column per group of runs that differ only in the seed."""
     last_by_id = {record.id: last for record, last in zip(records, lasts)}
     groups = seed_groups(records)
@@ -858,7 +870,10 @@ def _compare_pooled(records: list[RunRecord], lasts: list[dict[str, float]], as_
     metrics = pooled_metric_rows(groups, group_lasts)
     labels = [",".join(str(record.id) for record in group) for group in groups]
 
-    if as_json:
+    if args.csv is not None:
+        header, rows = _pooled_csv(groups, differences, metrics)
+        return _write_csv(args.csv, args.force, header, rows, f"{len(rows)} groups of runs")
+    if args.json:
         # Groups are keyed by their run ids joined with commas, e.g. "1,4,7".
         document = {
             "groups": [
@@ -935,6 +950,81 @@ def _pooled_table(groups: list[list[RunRecord]], differences: list[tuple[str, li
             pooled = [pool([record.baseline.get(name) for record in group]) for group in groups]
             table.append((f"  {name}", [cell(value) if value is None else value.format_mean_if_equal() for value in pooled]))
     return table
+
+
+def _csv_value(value: Any) -> Any:
+    """Return a config value as a CSV cell: lists joined by commas, a missing key empty."""
+    if value is MISSING or value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    return value
+
+
+def _comparison_csv(records: list[RunRecord], differences: list[tuple[str, list[Any]]], metrics: list[MetricRow]) -> tuple[list[str], list[list[Any]]]:
+    """Return the header and rows of `lampreia compare --csv`: one row per run."""
+    baseline_names = sorted({name for record in records for name in record.baseline})
+    header = ["run_id", "name", "status", "task", "seed", "parameters", "best_step", *(key for key, _ in differences)]
+    header += [f"best:{row.name}" for row in metrics] + [f"last:{row.name}" for row in metrics] + [f"baseline:{name}" for name in baseline_names]
+    rows = []
+    for index, record in enumerate(records):
+        row = [record.id, record.name, record.status, record.task, _csv_value(_seed(record)), record.parameter_count or "", _csv_value(record.best_step)]
+        row += [_csv_value(values[index]) for _, values in differences]
+        row += [_csv_value(metric.values[index][0]) for metric in metrics] + [_csv_value(metric.values[index][1]) for metric in metrics]
+        row += [_csv_value(record.baseline.get(name)) for name in baseline_names]
+        rows.append(row)
+    return header, rows
+
+
+def _pooled_csv(groups: list[list[RunRecord]], differences: list[tuple[str, list[Any]]], metrics: list[PooledMetricRow]) -> tuple[list[str], list[list[Any]]]:
+    """Return the header and rows of `lampreia compare --pool-seeds --csv`: one row per group of runs."""
+    header = ["run_ids", "seeds", "runs", "task", *(key for key, _ in differences)]
+    for kind in ("best", "last"):
+        for row in metrics:
+            header += [f"{kind}:{row.name}:mean", f"{kind}:{row.name}:std", f"{kind}:{row.name}:count"]
+    rows = []
+    for index, group in enumerate(groups):
+        row = [" ".join(str(record.id) for record in group), " ".join(str(_csv_value(_seed(record))) for record in group), len(group), group[0].task]
+        row += [_csv_value(values[index]) for _, values in differences]
+        for kind in (0, 1):
+            for metric in metrics:
+                value = metric.values[index][kind]
+                row += ["", "", 0] if value is None else [value.mean, _csv_value(value.std), value.count]
+        rows.append(row)
+    return header, rows
+
+
+def _write_csv(target: Path, force: bool, header: list[str], rows: list[list[Any]], what: str) -> int:
+    """Write a header and rows to ``target`` (or stdout for "-") with the checks of `lampreia export`."""
+
+    def write(handle: TextIO, line_ending: str) -> None:
+        writer = csv.writer(handle, lineterminator=line_ending)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+    if str(target) == "-":
+        write(sys.stdout, "\n")
+        return 0
+    _check_csv_target(target, force)
+    existed = target.exists()
+    try:
+        with replaced_text_file(target) as handle:
+            write(handle, "\r\n")
+    except OSError as error:
+        unchanged_note = " The existing file was left as it was." if existed else ""
+        raise LampreiaError(f"Cannot write {target}: {error.strerror}.", f"Choose a writable folder with free space.{unchanged_note}") from None
+    print(f"Wrote {what} to {target}.")
+    return 0
+
+
+def _check_csv_target(target: Path, force: bool, example_name: str = "comparison.csv") -> None:
+    """Reject a folder, a missing parent folder, or an existing file without --force."""
+    if target.is_dir():
+        raise LampreiaError(f"{target} is a folder.", f"Give a file name, such as {target / example_name}.")
+    if not target.parent.is_dir():
+        raise LampreiaError(f"The folder {target.parent} does not exist.", "Create it, or choose a file in an existing folder.")
+    if target.exists() and not force:
+        raise LampreiaError(f"{target} already exists.", "Pass --force to replace it, or choose another file name.")
 
 
 def _comparison_table(records: list[RunRecord], differences: list[tuple[str, list[Any]]], metrics: list[MetricRow]) -> list[tuple[str, list[str]]]:
@@ -1048,13 +1138,8 @@ def _export(args: argparse.Namespace) -> int:
         return 0
 
     target: Path = args.csv
-    if target.is_dir():
-        raise LampreiaError(f"{target} is a folder.", f"Give a file name, such as {target / f'run-{record.id}-metrics.csv'}.")
-    if not target.parent.is_dir():
-        raise LampreiaError(f"The folder {target.parent} does not exist.", "Create it, or choose a file in an existing folder.")
+    _check_csv_target(target, args.force, f"run-{record.id}-metrics.csv")
     existed = target.exists()
-    if existed and not args.force:
-        raise LampreiaError(f"{target} already exists.", "Pass --force to replace it, or choose another file name.")
     try:
         with replaced_text_file(target) as handle:
             _write_metric_rows(handle, record.id, points)

@@ -1007,3 +1007,47 @@ def test_cancelled_hint_says_resume_reproduces(tmp_path):
     assert hint.startswith(f"Resume it with `lampreia run --resume {run_id} --db {store.path}`")
     assert "so on a CPU with the same thread count it reaches the losses and metrics of a run that was never stopped" in hint
     store.close()
+
+
+def test_compare_csv_one_row_per_run(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    _stored_runs(db)
+    target = tmp_path / "table.csv"
+
+    assert main(["compare", "1", "2", "--csv", str(target), "--db", str(db)]) == 0
+    assert capsys.readouterr().out == f"Wrote 2 runs to {target}.\n"
+
+    with target.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["run_id"] for row in rows] == ["1", "2"]
+    assert [row["seed"] for row in rows] == ["42", "7"]
+    assert [row["training.learning_rate"] for row in rows] == ["0.0005", "0.001"]
+    assert [row["best:dev/accuracy"] for row in rows] == ["0.8", "0.81"]
+    assert [row["last:dev/accuracy"] for row in rows] == ["0.79", "0.8"]
+    assert [row["baseline:dev/accuracy"] for row in rows] == ["0.509", "0.509"]
+
+    assert main(["compare", "1", "2", "--csv", str(target), "--db", str(db)]) == 2
+    assert "already exists. Pass --force to replace it" in capsys.readouterr().err
+
+
+def test_compare_pool_seeds_csv(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    _seed_sweep(db)
+
+    assert main(["compare", "1", "2", "3", "4", "5", "--pool-seeds", "--csv", "-", "--db", str(db)]) == 0
+
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [(row["run_ids"], row["seeds"], row["runs"], row["distillation.alpha"]) for row in rows] == [("1 3 5", "1 2 3", "3", "0.7"), ("2 4", "1 2", "2", "0.5")]
+    assert float(rows[0]["best:dev/accuracy:mean"]) == pytest.approx(0.82)
+    assert float(rows[0]["best:dev/accuracy:std"]) == pytest.approx(0.02)
+    assert rows[0]["best:dev/macro_f1:count"] == "1"
+    assert rows[1]["best:dev/macro_f1:count"] == "0"
+    assert rows[1]["best:dev/macro_f1:mean"] == ""
+
+
+def test_compare_csv_and_json_exclusive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", "1", "2", "--csv", "-", "--json"])
+
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
