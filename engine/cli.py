@@ -37,16 +37,21 @@ from engine.run_comparison import (
     MetricRow,
     PooledMetricRow,
     PooledValue,
+    comparison_csv,
     comparison_notes,
     config_diff,
+    drop_seed_repeats,
     environment_diff,
     format_config_value,
     group_label,
     metric_rows,
-    pool,
+    pooled_baselines,
+    pooled_csv,
     pooled_metric_rows,
+    repeats_note,
     rerun_name,
     rerun_origin,
+    run_seed,
     seed_groups,
 )
 from engine.run_store import MetricPoint, RunRecord, RunStore, open_store
@@ -807,6 +812,8 @@ def _compare(args: argparse.Namespace) -> int:
     repeated = sorted({run_id for run_id in args.run_ids if args.run_ids.count(run_id) > 1})
     if repeated:
         raise LampreiaError(f"Run {repeated[0]} is given more than once.", "Give each run id once.")
+    if args.force and args.csv is None:
+        raise LampreiaError("--force only replaces the file of --csv, and no --csv FILE is given.", "Add --csv FILE, or drop --force.")
     if len(args.run_ids) < 2:
         raise LampreiaError(
             f"compare needs two or more run ids, and got only {args.run_ids[0]}.", "List the runs with `lampreia runs`, then pass two or more ids."
@@ -826,7 +833,7 @@ def _compare(args: argparse.Namespace) -> int:
     metrics = metric_rows(records, lasts)
 
     if args.csv is not None:
-        header, rows = _comparison_csv(records, differences, metrics)
+        header, rows = comparison_csv(records, lasts)
         return _write_csv(args.csv, args.force, header, rows, f"{len(rows)} runs")
     if args.json:
         # Per key, the value of each run by id; a run whose stored config lacks the key is left out.
@@ -864,44 +871,45 @@ def _print_note(note: str, terminal_width: int | None) -> None:
 def _compare_pooled(records: list[RunRecord], lasts: list[dict[str, float]], args: argparse.Namespace) -> int:
     """Print `lampreia compare --pool-seeds`: one column per group of runs that differ only in the seed."""
     last_by_id = {record.id: last for record, last in zip(records, lasts)}
-    groups = seed_groups(records)
+    groups, repeats = drop_seed_repeats(seed_groups(records))
     group_lasts = [[last_by_id[record.id] for record in group] for group in groups]
+    if args.csv is not None:
+        header, rows = pooled_csv(groups, group_lasts)
+        return _write_csv(args.csv, args.force, header, rows, f"{len(rows)} groups of runs")
+
     differences = [(key, values) for key, values in config_diff([group[0].config for group in groups]) if key not in REPEAT_KEYS]
     metrics = pooled_metric_rows(groups, group_lasts)
     labels = [",".join(str(record.id) for record in group) for group in groups]
-
-    if args.csv is not None:
-        header, rows = _pooled_csv(groups, differences, metrics)
-        return _write_csv(args.csv, args.force, header, rows, f"{len(rows)} groups of runs")
     if args.json:
-        # Groups are keyed by their run ids joined with commas, e.g. "1,4,7".
+        # Groups are keyed by their run ids joined with commas, e.g. "1,4,7", as in the CSV's run_ids.
         document = {
             "groups": [
-                {"label": label, "runs": [record.id for record in group], "seeds": [_seed(record) for record in group]}
+                {"label": label, "runs": [record.id for record in group], "seeds": [run_seed(record) for record in group]}
                 for label, group in zip(labels, groups)
             ],
+            "left_out_repeats": [record.id for record in repeats],
             "config_differences": {key: dict(zip(labels, values)) for key, values in differences},
             "metrics": {
                 row.name: {label: {"best": _pooled_json(best), "last": _pooled_json(last)} for label, (best, last) in zip(labels, row.values)}
                 for row in metrics
             },
+            "baseline": {name: {label: _pooled_json(value) for label, value in zip(labels, values)} for name, values in pooled_baselines(groups).items()},
         }
         print(json.dumps(document, indent=2, ensure_ascii=False, default=repr))
         return 0
 
     terminal_width = _terminal_width()
     _note_different_tasks(records, terminal_width)
-    if len(groups) == len(records):
+    if len(groups) == len(records) - len(repeats):
         _print_note("Note: no two of these runs differ only in their seed, so each column is one run.", terminal_width)
+    note = repeats_note(repeats)
+    if note:
+        _print_note(f"Note: {note}", terminal_width)
     for note in comparison_notes(records, {key for key, _values in differences}):
         _print_note(f"Note: {note}", terminal_width)
     table = _pooled_table(groups, differences, metrics)
     _print_columns([group_label(group) for group in groups], table, terminal_width, clipped_rows=("runs",))
     return 0
-
-
-def _seed(record: RunRecord) -> Any:
-    return record.config.get("training", {}).get("seed", MISSING)
 
 
 def _pooled_json(value: PooledValue | None) -> dict[str, Any] | None:
@@ -918,7 +926,7 @@ def _pooled_table(groups: list[list[RunRecord]], differences: list[tuple[str, li
 
     table: list[tuple[str, list[str]]] = [
         ("runs", [", ".join(f"#{record.id}" for record in group) for group in groups]),
-        ("seeds", [", ".join(format_config_value(_seed(record)) for record in group) for group in groups]),
+        ("seeds", [", ".join(format_config_value(run_seed(record)) for record in group) for group in groups]),
         ("status", [statuses(group) for group in groups]),
         ("task", [group[0].task for group in groups]),
         ("student", [group[0].student_size for group in groups]),
@@ -941,57 +949,13 @@ def _pooled_table(groups: list[list[RunRecord]], differences: list[tuple[str, li
         table.append((f"metrics, {heading}: mean ± sample standard deviation over the column's runs", []))
         table += [(f"  {row.name}", [cell(row.values[column][index]) for column in range(len(groups))]) for row in metrics]
 
-    baseline_names = sorted({name for group in groups for record in group for name in record.baseline})
-    if baseline_names:
+    baselines = pooled_baselines(groups)
+    if baselines:
         table.append(("", []))
         table.append(("majority baseline: always the most frequent training label (STS-B: the training mean)", []))
-        for name in baseline_names:
-            # The baseline follows from the training rows, which the seed's held-out split can change.
-            pooled = [pool([record.baseline.get(name) for record in group]) for group in groups]
+        for name, pooled in baselines.items():
             table.append((f"  {name}", [cell(value) if value is None else value.format_mean_if_equal() for value in pooled]))
     return table
-
-
-def _csv_value(value: Any) -> Any:
-    """Return a config value as a CSV cell: lists joined by commas, a missing key empty."""
-    if value is MISSING or value is None:
-        return ""
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(item) for item in value)
-    return value
-
-
-def _comparison_csv(records: list[RunRecord], differences: list[tuple[str, list[Any]]], metrics: list[MetricRow]) -> tuple[list[str], list[list[Any]]]:
-    """Return the header and rows of `lampreia compare --csv`: one row per run."""
-    baseline_names = sorted({name for record in records for name in record.baseline})
-    header = ["run_id", "name", "status", "task", "seed", "parameters", "best_step", *(key for key, _ in differences)]
-    header += [f"best:{row.name}" for row in metrics] + [f"last:{row.name}" for row in metrics] + [f"baseline:{name}" for name in baseline_names]
-    rows = []
-    for index, record in enumerate(records):
-        row = [record.id, record.name, record.status, record.task, _csv_value(_seed(record)), record.parameter_count or "", _csv_value(record.best_step)]
-        row += [_csv_value(values[index]) for _, values in differences]
-        row += [_csv_value(metric.values[index][0]) for metric in metrics] + [_csv_value(metric.values[index][1]) for metric in metrics]
-        row += [_csv_value(record.baseline.get(name)) for name in baseline_names]
-        rows.append(row)
-    return header, rows
-
-
-def _pooled_csv(groups: list[list[RunRecord]], differences: list[tuple[str, list[Any]]], metrics: list[PooledMetricRow]) -> tuple[list[str], list[list[Any]]]:
-    """Return the header and rows of `lampreia compare --pool-seeds --csv`: one row per group of runs."""
-    header = ["run_ids", "seeds", "runs", "task", *(key for key, _ in differences)]
-    for kind in ("best", "last"):
-        for row in metrics:
-            header += [f"{kind}:{row.name}:mean", f"{kind}:{row.name}:std", f"{kind}:{row.name}:count"]
-    rows = []
-    for index, group in enumerate(groups):
-        row = [" ".join(str(record.id) for record in group), " ".join(str(_csv_value(_seed(record))) for record in group), len(group), group[0].task]
-        row += [_csv_value(values[index]) for _, values in differences]
-        for kind in (0, 1):
-            for metric in metrics:
-                value = metric.values[index][kind]
-                row += ["", "", 0] if value is None else [value.mean, _csv_value(value.std), value.count]
-        rows.append(row)
-    return header, rows
 
 
 def _write_csv(target: Path, force: bool, header: list[str], rows: list[list[Any]], what: str) -> int:

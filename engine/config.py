@@ -640,8 +640,13 @@ def preset_description(name: str) -> str:
 
 def config_warnings(config: RunConfig) -> list[str]:
     """Return notes on valid settings that do less than they seem to, one sentence each."""
-    warning = alpha_warning(config.distillation.alpha)
-    return [warning] if warning else []
+    warnings = []
+    alpha = alpha_warning(config.distillation.alpha)
+    if alpha:
+        warnings.append(alpha)
+    if config.distillation.weighting == "fixed" and len(config.distillation.teachers) == 1:
+        warnings.append("With one teacher, its weight is 1 whatever the fixed weight, so the fixed weighting changes nothing.")
+    return warnings
 
 
 def alpha_warning(alpha: float) -> str | None:

@@ -81,6 +81,11 @@ def comparison_notes(records: list[RunRecord], differing_keys: set[str]) -> list
     teacher_counts = {len(record.config.get("distillation", {}).get("teachers", ())) for record in records}
     if differing_keys & weighting_keys and teacher_counts == {1}:
         notes.append("The teacher weighting differs, but every run has one teacher, whose weight is 1 in every mode, so it changes nothing.")
+    if differing_keys & {"distillation.alpha", "distillation.distill_loss"}:
+        notes.append(
+            "alpha or the distillation loss differs, and the total loss weighs and measures its parts by them, so the "
+            "runs' total-loss curves are not on one scale: compare their dev metrics."
+        )
     if "training.padding" in differing_keys:
         notes.append(
             "The padding differs. It changes the padded lengths, and with them the random draws of dropout and "
@@ -117,7 +122,7 @@ UNNAMED_CHANGES = ("name", "training.attention_probe")
 
 # The part of a re-run's name that ``rerun_name`` adds: " (from #3: alpha 0.7)" or " (from #3 via #8: …)".
 # The first number is the run whose settings the listed changes start from.
-RERUN_SUFFIX = re.compile(r" \(from #(\d+)[^()]*\)$")
+RERUN_SUFFIX = re.compile(r" \(from #(\d+)(?: via #\d+)?(?:: [^()]*)?\)$")
 
 
 def is_rerun_name(name: str) -> bool:
@@ -203,6 +208,44 @@ def seed_groups(records: list[RunRecord]) -> list[list[RunRecord]]:
     return list(groups.values())
 
 
+def run_seed(record: RunRecord) -> Any:
+    """Return the seed in the run's stored config, or ``MISSING``."""
+    return record.config.get("training", {}).get("seed", MISSING)
+
+
+def drop_seed_repeats(groups: list[list[RunRecord]]) -> tuple[list[list[RunRecord]], list[RunRecord]]:
+    """Keep the first run of each seed in each group; return the groups and the runs left out.
+
+    A run with the settings and the seed of an earlier run repeats it (on the same machine to the
+    last digit), so pooling it would shrink the spread without adding a seed.
+    """
+    kept_groups, repeats = [], []
+    for group in groups:
+        seen: set[str] = set()
+        kept = []
+        for record in group:
+            seed = repr(run_seed(record))
+            if seed in seen:
+                repeats.append(record)
+            else:
+                seen.add(seed)
+                kept.append(record)
+        kept_groups.append(kept)
+    return kept_groups, repeats
+
+
+def repeats_note(repeats: list[RunRecord]) -> str | None:
+    """Return the note that names the runs ``drop_seed_repeats`` left out, or None."""
+    if not repeats:
+        return None
+    ids = ", ".join(f"#{record.id}" for record in repeats)
+    verb = "repeats" if len(repeats) == 1 else "repeat"
+    return (
+        f"{'Run' if len(repeats) == 1 else 'Runs'} {ids} {verb} the settings and seed of an earlier run, so "
+        f"{'it is' if len(repeats) == 1 else 'they are'} left out of the pooled values: a repeat adds no seed spread."
+    )
+
+
 def group_label(group: list[RunRecord]) -> str:
     """Name a group of repeated runs by its first run id and its size, e.g. "#4 (3 runs)"."""
     return f"#{group[0].id}" if len(group) == 1 else f"#{group[0].id} ({len(group)} runs)"
@@ -246,6 +289,75 @@ class PooledMetricRow:
 
     name: str
     values: list[tuple[PooledValue | None, PooledValue | None]]
+
+
+def pooled_baselines(groups: list[list[RunRecord]]) -> dict[str, list[PooledValue | None]]:
+    """Return {baseline metric: the pooled baseline of each group}; the seed's held-out split can change a baseline."""
+    names = sorted({name for group in groups for record in group for name in record.baseline})
+    return {name: [pool([record.baseline.get(name) for record in group]) for group in groups] for name in names}
+
+
+# Columns of ``comparison_csv``'s fixed part, which the settings columns do not repeat.
+CSV_FIXED_KEYS = ("name", "task", "training.seed")
+
+
+def _csv_value(value: Any) -> Any:
+    """Return a value as a CSV cell: lists joined by commas, a missing key or None empty."""
+    if value is MISSING or value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(item) for item in value)
+    return value
+
+
+def comparison_csv(records: list[RunRecord], lasts: list[dict[str, float]]) -> tuple[list[str], list[list[Any]]]:
+    """Return the header and rows of a comparison as CSV: one row per run, settings that differ and metrics as columns.
+
+    ``lasts`` gives each run's last-evaluation metrics.
+    """
+    differences = [(key, values) for key, values in config_diff([record.config for record in records]) if key not in CSV_FIXED_KEYS]
+    metrics = metric_rows(records, lasts)
+    baseline_names = sorted({name for record in records for name in record.baseline})
+    header = ["run_id", "name", "status", "task", "seed", "parameters", "best_step", *(key for key, _ in differences)]
+    header += [f"best:{row.name}" for row in metrics] + [f"last:{row.name}" for row in metrics] + [f"baseline:{name}" for name in baseline_names]
+    rows = []
+    for index, record in enumerate(records):
+        row = [record.id, record.name, record.status, record.task, _csv_value(run_seed(record)), _csv_value(record.parameter_count), _csv_value(record.best_step)]
+        row += [_csv_value(values[index]) for _, values in differences]
+        row += [_csv_value(metric.values[index][0]) for metric in metrics] + [_csv_value(metric.values[index][1]) for metric in metrics]
+        row += [_csv_value(record.baseline.get(name)) for name in baseline_names]
+        rows.append(row)
+    return header, rows
+
+
+def pooled_csv(groups: list[list[RunRecord]], lasts: list[list[dict[str, float]]]) -> tuple[list[str], list[list[Any]]]:
+    """Return the header and rows of a pooled comparison as CSV: one row per group of runs that differ only in the seed.
+
+    Each metric has a mean, a sample standard deviation (empty for one value) and a count column.
+    ``lasts`` gives, per group, each run's last-evaluation metrics.
+    """
+    differences = [(key, values) for key, values in config_diff([group[0].config for group in groups]) if key not in (*REPEAT_KEYS, *CSV_FIXED_KEYS)]
+    metrics = pooled_metric_rows(groups, lasts)
+    baselines = pooled_baselines(groups)
+    header = ["run_ids", "seeds", "runs", "task", *(key for key, _ in differences)]
+    for kind in ("best", "last"):
+        for row in metrics:
+            header += [f"{kind}:{row.name}:mean", f"{kind}:{row.name}:std", f"{kind}:{row.name}:count"]
+    for name in baselines:
+        header += [f"baseline:{name}:mean", f"baseline:{name}:std"]
+    rows = []
+    for index, group in enumerate(groups):
+        row = [",".join(str(record.id) for record in group), ",".join(str(_csv_value(run_seed(record))) for record in group), len(group), group[0].task]
+        row += [_csv_value(values[index]) for _, values in differences]
+        for kind in (0, 1):
+            for metric in metrics:
+                value = metric.values[index][kind]
+                row += ["", "", 0] if value is None else [value.mean, _csv_value(value.std), value.count]
+        for values in baselines.values():
+            value = values[index]
+            row += ["", ""] if value is None else [value.mean, _csv_value(value.std)]
+        rows.append(row)
+    return header, rows
 
 
 def pooled_metric_rows(groups: list[list[RunRecord]], last_metrics: list[list[dict[str, float]]]) -> list[PooledMetricRow]:

@@ -28,7 +28,24 @@ from PySide6.QtWidgets import (
 
 from engine.errors import StoreError
 from engine.paths import replaced_text_file, safe_file_name
-from engine.run_comparison import comparison_notes, config_diff, environment_diff, format_config_value, group_label, metric_rows, pool, pooled_metric_rows, primary_dev_metric, seed_groups
+from engine.run_comparison import (
+    REPEAT_KEYS,
+    comparison_csv,
+    comparison_notes,
+    config_diff,
+    drop_seed_repeats,
+    environment_diff,
+    format_config_value,
+    group_label,
+    metric_rows,
+    pool,
+    pooled_csv,
+    pooled_metric_rows,
+    primary_dev_metric,
+    repeats_note,
+    run_seed,
+    seed_groups,
+)
 from engine.run_store import AttentionSnapshot, RunRecord, RunStore
 from engine.tasks import baseline_name, task_title
 from workbench.attention_view import AttentionView
@@ -51,6 +68,9 @@ MAX_RUN_LABEL = 36
 # More compared runs than this are named by id alone in the info line, which would otherwise fill the view.
 MAX_NAMED_RUNS = 3
 SHARED_BASELINE_COLOUR = "#555555"
+# Runs whose records the metrics table reads for Pool seeds and the table export: curves are read
+# for the MAX_COMPARED_RUNS oldest only, but a sweep's pooled values need all of its runs.
+MAX_TABLE_RUNS = 500
 POOL_SEEDS_TIP = (
     "One pair of columns per group of runs whose settings differ only in the seed: each metric's mean "
     "and sample standard deviation over the group's runs, as `lampreia compare --pool-seeds` prints them."
@@ -81,6 +101,8 @@ class CompareView(QWidget):
         super().__init__(parent)
         self._store = store
         self.runs: list[ComparedRun] = []
+        # Every selected run (up to MAX_TABLE_RUNS), for the metrics table with Pool seeds and its export.
+        self.table_records: list[RunRecord] = []
 
         self.info_label = QLabel("Select runs in the history to compare them.")
         self.info_label.setObjectName("fieldHint")
@@ -118,12 +140,27 @@ class CompareView(QWidget):
         self.tabs.addTab(self.diff_table, "Config diff")
         self.pool_seeds_box = QCheckBox("Pool seeds")
         self.pool_seeds_box.setToolTip(POOL_SEEDS_TIP)
+        self.table_csv_button = QPushButton("Export table as CSV…")
+        self.table_csv_button.setToolTip(
+            "Write this table with one row per run, or per group of runs with Pool seeds, as `lampreia compare --csv` "
+            "(with --pool-seeds) writes it: the seed, the settings that differ, and the best, last and baseline metrics."
+        )
+        self.pool_note = QLabel()
+        self.pool_note.setObjectName("fieldHint")
+        self.pool_note.setWordWrap(True)
+        self.pool_note.hide()
         metrics_page = QWidget()
         metrics_layout = QVBoxLayout(metrics_page)
         metrics_layout.setContentsMargins(0, 0, 0, 0)
-        metrics_layout.addWidget(self.pool_seeds_box)
+        metrics_controls = QHBoxLayout()
+        metrics_controls.addWidget(self.pool_seeds_box)
+        metrics_controls.addStretch(1)
+        metrics_controls.addWidget(self.table_csv_button)
+        metrics_layout.addLayout(metrics_controls)
+        metrics_layout.addWidget(self.pool_note)
         metrics_layout.addWidget(self.metrics_table, 1)
         self.pool_seeds_box.toggled.connect(self._fill_metrics)
+        self.table_csv_button.clicked.connect(self.export_table_csv)
         self.tabs.addTab(metrics_page, "Best / final metrics")
         self.tabs.addTab(self.attention_view, "Attention map")
 
@@ -147,19 +184,21 @@ class CompareView(QWidget):
     def show_run_ids(self, run_ids: list[int]) -> None:
         """Read the runs and their curves from the store and show them, oldest run first."""
         runs = []
-        shown_ids = sorted(run_ids)[:MAX_COMPARED_RUNS]
+        ordered = sorted(run_ids)
         try:
-            for run_id in shown_ids:
+            for run_id in ordered[:MAX_COMPARED_RUNS]:
                 runs.append(ComparedRun(self._store.get_run(run_id), self._store.metric_series(run_id)))
+            records = [run.record for run in runs] + [self._store.get_run(run_id) for run_id in ordered[MAX_COMPARED_RUNS:MAX_TABLE_RUNS]]
         except StoreError as error:
             log.error("Could not read runs %s for comparison: %s", run_ids, error)
             self.show_problem("Could not read the runs", str(error))
             return
-        self.show_runs(runs)
+        self.show_runs(runs, records)
         if len(run_ids) > MAX_COMPARED_RUNS:
             self.info_label.setText(
                 f"Comparing the {MAX_COMPARED_RUNS} oldest of {len(run_ids)} selected runs: "
                 + ", ".join(f"#{run.record.id}" for run in runs)
+                + f". With Pool seeds, the metrics table uses all {len(records)} of them."
                 + self._task_note()
             )
 
@@ -180,8 +219,10 @@ class CompareView(QWidget):
         titles = ", ".join(task_title(task) for task in tasks)
         return f" Note: these runs are of different tasks ({titles}), so their metrics do not compare."
 
-    def show_runs(self, runs: list[ComparedRun]) -> None:
+    def show_runs(self, runs: list[ComparedRun], table_records: list[RunRecord] | None = None) -> None:
+        """Show the curves of ``runs``; ``table_records`` (default: their records) are the runs the pooled metrics table uses."""
         self.runs = list(runs)
+        self.table_records = list(table_records) if table_records is not None else [run.record for run in runs]
         self._fill_curves()
         self._fill_diff()
         self._fill_metrics()
@@ -336,6 +377,7 @@ class CompareView(QWidget):
         if self.pool_seeds_box.isChecked():
             self._fill_pooled_metrics()
             return
+        self.pool_note.hide()
         table = self.metrics_table
         table.clear()
         names = [row.name for row in metric_rows([run.record for run in self.runs])]
@@ -360,15 +402,29 @@ class CompareView(QWidget):
             table.setItem(len(names) + 2, 2 * column, QTableWidgetItem(format_count(record.parameter_count)))
         table.resizeColumnsToContents()
 
+    def _pooled_groups(self) -> tuple[list[list[RunRecord]], list[RunRecord]]:
+        """Return the groups of selected runs that differ only in the seed, one run per seed, and the repeats left out."""
+        return drop_seed_repeats(seed_groups(self.table_records))
+
     def _fill_pooled_metrics(self) -> None:
-        """Fill the metrics table with one pair of columns per group of runs that differ only in the seed."""
+        """Fill the metrics table with one pair of columns per group of runs that differ only in the seed.
+
+        The first rows name each group's runs and seeds and the settings that differ between groups.
+        """
         table = self.metrics_table
         table.clear()
-        groups = seed_groups([run.record for run in self.runs])
-        rows = pooled_metric_rows(groups, [[record.final_metrics for record in group] for group in groups])
+        groups, repeats = self._pooled_groups()
+        notes = [note for note in (repeats_note(repeats),) if note]
+        if groups and len(groups) == len(self.table_records) - len(repeats):
+            notes.append("No two of these runs differ only in their seed, so each column is one run.")
+        self.pool_note.setText(" ".join(notes))
+        self.pool_note.setVisible(bool(notes))
+
+        settings = [(key, values) for key, values in config_diff([group[0].config for group in groups]) if key not in REPEAT_KEYS]
+        rows = pooled_metric_rows(groups, [self._lasts(group) for group in groups])
         kinds = sorted({baseline_name(group[0].task) for group in groups})
         baseline_row = f"{kinds[0]} (primary dev metric)" if len(kinds) == 1 else "baseline (primary dev metric): majority class, STS-B training mean"
-        row_labels = [row.name for row in rows] + [baseline_row, "best steps", "parameters"]
+        row_labels = ["runs", "seeds", *(key for key, _ in settings), *(row.name for row in rows), baseline_row, "best steps", "parameters"]
         headers = []
         for group in groups:
             headers += [f"{group_label(group)}: best", f"{group_label(group)}: final"]
@@ -377,20 +433,31 @@ class CompareView(QWidget):
         _set_column_headers(table, headers)
         table.setVerticalHeaderLabels(row_labels)
 
+        first_metric_row = 2 + len(settings)
         for column, group in enumerate(groups):
-            runs = ", ".join(f"#{record.id} (seed {record.config.get('training', {}).get('seed', '?')})" for record in group)
+            runs = ", ".join(f"#{record.id} (seed {format_config_value(run_seed(record))})" for record in group)
+            tip = f"Runs {runs}: mean ± sample standard deviation." if len(group) > 1 else f"Run {runs}."
             for offset in (0, 1):
-                table.horizontalHeaderItem(2 * column + offset).setToolTip(f"Runs {runs}: mean ± sample standard deviation.")
-            for row, pooled in enumerate(rows):
+                table.horizontalHeaderItem(2 * column + offset).setToolTip(tip)
+            table.setItem(0, 2 * column, QTableWidgetItem(", ".join(f"#{record.id}" for record in group)))
+            table.setItem(1, 2 * column, QTableWidgetItem(", ".join(format_config_value(run_seed(record)) for record in group)))
+            for row, (key, values) in enumerate(settings, start=2):
+                table.setItem(row, 2 * column, QTableWidgetItem(format_config_value(values[column], key)))
+            for row, pooled in enumerate(rows, start=first_metric_row):
                 for offset, value in enumerate(pooled.values[column]):
                     table.setItem(row, 2 * column + offset, QTableWidgetItem("" if value is None else value.format()))
             metric = primary_dev_metric(group[0])
             baseline = pool([record.baseline.get(metric) for record in group]) if metric else None
-            table.setItem(len(rows), 2 * column, QTableWidgetItem("" if baseline is None else baseline.format_mean_if_equal()))
+            end = first_metric_row + len(rows)
+            table.setItem(end, 2 * column, QTableWidgetItem("" if baseline is None else baseline.format_mean_if_equal()))
             steps = ", ".join("-" if record.best_step is None else str(record.best_step) for record in group)
-            table.setItem(len(rows) + 1, 2 * column, QTableWidgetItem(steps))
-            table.setItem(len(rows) + 2, 2 * column, QTableWidgetItem(format_count(group[0].parameter_count)))
+            table.setItem(end + 1, 2 * column, QTableWidgetItem(steps))
+            table.setItem(end + 2, 2 * column, QTableWidgetItem(format_count(group[0].parameter_count)))
         table.resizeColumnsToContents()
+
+    def _lasts(self, records: list[RunRecord]) -> list[dict[str, float]]:
+        """Return each run's last-evaluation metrics: the stored final ones, or the last logged for a killed run."""
+        return [record.final_metrics or self._store.last_evaluation(record.id) for record in records]
 
     # Export
 
@@ -400,6 +467,7 @@ class CompareView(QWidget):
 
     def _update_buttons(self) -> None:
         self.csv_button.setEnabled(bool(self.runs))
+        self.table_csv_button.setEnabled(bool(self.table_records))
         self.png_button.setEnabled(bool(self.runs) and self.current_plot() is not None)
 
     def suggested_name(self, suffix: str) -> str:
@@ -454,6 +522,40 @@ class CompareView(QWidget):
             return None
         log.info("Exported %d runs' curves to %s", len(self.runs), written)
         return written
+
+    def write_table_csv(self, path: str | Path) -> Path:
+        """Write the metrics table's runs as `lampreia compare --csv` does, pooled when Pool seeds is on."""
+        path = Path(path)
+        if self.pool_seeds_box.isChecked():
+            groups, _repeats = self._pooled_groups()
+            header, rows = pooled_csv(groups, [self._lasts(group) for group in groups])
+        else:
+            header, rows = comparison_csv(self.table_records, self._lasts(self.table_records))
+        with replaced_text_file(path) as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+        return path
+
+    @Slot()
+    def export_table_csv(self) -> Path | None:
+        if not self.table_records:
+            self.show_problem("Nothing to export", "Select one or more runs in the history first.")
+            return None
+        path = self.choose_save_path("Export the metrics table as CSV", self.suggested_name("-table.csv"), "CSV files (*.csv)")
+        if not path:
+            return None
+        if not Path(path).suffix:
+            path += ".csv"  # a replaced choose_save_path (tests replace it) may return a name without it
+        try:
+            return self.write_table_csv(path)
+        except OSError as error:
+            log.error("Could not write %s: %s", path, error)
+            self.show_problem("Export failed", f"Could not write {path}: {error.strerror or error}. Choose another folder.")
+        except StoreError as error:
+            log.error("Could not read the runs to export: %s", error)
+            self.show_problem("Export failed", str(error))
+        return None
 
     @Slot()
     def export_png(self) -> Path | None:

@@ -875,7 +875,8 @@ def test_compare_pool_seeds_table(tmp_path, capsys):
 
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines]
-    assert lines[0].split() == ["#1", "(3", "runs)", "#2", "(2", "runs)"]
+    assert lines[0].startswith("Note: alpha or the distillation loss differs")
+    assert lines[1].split() == ["#1", "(3", "runs)", "#2", "(2", "runs)"]
     assert ["runs", "#1,", "#3,", "#5", "#2,", "#4"] in rows
     assert ["seeds", "1,", "2,", "3", "1,", "2"] in rows
     assert ["status", "3", "finished", "2", "finished"] in rows
@@ -1037,12 +1038,14 @@ def test_compare_pool_seeds_csv(tmp_path, capsys):
     assert main(["compare", "1", "2", "3", "4", "5", "--pool-seeds", "--csv", "-", "--db", str(db)]) == 0
 
     rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
-    assert [(row["run_ids"], row["seeds"], row["runs"], row["distillation.alpha"]) for row in rows] == [("1 3 5", "1 2 3", "3", "0.7"), ("2 4", "1 2", "2", "0.5")]
+    assert [(row["run_ids"], row["seeds"], row["runs"], row["distillation.alpha"]) for row in rows] == [("1,3,5", "1,2,3", "3", "0.7"), ("2,4", "1,2", "2", "0.5")]
     assert float(rows[0]["best:dev/accuracy:mean"]) == pytest.approx(0.82)
     assert float(rows[0]["best:dev/accuracy:std"]) == pytest.approx(0.02)
     assert rows[0]["best:dev/macro_f1:count"] == "1"
     assert rows[1]["best:dev/macro_f1:count"] == "0"
     assert rows[1]["best:dev/macro_f1:mean"] == ""
+    assert [row["baseline:dev/accuracy:mean"] for row in rows] == ["0.509", "0.509"]
+    assert [row["baseline:dev/accuracy:std"] for row in rows] == ["0.0", "0.0"]
 
 
 def test_compare_csv_and_json_exclusive(tmp_path, capsys):
@@ -1051,3 +1054,51 @@ def test_compare_csv_and_json_exclusive(tmp_path, capsys):
 
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_compare_pool_seeds_leaves_out_repeats(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    _seed_sweep(db)
+    from engine.config import RunConfig
+
+    store = RunStore(db)
+    config = RunConfig().with_overrides({"distillation.alpha": 0.7, "training.seed": 1, "name": "sweep 0"})
+    repeat = store.create_run(config.to_dict(), name="sweep 0 again", device="cpu", versions={})
+    store.finish_run(repeat, "finished", best_metrics={"dev/accuracy": 0.80}, final_metrics={}, best_step=10)
+    store.close()
+
+    assert main(["compare", "1", "3", "5", str(repeat), "--pool-seeds", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert f"Note: Run #{repeat} repeats the settings and seed of an earlier run, so it is left out of the pooled values" in out
+    assert ["dev/accuracy", "0.8200", "±", "0.0200"] in [line.split() for line in out.splitlines()]
+
+    assert main(["compare", "1", "3", "5", str(repeat), "--pool-seeds", "--json", "--db", str(db)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["left_out_repeats"] == [repeat]
+    assert document["groups"][0]["runs"] == [1, 3, 5]
+    assert document["baseline"]["dev/accuracy"]["1,3,5"]["mean"] == pytest.approx(0.509)
+
+
+def test_compare_csv_columns_are_unique(tmp_path, capsys):
+    from engine.config import RunConfig
+
+    db = tmp_path / "runs.sqlite3"
+    store = RunStore(db)
+    for task, seed in (("sst2", 1), ("cola", 2)):
+        run_id = store.create_run(RunConfig().with_overrides({"task": task, "training.seed": seed}).to_dict(), name=task, device="cpu", versions={})
+        store.finish_run(run_id, "finished", best_metrics={}, final_metrics={}, best_step=1)
+    store.close()
+
+    for extra in ([], ["--pool-seeds"]):
+        assert main(["compare", "1", "2", "--csv", "-", "--db", str(db), *extra]) == 0
+        header = next(csv.reader(capsys.readouterr().out.splitlines()))
+        assert len(header) == len(set(header)), header
+        assert "training.seed" not in header
+
+
+def test_compare_force_needs_csv(tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    _stored_runs(db)
+
+    assert main(["compare", "1", "2", "--force", "--db", str(db)]) == 2
+    assert "--force only replaces the file of --csv, and no --csv FILE is given. Add --csv FILE, or drop --force." in capsys.readouterr().err

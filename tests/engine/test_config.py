@@ -190,3 +190,11 @@ def test_alpha_warning_only_at_the_ends():
     assert alpha_warning(0.7) is None
     assert config_warnings(RunConfig()) == []
     assert config_warnings(RunConfig().with_overrides({"distillation.alpha": 0.0})) == [alpha_warning(0.0)]
+
+
+def test_fixed_weight_of_one_teacher_noted():
+    from engine.config import config_warnings
+
+    one = RunConfig().with_overrides({"distillation.teachers": ("minilm",), "distillation.weighting": "fixed", "distillation.fixed_weights": (0.5,)})
+
+    assert config_warnings(one) == ["With one teacher, its weight is 1 whatever the fixed weight, so the fixed weighting changes nothing."]

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from engine.config import RunConfig
-from engine.run_comparison import PooledValue, comparison_notes, environment_diff, format_config_value, group_label, pool, pooled_metric_rows, seed_groups
+from engine.run_comparison import PooledValue, comparison_notes, is_rerun_name, environment_diff, format_config_value, group_label, pool, pooled_metric_rows, seed_groups
 from engine.run_store import RunStore
 
 
@@ -107,4 +107,25 @@ def test_notes_on_weighting_and_padding(tmp_path):
     assert len(notes) == 1
     assert notes[0].startswith("The padding differs.")
     assert notes[0].endswith("compare several seeds of each.")
+    store.close()
+
+
+def test_typed_names_are_not_rerun_names():
+    assert is_rerun_name("base (from #2: mixer softmax)")
+    assert is_rerun_name("base (from #2 via #5: mixer softmax, seed 3)")
+    assert is_rerun_name("base (from #2)")
+    assert not is_rerun_name("paper baseline (from #2 idea)")
+    assert not is_rerun_name("base (from #2 via the cluster)")
+
+
+def test_note_on_total_loss_scale(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    records = [_record(store, {"distillation.alpha": alpha}, {}) for alpha in (0.3, 0.9)]
+
+    notes = comparison_notes(records, {"distillation.alpha"})
+
+    assert notes == [
+        "alpha or the distillation loss differs, and the total loss weighs and measures its parts by them, so the "
+        "runs' total-loss curves are not on one scale: compare their dev metrics."
+    ]
     store.close()

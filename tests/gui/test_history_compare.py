@@ -546,7 +546,13 @@ def test_metrics_pool_seeds(qtbot, window, store):
     headers = [metrics.horizontalHeaderItem(column).text() for column in range(metrics.columnCount())]
     assert headers == [f"#{runs[0]} (2 runs): best", f"#{runs[0]} (2 runs): final", f"#{runs[2]}: best", f"#{runs[2]}: final"]
     assert metrics.horizontalHeaderItem(0).toolTip() == f"Runs #{runs[0]} (seed 1), #{runs[1]} (seed 2): mean ± sample standard deviation."
+    assert metrics.horizontalHeaderItem(2).toolTip() == f"Run #{runs[2]} (seed 1)."
     rows = [metrics.verticalHeaderItem(row).text() for row in range(metrics.rowCount())]
+    assert rows[:2] == ["runs", "seeds"]
+    assert metrics.item(0, 0).text() == f"#{runs[0]}, #{runs[1]}"
+    assert metrics.item(1, 0).text() == "1, 2"
+    # The settings that differ between the groups, besides the seed.
+    assert metrics.item(rows.index("distillation.alpha"), 2).text() == "0.5"
     dev_row = rows.index("dev/accuracy")
     assert metrics.item(dev_row, 0).text() == "0.6500 ± 0.0707"
     assert metrics.item(dev_row, 2).text() == "0.5000"
@@ -595,3 +601,38 @@ def test_compare_info_notes_padding(qtbot, window, store, two_runs):
     text = window.compare_view.info_label.text()
     assert "Note: The padding differs." in text
     assert "so a difference between single seeds can be seed noise" in text
+
+
+def test_pool_seeds_uses_every_selected_run(qtbot, window, store, tmp_path):
+    runs = [_stored_run(store, BASE.with_overrides({"training.seed": seed}), f"seed {seed}", accuracy=0.5 + seed / 100) for seed in range(12)]
+    repeat = _stored_run(store, BASE.with_overrides({"training.seed": 0}), "seed 0 again", accuracy=0.9)
+    window.history.refresh()
+    window.history.select_runs([*runs, repeat])
+    compare = window.compare_view
+    assert len(compare.runs) == MAX_COMPARED_RUNS
+    assert "With Pool seeds, the metrics table uses all 13 of them." in compare.info_label.text()
+
+    compare.pool_seeds_box.setChecked(True)
+
+    metrics = compare.metrics_table
+    assert metrics.horizontalHeaderItem(0).text() == f"#{runs[0]} (12 runs): best"
+    rows = [metrics.verticalHeaderItem(row).text() for row in range(metrics.rowCount())]
+    # Seeds 0 to 11 give 0.50 to 0.61; the repeat of seed 0 (0.9) is left out.
+    assert metrics.item(rows.index("dev/accuracy"), 0).text() == "0.5550 ± 0.0361"
+    assert not compare.pool_note.isHidden()
+    assert compare.pool_note.text().startswith(f"Run #{repeat} repeats the settings and seed of an earlier run")
+
+    target = tmp_path / "table.csv"
+    compare.choose_save_path = lambda *args: str(target)
+    assert compare.export_table_csv() == target
+    with target.open(newline="") as handle:
+        exported = list(csv.DictReader(handle))
+    assert len(exported) == 1
+    assert exported[0]["runs"] == "12"
+    assert float(exported[0]["best:dev/accuracy:mean"]) == pytest.approx(0.555)
+
+    compare.pool_seeds_box.setChecked(False)
+    assert compare.pool_note.isHidden()
+    compare.export_table_csv()
+    with target.open(newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 13  # one row per selected run
