@@ -270,6 +270,8 @@ class HistoryPanel(QWidget):
         self.table.setMinimumHeight(rows_height + chrome)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
+        # A re-run's name ends with what changed ("… (from #3: alpha 0.7)"), so long names lose their middle.
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)

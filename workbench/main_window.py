@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
         # The stored run whose settings "Run again" loaded, the run its re-run name starts from, and
         # the name loaded with the settings.
         self._rerun_source: tuple[RunRecord, RunRecord | None, str] | None = None
+        self._following_rerun_name = False
         self.setWindowTitle("Lampreia Workbench — read-only database" if store.read_only else "Lampreia Workbench")
 
         self._build_panels()
@@ -186,6 +187,7 @@ class MainWindow(QMainWindow):
         # The panel checked its first values before this connection, so their result is read here.
         self._on_validity_changed(self.config_panel.is_valid, self.config_panel.problem)
         self.config_panel.values_changed.connect(self._sync_probe_to_attention)
+        self.config_panel.values_changed.connect(self._follow_rerun_name)
         self.live_view.attention_view.probe_edited.connect(lambda text: self.config_panel.set_value("training.attention_probe", text))
         self.run_controls.run_clicked.connect(self.start_run)
         self.run_controls.stop_clicked.connect(self.stop_run)
@@ -378,6 +380,28 @@ class MainWindow(QMainWindow):
                 f"Loaded the settings of run #{record.id}. Press Run to train them again; the settings you change are added to the run's name.",
                 10_000,
             )
+
+    @Slot()
+    def _follow_rerun_name(self) -> None:
+        """Keep the name that Run again gave in step with the settings, until the user types another name."""
+        if self._rerun_source is None or self._following_rerun_name:
+            return
+        source, origin, name = self._rerun_source
+        if self.config_panel.value("name") != name or not self.config_panel.is_valid:
+            return
+        try:
+            config = self.config_panel.config()
+        except LampreiaError:
+            return
+        updated = rerun_name(source, config.to_dict(), origin)
+        if updated == name:
+            return
+        self._rerun_source = (source, origin, updated)
+        self._following_rerun_name = True
+        try:
+            self.config_panel.set_values({"name": updated})
+        finally:
+            self._following_rerun_name = False
 
     def load_config_from_run(self, config: dict) -> bool:
         """Load a stored configuration into the panel; return whether it could be loaded."""

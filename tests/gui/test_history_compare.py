@@ -487,12 +487,16 @@ def test_run_again_names_after_source(qtbot, window, two_runs, glue_dir, monkeyp
         assert panel.value("name") == f"base run (from #{two_runs[0]})"
         panel.editors["data.glue_dir"].set_value(str(glue_dir))
         panel.editors["training.epochs"].set_value(2)
+        # The name follows the changed settings until another name is typed.
+        assert panel.value("name") == f"base run (from #{two_runs[0]}: glue_dir {glue_dir}, epochs 2)"
         if name is not None:
             panel.editors["name"].set_value(name)
         window.start_run()
-    panel.editors["name"].set_value(f"base run (from #{two_runs[0]})")
+    panel.editors["name"].set_value("")
+    window.history.run_again_action.trigger()
+    panel.editors["data.glue_dir"].set_value(str(glue_dir))
     panel.editors["training.epochs"].set_value(3)
-    window.start_run()  # pressed again with other settings, the name field as Run again left it
+    window.start_run()
     window.live_view.end_run()  # no run thread ends it here
 
     assert [config.name for config in started] == [
@@ -636,3 +640,7 @@ def test_pool_seeds_uses_every_selected_run(qtbot, window, store, tmp_path):
     compare.export_table_csv()
     with target.open(newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 13  # one row per selected run
+
+
+def test_long_names_keep_their_end(qtbot, window):
+    assert window.history.table.textElideMode() == Qt.TextElideMode.ElideMiddle
