@@ -83,8 +83,7 @@ def comparison_notes(records: list[RunRecord], differing_keys: set[str]) -> list
         notes.append("The teacher weighting differs, but every run has one teacher, whose weight is 1 in every mode, so it changes nothing.")
     if differing_keys & {"distillation.alpha", "distillation.distill_loss"}:
         notes.append(
-            "alpha or the distillation loss differs, and the total loss weighs and measures its parts by them, so the "
-            "runs' total-loss curves are not on one scale: compare their dev metrics."
+            "alpha or the distillation loss differs, so the total-loss curves are not on one scale: compare the dev metrics."
         )
     if "training.padding" in differing_keys:
         notes.append(

@@ -133,11 +133,15 @@ class CompareView(QWidget):
             table.setWordWrap(False)
             table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
             table.horizontalHeader().setStretchLastSection(True)
+        # Short tab names, so that the six tabs fit an 800-pixel-wide window; tooltips give the long ones.
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.loss_plot, "Loss")
-        self.tabs.addTab(self.metric_plot, "Dev metric")
-        self.tabs.addTab(self.weight_plot, "Teacher weights")
-        self.tabs.addTab(self.diff_table, "Config diff")
+        for widget, name, tip in (
+            (self.loss_plot, "Loss", "Training loss (total) of each run"),
+            (self.metric_plot, "Dev metric", "Primary dev metric of each run, with the majority baseline"),
+            (self.weight_plot, "Weights", "Teacher weights (batch mean) of each run"),
+            (self.diff_table, "Config diff", "The settings, device and library versions that differ between the runs"),
+        ):
+            self.tabs.setTabToolTip(self.tabs.addTab(widget, name), tip)
         self.pool_seeds_box = QCheckBox("Pool seeds")
         self.pool_seeds_box.setToolTip(POOL_SEEDS_TIP)
         self.table_csv_button = QPushButton("Export table as CSV…")
@@ -161,8 +165,8 @@ class CompareView(QWidget):
         metrics_layout.addWidget(self.metrics_table, 1)
         self.pool_seeds_box.toggled.connect(self._fill_metrics)
         self.table_csv_button.clicked.connect(self.export_table_csv)
-        self.tabs.addTab(metrics_page, "Best / final metrics")
-        self.tabs.addTab(self.attention_view, "Attention map")
+        self.tabs.setTabToolTip(self.tabs.addTab(metrics_page, "Metrics"), "Best and final metrics of each run, or pooled over seeds")
+        self.tabs.setTabToolTip(self.tabs.addTab(self.attention_view, "Attention"), "The last recorded attention map of a run")
 
         top = QHBoxLayout()
         top.addWidget(self.info_label, 1)
@@ -561,7 +565,7 @@ class CompareView(QWidget):
     def export_png(self) -> Path | None:
         plot = self.current_plot()
         if plot is None or not self.runs:
-            self.show_problem("Nothing to export", "Select runs and a plot tab (Loss, Dev metric, Teacher weights or Attention map) first.")
+            self.show_problem("Nothing to export", "Select runs and a plot tab (Loss, Dev metric, Weights or Attention) first.")
             return None
         tab = self.tabs.tabText(self.tabs.currentIndex()).lower().replace(" ", "-")
         path = self.choose_save_path("Export plot as PNG", self.suggested_name(f"-{tab}.png"), "PNG images (*.png)")
