@@ -224,7 +224,7 @@ class CompareView(QWidget):
         return f" Note: these runs are of different tasks ({titles}), so their metrics do not compare."
 
     def show_runs(self, runs: list[ComparedRun], table_records: list[RunRecord] | None = None) -> None:
-        """Show the curves of ``runs``; ``table_records`` (default: their records) are the runs the pooled metrics table uses."""
+        """Show the curves of ``runs``. The metrics table pools ``table_records`` (default: the records of ``runs``)."""
         self.runs = list(runs)
         self.table_records = list(table_records) if table_records is not None else [run.record for run in runs]
         self._fill_curves()
