@@ -213,10 +213,10 @@ def run_seed(record: RunRecord) -> Any:
 
 
 def drop_seed_repeats(groups: list[list[RunRecord]]) -> tuple[list[list[RunRecord]], list[RunRecord]]:
-    """Keep the first run of each seed in each group; return the groups and the runs left out.
+    """Keep the first run of each seed in each group, and return the groups and the runs left out.
 
-    A run with the settings and the seed of an earlier run repeats it (on the same machine to the
-    last digit), so pooling it would shrink the spread without adding a seed.
+    A run with the settings and the seed of an earlier run repeats it (on the same CPU to the last
+    digit), so pooling it would shrink the spread without adding a seed.
     """
     kept_groups, repeats = [], []
     for group in groups:
@@ -237,12 +237,13 @@ def repeats_note(repeats: list[RunRecord]) -> str | None:
     """Return the note that names the runs ``drop_seed_repeats`` left out, or None."""
     if not repeats:
         return None
+    if len(repeats) == 1:
+        return (
+            f"Run #{repeats[0].id} repeats the settings and seed of an earlier run, so it is left out of the pooled "
+            "values: a repeat adds no seed spread."
+        )
     ids = ", ".join(f"#{record.id}" for record in repeats)
-    verb = "repeats" if len(repeats) == 1 else "repeat"
-    return (
-        f"{'Run' if len(repeats) == 1 else 'Runs'} {ids} {verb} the settings and seed of an earlier run, so "
-        f"{'it is' if len(repeats) == 1 else 'they are'} left out of the pooled values: a repeat adds no seed spread."
-    )
+    return f"Runs {ids} repeat the settings and seed of earlier runs, so they are left out of the pooled values: a repeat adds no seed spread."
 
 
 def group_label(group: list[RunRecord]) -> str:

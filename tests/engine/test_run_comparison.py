@@ -7,7 +7,7 @@ import math
 import pytest
 
 from engine.config import RunConfig
-from engine.run_comparison import PooledValue, comparison_notes, is_rerun_name, environment_diff, format_config_value, group_label, pool, pooled_metric_rows, seed_groups
+from engine.run_comparison import PooledValue, comparison_notes, drop_seed_repeats, is_rerun_name, repeats_note, environment_diff, format_config_value, group_label, pool, pooled_metric_rows, seed_groups
 from engine.run_store import RunStore
 
 
@@ -125,4 +125,18 @@ def test_note_on_total_loss_scale(tmp_path):
     notes = comparison_notes(records, {"distillation.alpha"})
 
     assert notes == ["alpha or the distillation loss differs, so the total-loss curves are not on one scale: compare the dev metrics."]
+    store.close()
+
+
+def test_repeats_are_left_out_and_named(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    first, second, repeat, again = (_record(store, {"training.seed": seed}, {}) for seed in (1, 2, 1, 2))
+
+    groups, repeats = drop_seed_repeats(seed_groups([first, second, repeat, again]))
+
+    assert [[record.id for record in group] for group in groups] == [[first.id, second.id]]
+    assert [record.id for record in repeats] == [repeat.id, again.id]
+    assert repeats_note(repeats).startswith(f"Runs #{repeat.id}, #{again.id} repeat the settings and seed of earlier runs")
+    assert repeats_note(repeats[:1]).startswith(f"Run #{repeat.id} repeats the settings and seed of an earlier run")
+    assert repeats_note([]) is None
     store.close()
