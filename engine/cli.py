@@ -816,7 +816,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise LampreiaError("--force only replaces the file of --csv, and no --csv FILE is given.", "Add --csv FILE, or drop --force.")
     if len(args.run_ids) < 2:
         raise LampreiaError(
-            f"compare needs two or more run ids, and got only {args.run_ids[0]}.", "List the runs with `lampreia runs`, then pass two or more ids."
+            f"compare needs two or more run ids, and got one ({args.run_ids[0]}).", "List the runs with `lampreia runs`, then pass two or more ids."
         )
     store = _open_existing_store(args.db)
     if store is None:

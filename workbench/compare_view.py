@@ -68,8 +68,8 @@ MAX_RUN_LABEL = 36
 # More compared runs than this are named by id alone in the info line, which would otherwise fill the view.
 MAX_NAMED_RUNS = 3
 SHARED_BASELINE_COLOUR = "#555555"
-# Runs whose records the metrics table reads for Pool seeds and the table export: curves are read
-# for the MAX_COMPARED_RUNS oldest only, but a sweep's pooled values need all of its runs.
+# Most runs whose records the metrics table and its export read. Curves are read for the
+# MAX_COMPARED_RUNS oldest only, but a sweep's pooled values need all of its runs.
 MAX_TABLE_RUNS = 500
 POOL_SEEDS_TIP = (
     "One pair of columns per group of runs whose settings differ only in the seed: each metric's mean "
@@ -101,7 +101,7 @@ class CompareView(QWidget):
         super().__init__(parent)
         self._store = store
         self.runs: list[ComparedRun] = []
-        # Every selected run (up to MAX_TABLE_RUNS), for the metrics table with Pool seeds and its export.
+        # Every selected run (up to MAX_TABLE_RUNS), for the metrics table and its export.
         self.table_records: list[RunRecord] = []
 
         self.info_label = QLabel("Select runs in the history to compare them.")
@@ -202,7 +202,7 @@ class CompareView(QWidget):
             self.info_label.setText(
                 f"Comparing the {MAX_COMPARED_RUNS} oldest of {len(run_ids)} selected runs: "
                 + ", ".join(f"#{run.record.id}" for run in runs)
-                + f". With Pool seeds, the metrics table uses all {len(records)} of them."
+                + f". The metrics table lists all {len(records)} of them."
                 + self._task_note()
             )
 
@@ -384,19 +384,20 @@ class CompareView(QWidget):
         self.pool_note.hide()
         table = self.metrics_table
         table.clear()
-        names = [row.name for row in metric_rows([run.record for run in self.runs])]
-        kinds = sorted({baseline_name(run.record.task) for run in self.runs})
+        records = self.table_records
+        names = [row.name for row in metric_rows(records)]
+        kinds = sorted({baseline_name(record.task) for record in records})
         baseline_row = f"{kinds[0]} (primary dev metric)" if len(kinds) == 1 else "baseline (primary dev metric): majority class, STS-B training mean"
         row_labels = names + [baseline_row, "best step", "parameters"]
         headers = []
-        for run in self.runs:
-            headers += [f"{run.label}: best", f"{run.label}: final"]
+        for record in records:
+            headers += [f"#{record.id} {record.name}: best", f"#{record.id} {record.name}: final"]
         table.setColumnCount(len(headers))
         table.setRowCount(len(row_labels))
         _set_column_headers(table, headers)
         table.setVerticalHeaderLabels(row_labels)
-        for column, run in enumerate(self.runs):
-            record = run.record
+        # Every selected run, as the table export writes them, not only the runs whose curves are drawn.
+        for column, record in enumerate(records):
             for row, name in enumerate(names):
                 table.setItem(row, 2 * column, QTableWidgetItem(format_metric(record.best_metrics.get(name))))
                 table.setItem(row, 2 * column + 1, QTableWidgetItem(format_metric(record.final_metrics.get(name))))

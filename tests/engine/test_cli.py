@@ -503,7 +503,7 @@ def test_compare_marks_missing_config_keys(tmp_path, capsys):
 @pytest.mark.parametrize(
     "run_ids,fragment",
     [
-        (["1"], "compare needs two or more run ids"),
+        (["1"], "compare needs two or more run ids, and got one (1)."),
         (["1", "2", "1"], "Run 1 is given more than once"),
         (["1", "99"], "Run 99 does not exist"),
     ],
