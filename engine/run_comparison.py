@@ -132,15 +132,19 @@ def is_rerun_name(name: str) -> bool:
 def rerun_origin(store: RunStore, source: RunRecord) -> RunRecord | None:
     """Return the run that the re-run name of ``source`` starts from ("#3" in "… (from #3: …)"), if it is stored.
 
-    None when ``source`` is not named as a re-run, or its origin was deleted.
+    None when ``source`` is not named as a re-run, when its origin was deleted, or when the origin's
+    name starts otherwise: then the "(from #…)" part was typed, or the origin renamed since.
     """
     match = RERUN_SUFFIX.search(source.name)
     if match is None or int(match.group(1)) == source.id:
         return None
     try:
-        return store.get_run(int(match.group(1)))
+        origin = store.get_run(int(match.group(1)))
     except StoreError:
         return None
+    if RERUN_SUFFIX.sub("", origin.name) != RERUN_SUFFIX.sub("", source.name):
+        return None
+    return origin
 
 
 def rerun_name(source: RunRecord, config: dict[str, Any], origin: RunRecord | None = None, shown_changes: int = 3) -> str:

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from engine.config import RunConfig
-from engine.run_comparison import PooledValue, comparison_notes, drop_seed_repeats, is_rerun_name, repeats_note, environment_diff, format_config_value, group_label, pool, pooled_metric_rows, seed_groups
+from engine.run_comparison import PooledValue, comparison_notes, drop_seed_repeats, is_rerun_name, repeats_note, rerun_name, rerun_origin, environment_diff, format_config_value, group_label, pool, pooled_metric_rows, seed_groups
 from engine.run_store import RunStore
 
 
@@ -139,4 +139,17 @@ def test_repeats_are_left_out_and_named(tmp_path):
     assert repeats_note(repeats).startswith(f"Runs #{repeat.id}, #{again.id} repeat the settings and seed of earlier runs")
     assert repeats_note(repeats[:1]).startswith(f"Run #{repeat.id} repeats the settings and seed of an earlier run")
     assert repeats_note([]) is None
+    store.close()
+
+
+def test_typed_from_part_has_no_origin(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite3")
+    base = _record(store, {}, {})  # named after its overrides: "{}"
+    typed_id = store.create_run(RunConfig().to_dict(), name=f"paper baseline (from #{base.id})", device="cpu", versions={})
+    rerun_id = store.create_run(RunConfig().to_dict(), name=f"{base.name} (from #{base.id}: alpha 0.5)", device="cpu", versions={})
+
+    assert rerun_origin(store, store.get_run(typed_id)) is None
+    assert rerun_origin(store, store.get_run(rerun_id)).id == base.id
+    typed = store.get_run(typed_id)
+    assert rerun_name(typed, RunConfig().to_dict(), None) == f"paper baseline (from #{base.id}) (from #{typed_id})"
     store.close()
