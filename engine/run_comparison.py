@@ -225,15 +225,15 @@ def drop_seed_repeats(groups: list[list[RunRecord]]) -> tuple[list[list[RunRecor
     kept_groups, repeats = [], []
     for group in groups:
         seen: set[str] = set()
-        kept = []
+        first_of_each_seed = []
         for record in group:
             seed = repr(run_seed(record))
             if seed in seen:
                 repeats.append(record)
             else:
                 seen.add(seed)
-                kept.append(record)
-        kept_groups.append(kept)
+                first_of_each_seed.append(record)
+        kept_groups.append(first_of_each_seed)
     return kept_groups, repeats
 
 
