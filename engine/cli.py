@@ -54,7 +54,7 @@ from engine.run_comparison import (
     run_seed,
     seed_groups,
 )
-from engine.run_store import MetricPoint, RunRecord, RunStore, open_store
+from engine.run_store import RunRecord, RunStore, open_store
 from engine.tasks import TASKS, baseline_name, task_title
 
 log = logging.getLogger(__name__)
@@ -958,8 +958,12 @@ def _pooled_table(groups: list[list[RunRecord]], differences: list[tuple[str, li
     return table
 
 
-def _write_csv(target: Path, force: bool, header: list[str], rows: list[list[Any]], what: str) -> int:
-    """Write a header and rows to ``target`` (or stdout for "-") with the checks of `lampreia export`."""
+def _write_csv(target: Path, force: bool, header: list[str], rows: list[list[Any]], description: str, example_name: str = "comparison.csv") -> int:
+    """Write a header and rows to ``target`` (standard output for "-"), replacing a file only with ``force``.
+
+    ``description`` names what was written in the closing line ("12 runs"), ``example_name`` the file
+    that the message for a folder suggests.
+    """
 
     def write(handle: TextIO, line_ending: str) -> None:
         writer = csv.writer(handle, lineterminator=line_ending)
@@ -967,28 +971,25 @@ def _write_csv(target: Path, force: bool, header: list[str], rows: list[list[Any
         writer.writerows(rows)
 
     if str(target) == "-":
+        # The text stream turns "\n" into the platform's line ending. CSV's usual "\r\n" would
+        # come out as "\r\r\n" on Windows and as "\r\n" in a Unix pipe.
         write(sys.stdout, "\n")
         return 0
-    _check_csv_target(target, force)
+    if target.is_dir():
+        raise LampreiaError(f"{target} is a folder.", f"Give a file name, such as {target / example_name}.")
+    if not target.parent.is_dir():
+        raise LampreiaError(f"The folder {target.parent} does not exist.", "Create it, or choose a file in an existing folder.")
     existed = target.exists()
+    if existed and not force:
+        raise LampreiaError(f"{target} already exists.", "Pass --force to replace it, or choose another file name.")
     try:
         with replaced_text_file(target) as handle:
             write(handle, "\r\n")
     except OSError as error:
         unchanged_note = " The existing file was left as it was." if existed else ""
         raise LampreiaError(f"Cannot write {target}: {error.strerror}.", f"Choose a writable folder with free space.{unchanged_note}") from None
-    print(f"Wrote {what} to {target}.")
+    print(f"Wrote {description} to {target}.")
     return 0
-
-
-def _check_csv_target(target: Path, force: bool, example_name: str = "comparison.csv") -> None:
-    """Reject a folder, a missing parent folder, or an existing file without --force."""
-    if target.is_dir():
-        raise LampreiaError(f"{target} is a folder.", f"Give a file name, such as {target / example_name}.")
-    if not target.parent.is_dir():
-        raise LampreiaError(f"The folder {target.parent} does not exist.", "Create it, or choose a file in an existing folder.")
-    if target.exists() and not force:
-        raise LampreiaError(f"{target} already exists.", "Pass --force to replace it, or choose another file name.")
 
 
 def _comparison_table(records: list[RunRecord], differences: list[tuple[str, list[Any]]], metrics: list[MetricRow]) -> list[tuple[str, list[str]]]:
@@ -1095,30 +1096,9 @@ def _export(args: argparse.Namespace) -> int:
         raise _no_runs_yet()
     record = store.get_run(args.run_id)
     points = store.metric_points(record.id)
-    if str(args.csv) == "-":
-        # The text stream turns "\n" into the platform's line ending. CSV's usual "\r\n" would
-        # come out as "\r\r\n" on Windows and as "\r\n" in a Unix pipe.
-        _write_metric_rows(sys.stdout, record.id, points, line_ending="\n")
-        return 0
-
-    target: Path = args.csv
-    _check_csv_target(target, args.force, f"run-{record.id}-metrics.csv")
-    existed = target.exists()
-    try:
-        with replaced_text_file(target) as handle:
-            _write_metric_rows(handle, record.id, points)
-    except OSError as error:
-        unchanged_note = " The existing file was left as it was." if existed else ""
-        raise LampreiaError(f"Cannot write {target}: {error.strerror}.", f"Choose a writable folder with free space.{unchanged_note}") from None
-    print(f"Wrote {len(points)} metric rows of run {record.id} to {target}.")
-    return 0
-
-
-def _write_metric_rows(handle: TextIO, run_id: int, points: list[MetricPoint], line_ending: str = "\r\n") -> None:
-    writer = csv.writer(handle, lineterminator=line_ending)
-    writer.writerow(["run_id", "step", "epoch", "name", "value", "wall_time"])
-    for point in points:
-        writer.writerow([run_id, point.step, f"{point.epoch:.6f}", point.name, repr(point.value), f"{point.wall_time:.3f}"])
+    header = ["run_id", "step", "epoch", "name", "value", "wall_time"]
+    rows = [[record.id, point.step, f"{point.epoch:.6f}", point.name, repr(point.value), f"{point.wall_time:.3f}"] for point in points]
+    return _write_csv(args.csv, args.force, header, rows, f"{len(points)} metric rows of run {record.id}", f"run-{record.id}-metrics.csv")
 
 
 class ProgressBar:

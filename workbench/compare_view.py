@@ -6,7 +6,7 @@ import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -510,22 +510,9 @@ class CompareView(QWidget):
         if not self.runs:
             self.show_problem("Nothing to export", "Select one or more runs in the history first.")
             return None
-        path = self.choose_save_path("Export compared curves as CSV", self.suggested_name(".csv"), "CSV files (*.csv)")
-        if not path:
-            return None
-        if not Path(path).suffix:
-            path += ".csv"  # a replaced choose_save_path (tests replace it) may return a name without it
-        try:
-            written = self.write_csv(path)
-        except OSError as error:
-            log.error("Could not write %s: %s", path, error)
-            self.show_problem("Export failed", f"Could not write {path}: {error.strerror or error}. Choose another folder.")
-            return None
-        except StoreError as error:
-            log.error("Could not read the curves to export: %s", error)
-            self.show_problem("Export failed", str(error))
-            return None
-        log.info("Exported %d runs' curves to %s", len(self.runs), written)
+        written = self._export_csv_file("Export compared curves as CSV", self.suggested_name(".csv"), self.write_csv)
+        if written is not None:
+            log.info("Exported %d runs' curves to %s", len(self.runs), written)
         return written
 
     def write_table_csv(self, path: str | Path) -> Path:
@@ -547,18 +534,22 @@ class CompareView(QWidget):
         if not self.table_records:
             self.show_problem("Nothing to export", "Select one or more runs in the history first.")
             return None
-        path = self.choose_save_path("Export the metrics table as CSV", self.suggested_name("-table.csv"), "CSV files (*.csv)")
+        return self._export_csv_file("Export the metrics table as CSV", self.suggested_name("-table.csv"), self.write_table_csv)
+
+    def _export_csv_file(self, title: str, suggested_name: str, write: Callable[[str], Path]) -> Path | None:
+        """Ask for a CSV file name and write it with ``write``; report a failure and return None."""
+        path = self.choose_save_path(title, suggested_name, "CSV files (*.csv)")
         if not path:
             return None
         if not Path(path).suffix:
             path += ".csv"  # a replaced choose_save_path (tests replace it) may return a name without it
         try:
-            return self.write_table_csv(path)
+            return write(path)
         except OSError as error:
             log.error("Could not write %s: %s", path, error)
             self.show_problem("Export failed", f"Could not write {path}: {error.strerror or error}. Choose another folder.")
         except StoreError as error:
-            log.error("Could not read the runs to export: %s", error)
+            log.error("Could not read the runs to export to %s: %s", path, error)
             self.show_problem("Export failed", str(error))
         return None
 

@@ -195,6 +195,6 @@ def test_alpha_warning_only_at_the_ends():
 def test_fixed_weight_of_one_teacher_noted():
     from engine.config import config_warnings
 
-    one = RunConfig().with_overrides({"distillation.teachers": ("minilm",), "distillation.weighting": "fixed", "distillation.fixed_weights": (0.5,)})
+    one_teacher = RunConfig().with_overrides({"distillation.teachers": ("minilm",), "distillation.weighting": "fixed", "distillation.fixed_weights": (0.5,)})
 
-    assert config_warnings(one) == ["With one teacher, its weight is 1 whatever the fixed weight, so the fixed weighting changes nothing."]
+    assert config_warnings(one_teacher) == ["With one teacher, its weight is 1 whatever the fixed weight, so the fixed weighting changes nothing."]

@@ -94,9 +94,9 @@ def test_switches_format_as_on_off():
 
 def test_notes_on_weighting_and_padding(tmp_path):
     store = RunStore(tmp_path / "runs.sqlite3")
-    one = {"distillation.teachers": ("minilm",)}
-    confidence = _record(store, one, {})
-    uniform = _record(store, {**one, "distillation.weighting": "uniform"}, {})
+    one_teacher = {"distillation.teachers": ("minilm",)}
+    confidence = _record(store, one_teacher, {})
+    uniform = _record(store, {**one_teacher, "distillation.weighting": "uniform"}, {})
     three_uniform = _record(store, {"distillation.weighting": "uniform"}, {})
 
     assert comparison_notes([confidence, uniform], {"distillation.weighting"}) == [
