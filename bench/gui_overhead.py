@@ -13,7 +13,9 @@ of Run until the run ends, a 10 ms QTimer records every gap between its ticks. T
 minus the interval is the worst stall of the GUI event loop, reported with the run phase it fell
 in. That timer wakes the GUI thread a hundred times a second, which a user's window does not
 do, so its run does not enter the throughput figure (its speed is printed beside it). The GUI
-thread's CPU time over the run's wall time is printed per run as a diagnostic.
+thread's CPU time over the run's wall time is printed per run as a diagnostic. While a stall
+lasts longer than the 100 ms goal, faulthandler's watchdog thread, which needs no GIL, writes
+every thread's Python stack; the stacks are printed with the stall.
 
 Runs in separate processes differ by 10-30% on this kind of machine, more than the effect
 measured, so a third windowed run compares the two states within one run: its GUI thread
@@ -44,11 +46,13 @@ printed, median of the repetitions.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -83,6 +87,9 @@ SLOWER_REFRESH_MS, SLOWER_BATCH_S = 1000, 0.5
 # enough that a run's speed varies less than the effect measured.
 TRAIN_ROWS = 4000
 SETTLE_MS = 1000
+# A stall longer than this gets every thread's stack written while it lasts (the goal's limit).
+STALL_LIMIT_MS = 100
+STACKS_KEPT_CHARS = 20_000
 
 
 def make_config(data: Path, quick: bool, seed: int, rows: int = TRAIN_ROWS):
@@ -123,6 +130,38 @@ class StepSpeed:
         return self.samples / self.seconds if self.seconds else 0.0
 
 
+class StallWatch:
+    """Write every thread's Python stack to a file while the GUI thread is stalled.
+
+    Each tick of the stall timer re-arms ``faulthandler.dump_traceback_later``. Its watchdog is a
+    C thread that takes no GIL, so it writes the stacks even while another thread holds the GIL,
+    the case the stall timer alone cannot explain. The stack of the thread that held the GIL, or
+    of the GUI thread's own slow slot, says where the time went.
+    """
+
+    def __init__(self, path: Path, limit_ms: float = STALL_LIMIT_MS) -> None:
+        self.path = path
+        self.limit_s = limit_ms / 1000
+        self.file = open(path, "w+", encoding="utf-8")
+
+    def arm(self, interval_s: float = 0.0) -> None:
+        """Write the stacks unless ``arm`` or ``disarm`` is called again within interval + limit."""
+        faulthandler.dump_traceback_later(interval_s + self.limit_s, repeat=False, file=self.file)
+
+    def disarm(self) -> None:
+        faulthandler.cancel_dump_traceback_later()
+
+    def stacks(self) -> str:
+        """Return the stacks written so far (the first ``STACKS_KEPT_CHARS``), '' when no stall was long enough."""
+        self.disarm()
+        self.file.flush()
+        return self.path.read_text(encoding="utf-8", errors="replace")[:STACKS_KEPT_CHARS]
+
+    def close(self) -> None:
+        self.disarm()
+        self.file.close()
+
+
 def headless_run(config, scratch: Path) -> float:
     """Return training samples/s of a run on this thread, without Qt."""
     from engine.run_store import RunStore
@@ -143,7 +182,8 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: b
     """Run ``config`` from the main window and return its measurements.
 
     Keys: ``speed`` (training samples/s), ``stall_ms`` and ``stall_phase`` (largest gap of the
-    stall timer, 0 without ``stall_probe``), ``gui_cpu`` (GUI-thread CPU time over wall time) and,
+    stall timer, 0 without ``stall_probe``), ``stall_stacks`` (every thread's stack during each
+    stall above the limit, '' if none), ``gui_cpu`` (GUI-thread CPU time over wall time) and,
     with ``turns``, ``turn_ratios`` (see ``turn_ratios``). With ``control`` as well, the turns
     are only marked on the clock and the GUI thread never sleeps, so both states are alike.
     """
@@ -177,16 +217,19 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: b
         window.controller.events_received.connect(track_phase)
     gaps: list[tuple[float, str]] = []
     last_tick: list[float | None] = [None]
+    watch = StallWatch(scratch / "stall_stacks.txt") if stall_probe else None
 
     def tick() -> None:
         # A gap counts from the press of Run to the last tick while the run is active.
         now = time.perf_counter()
         if not window.controller.is_running:
             last_tick[0] = None
+            watch.disarm()
             return
         if last_tick[0] is not None:
             gaps.append((now - last_tick[0], phase[0]))
         last_tick[0] = now
+        watch.arm(TICK_MS / 1000)
 
     timer = QTimer()
     timer.setInterval(TICK_MS)
@@ -199,8 +242,10 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: b
     pauses: list[tuple[float, float]] = []
     asleep = [False]
     send = RunWorker._send
+    run_thread = [0]
 
     def timed_send(worker, event) -> None:
+        run_thread[0] = threading.get_ident()
         if isinstance(event, StepLogged):
             arrivals.append((time.perf_counter(), event.samples_per_second * event.window_seconds, event.window_seconds))
         if not (asleep[0] and isinstance(event, (StepLogged, Progress))):
@@ -231,6 +276,7 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: b
 
     if stall_probe:
         timer.start()
+        watch.arm(TICK_MS / 1000)
     # Pressing Run counts: its own work on the GUI thread belongs to the first gap.
     last_tick[0] = time.perf_counter()
     window.start_run()
@@ -239,6 +285,13 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: b
     gui_cpu_share = (time.thread_time() - cpu_started) / (time.perf_counter() - wall_started)
     timer.stop()
     RunWorker._send = send
+    stall_stacks = ""
+    if watch is not None:
+        stall_stacks = watch.stacks()
+        watch.close()
+        if stall_stacks:
+            # faulthandler names threads by their ident only.
+            stall_stacks = f"GUI thread 0x{threading.get_ident():016x}, run thread 0x{run_thread[0]:016x}\n{stall_stacks}"
 
     window.close()
     window.deleteLater()
@@ -251,6 +304,7 @@ def windowed_run(config, scratch: Path, app, stall_probe: bool = False, turns: b
         "speed": sum(samples for _, samples, _ in arrivals) / max(sum(seconds for _, _, seconds in arrivals), 1e-9),
         "stall_ms": max(0.0, gap * 1000 - TICK_MS) if stall_probe else 0.0,
         "stall_phase": stall_phase if stall_probe else "none",
+        "stall_stacks": stall_stacks,
         "gui_cpu": gui_cpu_share,
         "turn_ratios": turn_ratios(arrivals, pauses) if turns else [],
     }
@@ -363,7 +417,7 @@ def run_variant(variant: str, data: Path, quick: bool, scratch: Path, rows: int)
 
 def speed_only(speed: float) -> dict:
     """Return the result of a variant without a window: its speed, and no stalls, GUI time or turns."""
-    return {"speed": speed, "stall_ms": 0.0, "stall_phase": "none", "gui_cpu": 0.0, "turn_ratios": []}
+    return {"speed": speed, "stall_ms": 0.0, "stall_phase": "none", "stall_stacks": "", "gui_cpu": 0.0, "turn_ratios": []}
 
 
 def print_result(result: dict) -> None:
@@ -434,6 +488,8 @@ def main() -> None:
                 speeds[variant].append(result["speed"])
                 if variant == STALL_PROBE:
                     stalls.append((result["stall_ms"], result["stall_phase"]))
+                    if result["stall_stacks"]:
+                        detail(f"repeat {repeat + 1}: every thread's stack during a stall above {STALL_LIMIT_MS} ms:\n{result['stall_stacks']}")
                 elif variant == WINDOWED:
                     gui_cpu.append(result["gui_cpu"])
                 elif variant == TURNS:

@@ -83,3 +83,27 @@ def test_median_interval_of_a_ratio():
 
     assert abs(low - 0.9) < 1e-12
     assert abs(high - 0.9) < 1e-12
+
+
+def test_stall_watch_writes_stacks_only_while_a_stall_lasts(tmp_path):
+    import time
+
+    from bench.gui_overhead import StallWatch
+
+    watch = StallWatch(tmp_path / "stacks.txt", limit_ms=300)
+    try:
+        # Re-armed in time: nothing is written.
+        for _ in range(5):
+            watch.arm(0.01)
+            time.sleep(0.01)
+        watch.disarm()
+        time.sleep(0.5)
+        assert watch.stacks() == ""
+
+        watch.arm(0.01)
+        time.sleep(0.8)
+        stacks = watch.stacks()
+    finally:
+        watch.close()
+
+    assert "test_stall_watch_writes_stacks_only_while_a_stall_lasts" in stacks
