@@ -252,6 +252,44 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="Replace FILE if it exists.")
     export.add_argument("--db", type=Path, help="Run database.")
 
+    predict = commands.add_parser(
+        "predict",
+        help="Predict labels with a run's trained student: a GLUE submission file, or every row with its probabilities for error analysis.",
+    )
+    predict.add_argument("run_id", type=int, metavar="RUN_ID", help="The run whose trained student predicts (`lampreia runs` lists them).")
+    rows = predict.add_mutually_exclusive_group()
+    rows.add_argument(
+        "--split",
+        help="A split of the run's data source: dev (MNLI: dev_matched, dev_mismatched), train or test. Default: the first dev split.",
+    )
+    rows.add_argument(
+        "--input",
+        type=Path,
+        metavar="FILE",
+        help="A TSV file in the task's glue_data layout: test.tsv, dev.tsv, or your own rows under the same header. Rows with a label are scored.",
+    )
+    predict.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        default=Path("-"),
+        help="TSV file to write, with the columns index and prediction of a GLUE submission (default: standard output).",
+    )
+    predict.add_argument("--details", action="store_true", help="Add the gold label, one probability column per class and the text of each row.")
+    predict.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="best: the weights selected on the held-out rows (default); last: those of the last checkpoint.",
+    )
+    predict.add_argument("--limit", type=int, metavar="N", help="Predict only the first N rows.")
+    predict.add_argument(
+        "--skip-malformed-rows", action="store_true", help="Skip TSV rows that do not parse (each one is logged with its line) instead of stopping."
+    )
+    predict.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N.")
+    predict.add_argument("--force", action="store_true", help="Replace the --output FILE if it exists.")
+    predict.add_argument("--db", type=Path, help="Run database.")
+
     commands.add_parser("presets", help="List the presets with what each one is for.")
     for command in commands.choices.values():
         # Also after the command (`lampreia run … -v`); SUPPRESS keeps a -v given before it.
@@ -276,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "predict":
+            return _predict(args)
         if args.command == "presets":
             for name in list_presets():
                 print(f"{name:<14} {preset_description(name)}")
@@ -834,7 +874,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     if args.csv is not None:
         header, rows = comparison_csv(records, lasts)
-        return _write_csv(args.csv, args.force, header, rows, f"{len(rows)} runs")
+        return _write_table(args.csv, args.force, header, rows, f"{len(rows)} runs")
     if args.json:
         # Per key, the value of each run by id; a run whose stored config lacks the key is left out.
         document = {
@@ -875,7 +915,7 @@ def _compare_pooled(records: list[RunRecord], lasts: list[dict[str, float]], arg
     group_lasts = [[last_by_id[record.id] for record in group] for group in groups]
     if args.csv is not None:
         header, rows = pooled_csv(groups, group_lasts)
-        return _write_csv(args.csv, args.force, header, rows, f"{len(rows)} groups of runs")
+        return _write_table(args.csv, args.force, header, rows, f"{len(rows)} groups of runs")
 
     differences = [(key, values) for key, values in config_diff([group[0].config for group in groups]) if key not in REPEAT_KEYS]
     metrics = pooled_metric_rows(groups, group_lasts)
@@ -958,14 +998,34 @@ def _pooled_table(groups: list[list[RunRecord]], differences: list[tuple[str, li
     return table
 
 
-def _write_csv(target: Path, force: bool, header: list[str], rows: list[list[Any]], description: str, example_name: str = "comparison.csv") -> int:
-    """Write a header and rows to ``target`` (standard output for "-"), replacing a file only with ``force``.
+def _check_output_file(target: Path, force: bool, example_name: str) -> None:
+    """Reject an output file that cannot be written before the work that fills it; "-" is standard output."""
+    if str(target) == "-":
+        return
+    if target.is_dir():
+        raise LampreiaError(f"{target} is a folder.", f"Give a file name, such as {target / example_name}.")
+    if not target.parent.is_dir():
+        raise LampreiaError(f"The folder {target.parent} does not exist.", "Create it, or choose a file in an existing folder.")
+    if target.exists() and not force:
+        raise LampreiaError(f"{target} already exists.", "Pass --force to replace it, or choose another file name.")
 
-    ``description`` names what was written in the closing line ("12 runs"), ``example_name`` the file
-    that the message for a folder suggests.
+
+def _write_table(
+    target: Path, force: bool, header: list[str], rows: list[list[Any]], description: str, example_name: str = "comparison.csv", tsv: bool = False
+) -> int:
+    """Write a header and rows as CSV (or, with ``tsv``, GLUE's unquoted TSV) to ``target``.
+
+    "-" is standard output; a file is replaced only with ``force``. ``description`` names what was
+    written in the closing line ("12 runs"), ``example_name`` the file that the message for a
+    folder suggests.
     """
 
     def write(handle: TextIO, line_ending: str) -> None:
+        if tsv:
+            from engine.prediction import tsv_line
+
+            handle.writelines(tsv_line(cells) for cells in [header, *rows])
+            return
         writer = csv.writer(handle, lineterminator=line_ending)
         writer.writerow(header)
         writer.writerows(rows)
@@ -975,13 +1035,8 @@ def _write_csv(target: Path, force: bool, header: list[str], rows: list[list[Any
         # come out as "\r\r\n" on Windows and as "\r\n" in a Unix pipe.
         write(sys.stdout, "\n")
         return 0
-    if target.is_dir():
-        raise LampreiaError(f"{target} is a folder.", f"Give a file name, such as {target / example_name}.")
-    if not target.parent.is_dir():
-        raise LampreiaError(f"The folder {target.parent} does not exist.", "Create it, or choose a file in an existing folder.")
+    _check_output_file(target, force, example_name)
     existed = target.exists()
-    if existed and not force:
-        raise LampreiaError(f"{target} already exists.", "Pass --force to replace it, or choose another file name.")
     try:
         with replaced_text_file(target) as handle:
             write(handle, "\r\n")
@@ -1098,7 +1153,31 @@ def _export(args: argparse.Namespace) -> int:
     points = store.metric_points(record.id)
     header = ["run_id", "step", "epoch", "name", "value", "wall_time"]
     rows = [[record.id, point.step, f"{point.epoch:.6f}", point.name, repr(point.value), f"{point.wall_time:.3f}"] for point in points]
-    return _write_csv(args.csv, args.force, header, rows, f"{len(points)} metric rows of run {record.id}", f"run-{record.id}-metrics.csv")
+    return _write_table(args.csv, args.force, header, rows, f"{len(points)} metric rows of run {record.id}", f"run-{record.id}-metrics.csv")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from engine.prediction import load_prediction_rows, load_trained_student, predict_rows, report_lines, submission_table
+
+    store = _open_existing_store(args.db)
+    if store is None:
+        raise _no_runs_yet()
+    if args.limit is not None and args.limit < 1:
+        raise LampreiaError(f"--limit {args.limit}: the number of rows must be at least 1.", "Give a positive number, or leave --limit out for all rows.")
+    record = store.get_run(args.run_id)
+    task = TASKS[record.task]
+    example_name = f"{task.folder}.tsv"
+    # Before the model runs, which can take minutes on a large file.
+    _check_output_file(args.output, args.force, example_name)
+
+    trained = load_trained_student(store, record.id, args.checkpoint, args.device)
+    rows = load_prediction_rows(trained, split=args.split, input_file=args.input, limit=args.limit, skip_malformed_rows=args.skip_malformed_rows)
+    predictions = predict_rows(trained, rows)
+
+    for line in report_lines(trained, predictions):
+        print(line, file=sys.stderr)
+    header, table = submission_table(predictions, args.details)
+    return _write_table(args.output, args.force, header, table, f"{len(table)} predictions of run {record.id}", example_name, tsv=True)
 
 
 class ProgressBar:

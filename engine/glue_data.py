@@ -32,7 +32,11 @@ MISSING_LABEL = -1
 
 @dataclass(frozen=True)
 class GlueSplit:
-    """The rows of one split: text fields, labels (-1 where the split has none) and their origin."""
+    """The rows of one split: text fields, labels (-1 where the split has none) and their origin.
+
+    ``row_ids`` name each row as GLUE submissions do: the file's ``index`` column (the Hub's
+    ``idx``), or else the row's position among the file's data rows, counted from 0.
+    """
 
     task: str
     split: str
@@ -40,6 +44,7 @@ class GlueSplit:
     texts_b: tuple[str, ...] | None
     labels: np.ndarray
     source: str
+    row_ids: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.texts_a)
@@ -54,6 +59,7 @@ class GlueSplit:
             texts_b=tuple(self.texts_b[i] for i in indices) if self.texts_b is not None else None,
             labels=self.labels[indices],
             source=self.source,
+            row_ids=tuple(self.row_ids[i] for i in indices) if self.row_ids is not None else None,
         )
 
     def fingerprint(self) -> str:
@@ -66,6 +72,10 @@ class GlueSplit:
                 digest.update(self.texts_b[index].encode("utf-8"))
             digest.update(b"\x1e")
         return digest.hexdigest()
+
+    def rows_fingerprint(self) -> str:
+        """SHA-256 of the texts and the labels; a checkpoint keeps it per split to recognise its rows."""
+        return hashlib.sha256(self.fingerprint().encode() + np.ascontiguousarray(self.labels).tobytes()).hexdigest()
 
     @property
     def has_labels(self) -> bool:
@@ -139,24 +149,34 @@ def read_glue_tsv(
     """Parse one glue_data TSV file with quoting off, collecting every malformed row."""
     lines = _decode_lines(path)
     header: list[str] | None = None
+    text_fields = task.tsv_fields
     if task.has_header:
         if not lines:
             raise DataError(f"{path} is empty.", "Restore the file from the GLUE download.")
         header = lines[0][1].split("\t")
         lines = lines[1:]
+    elif lines and lines[0][1].startswith("index\t"):
+        # CoLA's test file has a header (index, sentence); its train and dev files have none.
+        header = lines[0][1].split("\t")
+        lines = lines[1:]
+        text_fields = task.hub_fields
 
-    text_columns, label_column = _resolve_columns(task, path, header, labelled=split != "test")
+    text_columns, label_column = _resolve_columns(task, path, header, labelled=split != "test", text_fields=text_fields)
     width = len(header) if header is not None else None
+    index_column = header.index("index") if header is not None and "index" in header else None
 
     texts_a: list[str] = []
     texts_b: list[str] = []
     labels: list[float] = []
+    row_ids: list[str] = []
     malformed: list[tuple[int, str]] = []
+    position = -1
     for line_number, line in lines:
         if limit is not None and len(texts_a) >= limit:
             break
         if line == "":
             continue
+        position += 1
         cells = line.split("\t")
         problem = _row_problem(cells, width, text_columns, label_column)
         label = MISSING_LABEL
@@ -169,6 +189,7 @@ def read_glue_tsv(
         if len(text_columns) == 2:
             texts_b.append(cells[text_columns[1]])
         labels.append(label)
+        row_ids.append(cells[index_column] if index_column is not None else str(position))
 
     if malformed:
         if not skip_malformed_rows:
@@ -191,6 +212,7 @@ def read_glue_tsv(
         texts_b=tuple(texts_b) if len(text_columns) == 2 else None,
         labels=np.asarray(labels, dtype=label_dtype),
         source=str(path),
+        row_ids=tuple(row_ids),
     )
 
 
@@ -217,20 +239,22 @@ def _decode_lines(path: Path) -> list[tuple[int, str]]:
     return lines
 
 
-def _resolve_columns(task: GlueTask, path: Path, header: list[str] | None, labelled: bool) -> tuple[list[int], int | None]:
+def _resolve_columns(
+    task: GlueTask, path: Path, header: list[str] | None, labelled: bool, text_fields: tuple[str | int, ...]
+) -> tuple[list[int], int | None]:
     """Return the text columns and the label column; a test file (``labelled`` False) may lack the label."""
     if header is None:
-        text_columns = [int(c) for c in task.tsv_fields]
+        text_columns = [int(c) for c in text_fields]
         return text_columns, int(task.tsv_label)
 
-    needed = list(task.tsv_fields) + ([task.tsv_label] if labelled else [])
+    needed = list(text_fields) + ([task.tsv_label] if labelled else [])
     missing = [str(name) for name in needed if name not in header]
     if missing:
         raise DataError(
             f"{path} has no column {missing[0]!r} in its header (found: {', '.join(header)}).",
             f"Check that the file belongs to {task.title} and is in the glue_data layout.",
         )
-    text_columns = [header.index(str(name)) for name in task.tsv_fields]
+    text_columns = [header.index(str(name)) for name in text_fields]
     # Test files carry no label column; their rows get the label -1.
     label_column = header.index(str(task.tsv_label)) if task.tsv_label in header else None
     return text_columns, label_column
@@ -306,6 +330,7 @@ def _load_from_hub(task: GlueTask, split: str, limit: int | None, cancel: Cancel
         texts_b=tuple(texts[1]) if len(texts) == 2 else None,
         labels=np.asarray(rows["label"], dtype=label_dtype),
         source=f"hf://{HUB_DATASET}/{task.name}",
+        row_ids=tuple(str(index) for index in rows["idx"]) if "idx" in rows.column_names else None,
     )
 
 

@@ -142,7 +142,7 @@ def data_fingerprints(train: GlueSplit, dev: dict[str, GlueSplit]) -> tuple[str,
         total.update(name.encode())
         total.update(texts)
         total.update(labels)
-        per_split[name] = hashlib.sha256(texts + labels).hexdigest()
+        per_split[name] = split.rows_fingerprint()
     return total.hexdigest(), per_split
 
 
