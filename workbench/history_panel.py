@@ -238,6 +238,7 @@ class HistoryPanel(QWidget):
     run_again_requested = Signal(int)  # the id of the run whose settings to load
     resume_requested = Signal(int)
     export_requested = Signal()
+    predict_requested = Signal(int)  # the id of the run whose student predicts
 
     def __init__(self, store: RunStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -327,6 +328,9 @@ class HistoryPanel(QWidget):
         self.notes_action = action("Notes…", self._edit_notes, "Edit the notes of the selected run.")
         self.tags_action = action("Tags…", self._edit_tags, "Edit the tags of the selected run (comma-separated).")
         self.export_action = action("Export CSV…", self.export_requested, "Export the curves of the selected runs as CSV.")
+        self.predict_action = action(
+            "Predictions…", self._predict, "Label the rows of a split or a TSV file with the selected run's trained student (a GLUE submission file)."
+        )
         self.delete_action = action("Delete…", self._delete, "Delete the selected runs with their metrics and checkpoints.", QKeySequence(QKeySequence.StandardKey.Delete))
 
     # Data
@@ -407,11 +411,13 @@ class HistoryPanel(QWidget):
             self.resume_action.setStatusTip(resume_tip)
         self.delete_action.setEnabled(bool(records) and writable)
         self.export_action.setEnabled(bool(records))
+        # Predictions read the best checkpoint, written at the run's first evaluation.
+        self.predict_action.setEnabled(single and records[0].best_step is not None)
 
     def _show_context_menu(self, position) -> None:
         menu = QMenu(self)
         for action in (self.run_again_action, self.resume_action, None, self.rename_action, self.notes_action,
-                       self.tags_action, None, self.export_action, None, self.delete_action):
+                       self.tags_action, None, self.export_action, self.predict_action, None, self.delete_action):
             if action is None:
                 menu.addSeparator()
             else:
@@ -426,6 +432,11 @@ class HistoryPanel(QWidget):
         record = self._single()
         if record is not None:
             self.run_again_requested.emit(record.id)
+
+    def _predict(self) -> None:
+        record = self._single()
+        if record is not None:
+            self.predict_requested.emit(record.id)
 
     def _resume(self) -> None:
         record = self._single()

@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
+    QDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -148,6 +149,7 @@ class MainWindow(QMainWindow):
         run_menu.addSeparator()
         run_menu.addAction(self.history.resume_action)
         run_menu.addAction(self.history.run_again_action)
+        run_menu.addAction(self.history.predict_action)
 
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addAction(self.history.refresh_action)
@@ -201,6 +203,7 @@ class MainWindow(QMainWindow):
         self.history.run_again_requested.connect(self.run_again)
         self.history.resume_requested.connect(self.resume_run)
         self.history.export_requested.connect(self.compare_view.export_csv)
+        self.history.predict_requested.connect(self.open_predictions)
 
         self._sync_probe_to_attention()
 
@@ -530,6 +533,21 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.No,
         )
         return answer == QMessageBox.StandardButton.Yes
+
+    @Slot(int)
+    def open_predictions(self, run_id: int) -> QDialog | None:
+        """Open the Predictions dialog of a run; it stays owned by the window, so a running prediction outlives its closing."""
+        # Imported here: it loads the student's modules, which the window does not need to start.
+        from workbench.prediction_dialog import PredictionDialog
+
+        try:
+            record = self.store.get_run(run_id)
+        except LampreiaError as error:
+            self.show_message("Cannot predict", str(error))
+            return None
+        dialog = PredictionDialog(self.store, record, self)
+        dialog.open()
+        return dialog
 
     def show_message(self, title: str, text: str) -> None:
         """Show a non-blocking warning; the latest one stays in ``last_message``."""

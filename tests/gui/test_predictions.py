@@ -1,0 +1,94 @@
+"""The Predictions dialog: a run's student labels a split or a TSV file off the GUI thread."""
+
+from __future__ import annotations
+
+from engine.cli import main
+
+PREDICTION_TIMEOUT_MS = 120_000
+
+
+def _train_tiny_run(glue_dir, store) -> None:
+    arguments = [
+        "run", "--task", "sst2", "--data-dir", str(glue_dir), "--teachers", "minilm", "--tokenizer", "minilm",
+        "--train-limit", "160", "--dev-limit", "80", "--epochs", "1", "--d-model", "32", "--layers", "1",
+        "--heads", "4", "--max-seq-len", "48", "--db", str(store.path), "--quiet",
+    ]
+    assert main(arguments) == 0
+
+
+def test_predictions_of_split_and_file(qtbot, window, store, glue_dir, tmp_path, monkeypatch):
+    _train_tiny_run(glue_dir, store)
+    window.history.refresh()
+    window.history.select_runs([1])
+    assert window.history.predict_action.isEnabled()
+
+    dialog = window.open_predictions(1)
+    assert dialog.split_combo.currentText() == "dev"
+    target = tmp_path / "dev-predictions.tsv"
+    suggested = []
+    monkeypatch.setattr(dialog, "choose_output_file", lambda name: suggested.append(name) or str(target))
+    dialog.predict()
+    assert not dialog.predict_button.isEnabled()
+    qtbot.waitUntil(dialog.predict_button.isEnabled, timeout=PREDICTION_TIMEOUT_MS)
+
+    assert suggested == ["SST-2-run1-dev.tsv"]
+    assert "Scored on the 872 rows with a gold label: accuracy " in dialog.message
+    assert f"Wrote 872 predictions to {target}." in dialog.message
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert lines[0].split("\t") == ["index", "prediction", "label", "p_negative", "p_positive", "sentence"]
+    assert len(lines) == 873
+
+    # Rows of the user's own, without labels, as a plain submission file.
+    rows = tmp_path / "mine.tsv"
+    rows.write_text("index\tsentence\n0\tan utterly charming film\n1\ta tedious mess\n", encoding="utf-8")
+    monkeypatch.setattr(dialog, "choose_input_file", lambda: str(rows))
+    dialog.file_button.setChecked(True)
+    dialog.browse_button.click()
+    assert dialog.file_edit.text() == str(rows)
+    dialog.details_box.setChecked(False)
+    target = tmp_path / "mine-predictions.tsv"
+    dialog.predict()
+    qtbot.waitUntil(dialog.predict_button.isEnabled, timeout=PREDICTION_TIMEOUT_MS)
+
+    assert "No row has a gold label" in dialog.message
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "index\tprediction"
+    assert [line.split("\t")[0] for line in lines[1:]] == ["0", "1"]
+    dialog.close()
+
+
+def test_prediction_problems_named(qtbot, window, store, glue_dir, tmp_path, monkeypatch):
+    _train_tiny_run(glue_dir, store)
+    window.history.refresh()
+    dialog = window.open_predictions(1)
+    chosen = []
+    monkeypatch.setattr(dialog, "choose_output_file", lambda name: chosen.append(name) or str(tmp_path / "out.tsv"))
+
+    dialog.file_button.setChecked(True)
+    dialog.predict()
+    assert "Choose the TSV file to predict first" in dialog.message
+    assert chosen == []
+
+    dialog.file_edit.setText(str(tmp_path / "missing.tsv"))
+    dialog.predict()
+    assert f"The input file {tmp_path / 'missing.tsv'} does not exist or is not a file." in dialog.message
+    assert chosen == []
+
+    # A problem found while predicting comes back from the worker thread.
+    malformed = tmp_path / "malformed.tsv"
+    malformed.write_text("sentence\tlabel\na fine film\tpositive\n", encoding="utf-8")
+    dialog.file_edit.setText(str(malformed))
+    dialog.predict()
+    qtbot.waitUntil(dialog.predict_button.isEnabled, timeout=PREDICTION_TIMEOUT_MS)
+    assert "line 2: label 'positive' is not a whole number" in dialog.message
+    assert not (tmp_path / "out.tsv").exists()
+    dialog.close()
+
+
+def test_run_without_checkpoint_cannot_predict(qtbot, window, store):
+    run_id = store.create_run({"task": "sst2"}, name="stopped early", device="cpu", versions={})
+    store.finish_run(run_id, "cancelled")
+    window.history.refresh()
+    window.history.select_runs([run_id])
+
+    assert not window.history.predict_action.isEnabled()
