@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shlex
 import statistics
@@ -55,6 +56,43 @@ def run_once(arguments: list[str], database: Path, scratch: Path) -> RunRecord:
     with contextlib.closing(RunStore(database)) as store:
         new = [record for record in store.list_runs() if record.id not in known]
         return store.get_run(new[0].id)
+
+
+def preset_settings(arguments: list[str]) -> dict:
+    """Return the settings that `lampreia run` would store for ``arguments``, without the run name."""
+    from engine.cli import build_config, build_parser
+
+    # Through JSON, as the run store keeps them, so that tuples compare equal to the stored lists.
+    settings = json.loads(build_config(build_parser().parse_args(["run", *arguments]), None).to_json())
+    settings.pop("name", None)
+    return settings
+
+
+def same_settings_notes(variants: list[tuple[str, list[str]]], records: dict[str, list[RunRecord]], preset: dict) -> tuple[set[str], list[str]]:
+    """Return the variants that train the preset's own settings, and a note for each group of variants with equal settings.
+
+    A variant whose options change nothing is a row of the preset itself, and two variants with
+    equal settings are one variant twice: the table would show seed noise as a difference.
+    """
+    settings = {}
+    for name, _options in variants:
+        first = dict(records[name][0].config)
+        first.pop("name", None)
+        settings[name] = first
+    as_preset = {name for name, value in settings.items() if value == preset}
+    notes = []
+    grouped: list[list[str]] = []
+    for name, value in settings.items():
+        for group in grouped:
+            if settings[group[0]] == value:
+                group.append(name)
+                break
+        else:
+            grouped.append([name])
+    for group in grouped:
+        if len(group) > 1:
+            notes.append(f"Note: the variants {', '.join(group)} train the same settings, so their rows differ by seed noise only.")
+    return as_preset, notes
 
 
 def median_speed(database: Path, run_ids: list[int]) -> float:
@@ -102,6 +140,10 @@ def main() -> None:
                 metric = primary_dev_metric(record)
                 detail(f"{name}, seed {seed}: run {record.id}, {metric} {record.best_metrics.get(metric, float('nan')):.4f}")
 
+        # Each variant's first run used the first seed, so the preset's settings take that seed too.
+        preset = preset_settings(["--preset", args.preset, "--task", args.task, "--data-dir", str(args.data), "--seed", str(seeds[0]), *args.extra])
+        as_preset, notes = same_settings_notes(variants, records, preset)
+
         print("| variant | options | dev metric (selected checkpoint), mean ± sample s.d. | per seed | majority baseline | training speed (median) |")
         print("| --- | --- | --- | --- | --- | --- |")
         for name, options in variants:
@@ -111,8 +153,13 @@ def main() -> None:
             baseline = pool([record.baseline.get(metric) for record in runs])
             per_seed = ", ".join(f"{record.best_metrics.get(metric, float('nan')):.3f}" for record in runs)
             speed = median_speed(database, [record.id for record in runs])
-            print(f"| {name} | `{shlex.join(options)}` | {metric.removeprefix('dev/')} {pooled.format(3) if pooled else '-'} | {per_seed} | "
+            options_cell = f"`{shlex.join(options)}`" if options else "(none)"
+            if name in as_preset:
+                options_cell += " (the preset's own settings)"
+            print(f"| {name} | {options_cell} | {metric.removeprefix('dev/')} {pooled.format(3) if pooled else '-'} | {per_seed} | "
                   f"{baseline.format_mean_if_equal(3) if baseline else '-'} | {speed:,.0f} rows/s |")
+        for note in notes:
+            print(note)
         ids = " ".join(str(record.id) for runs in records.values() for record in runs)
         minutes, seconds = divmod(int(time.perf_counter() - started), 60)
         print()
