@@ -269,11 +269,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="A TSV file in the task's glue_data layout: test.tsv, dev.tsv, or your own rows under the same header. Rows with a label are scored.",
     )
     predict.add_argument(
+        "--data-dir",
+        type=Path,
+        metavar="DIR",
+        help="The glue_data folder to read --split from, when it is not the run's own (moved, or on another computer).",
+    )
+    predict.add_argument(
         "--output",
         type=Path,
         metavar="FILE",
         default=Path("-"),
-        help="TSV file to write, with the columns index and prediction of a GLUE submission (default: standard output).",
+        help="TSV file to write, with the columns index and prediction of a GLUE submission (default: standard output). "
+        "Like GLUE's files it is tab-separated without quoting (pandas: sep='\\t', quoting=3).",
     )
     predict.add_argument("--details", action="store_true", help="Add the gold label, one probability column per class and the text of each row.")
     predict.add_argument(
@@ -1157,7 +1164,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from engine.prediction import load_prediction_rows, load_trained_student, predict_rows, report_lines, submission_table
+    from engine.prediction import load_prediction_rows, load_trained_student, predict_rows, reject_output_over_input, report_lines, submission_table
 
     store = _open_existing_store(args.db)
     if store is None:
@@ -1169,9 +1176,15 @@ def _predict(args: argparse.Namespace) -> int:
     example_name = f"{task.folder}.tsv"
     # Before the model runs, which can take minutes on a large file.
     _check_output_file(args.output, args.force, example_name)
+    reject_output_over_input(args.input, args.output)
+    if args.data_dir is not None and args.input is not None:
+        raise LampreiaError("--data-dir and --input cannot be combined.", "Give the folder whose split to predict, or one file.")
 
     trained = load_trained_student(store, record.id, args.checkpoint, args.device)
-    rows = load_prediction_rows(trained, split=args.split, input_file=args.input, limit=args.limit, skip_malformed_rows=args.skip_malformed_rows)
+    glue_dir = str(args.data_dir.expanduser().absolute()) if args.data_dir is not None else trained.config.data.glue_dir
+    rows = load_prediction_rows(
+        trained.task, glue_dir, split=args.split, input_file=args.input, limit=args.limit, skip_malformed_rows=args.skip_malformed_rows
+    )
     predictions = predict_rows(trained, rows)
 
     for line in report_lines(trained, predictions):

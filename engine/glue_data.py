@@ -180,7 +180,9 @@ def read_glue_tsv(
         cells = line.split("\t")
         problem = _row_problem(cells, width, text_columns, label_column)
         label = MISSING_LABEL
-        if problem is None and label_column is not None:
+        # A file read as a test split may leave some labels empty: those rows are not scored.
+        unlabelled = split == "test" and label_column is not None and problem is None and cells[label_column].strip() == ""
+        if problem is None and label_column is not None and not unlabelled:
             label, problem = _parse_label(task, cells[label_column])
         if problem is not None:
             malformed.append((line_number, problem))

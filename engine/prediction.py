@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import torch
 from engine.checkpoints import read_checkpoint
 from engine.config import RunConfig
 from engine.devices import autocast_dtype, describe_device, describe_precision, select_device
-from engine.errors import CheckpointError, ConfigError, DataError, LampreiaError
+from engine.errors import CheckpointError, ConfigError, DataError, LampreiaError, MalformedRowsError
 from engine.events import CancellationToken
 from engine.evaluation import LabelScaling, predict
 from engine.glue_data import MISSING_LABEL, GlueSplit, load_split, read_glue_tsv
@@ -82,7 +83,7 @@ def load_trained_student(store: RunStore, run_id: int, checkpoint: str = "best",
     """Rebuild run ``run_id``'s student from its ``best`` or ``last`` checkpoint on ``device``.
 
     Raises CheckpointError when the run has no such checkpoint yet or it does not fit the student
-    its config describes; ConfigError for an unusable device.
+    its config describes; LampreiaError for an unknown or unusable device.
     """
     record, path = find_checkpoint(store, run_id, checkpoint)
     return rebuild_student(record, path, checkpoint, device)
@@ -103,20 +104,32 @@ def find_checkpoint(store: RunStore, run_id: int, checkpoint: str = "best") -> t
         stopped = "failed" if record.status == "failed" else f"was {record.status}"
         raise CheckpointError(
             f"Run {record.id} has no {checkpoint} checkpoint: it {stopped} before its first evaluation.",
-            f"Resume it (Resume in the history panel; CLI: lampreia run --resume {record.id}), or choose a run that has evaluated once.",
+            f"Train it again (Run again in the history panel; CLI: lampreia run --from-run {record.id}), or choose a run that has evaluated once.",
         )
     path = recorded[checkpoint][0]
     if not path.is_file():
+        other = next((kind for kind in CHECKPOINTS if kind != checkpoint and kind in recorded and recorded[kind][0].is_file()), None)
+        instead = f"predict with the {other} checkpoint (CLI: --checkpoint {other}), " if other else ""
         raise CheckpointError(
             f"The {checkpoint} checkpoint of run {record.id} is missing: {path} was deleted or moved.",
-            f"Put the file back, or train the run again (Run again in the history panel; CLI: lampreia run --from-run {record.id}).",
+            f"Put the file back, {instead}or train the run again (Run again in the history panel; CLI: lampreia run --from-run {record.id}).",
         )
     return record, path
 
 
 def rebuild_student(record: RunRecord, path: Path, checkpoint: str = "best", device: str = "auto") -> TrainedStudent:
     """Rebuild ``record``'s student from the checkpoint file at ``path``; needs no store, so any thread may call it."""
-    loaded = read_checkpoint(path, record.id)
+    target = _prediction_device(device)
+    try:
+        loaded = read_checkpoint(path, record.id)
+    except CheckpointError as error:
+        # Its hint is about resuming; a prediction can use the other checkpoint instead.
+        other = "last" if checkpoint == "best" else "best"
+        raise CheckpointError(
+            error.message,
+            f"Predict with the {other} checkpoint (CLI: --checkpoint {other}), or train the run again "
+            f"(Run again in the history panel; CLI: lampreia run --from-run {record.id}).",
+        ) from None
     state = loaded.state
 
     try:
@@ -133,7 +146,6 @@ def rebuild_student(record: RunRecord, path: Path, checkpoint: str = "best", dev
             f"Put back the tokenizer files that run {record.id} used ({tokenizer.source.folder}).",
         )
 
-    target = select_device(device)
     model = Student(config.student, vocab_size, num_labels, teacher_dims)
     weights = {name.removeprefix("model."): tensor for name, tensor in loaded.tensors.items() if name.startswith("model.")}
     try:
@@ -161,40 +173,71 @@ def rebuild_student(record: RunRecord, path: Path, checkpoint: str = "best", dev
     )
 
 
+def _prediction_device(requested: str) -> torch.device:
+    """Return the torch device for ``requested``, with messages that name the device option instead of the training config key."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", requested):
+        raise LampreiaError(f"The device {requested!r} is not a device name.", "Use auto, cpu, cuda or cuda:N.")
+    try:
+        return select_device(requested)
+    except ConfigError as error:
+        raise LampreiaError(f"The device {error.reason}", error.hint) from None
+
+
 def split_names(task: GlueTask) -> list[str]:
     """Return the split names a prediction accepts: the dev splits by their metric prefix, then train and test."""
     return [dev.prefix for dev in task.dev_splits] + ["train", "test"]
 
 
 def load_prediction_rows(
-    trained: TrainedStudent,
+    task: GlueTask,
+    glue_dir: str | Path | None,
     *,
     split: str | None = None,
     input_file: Path | None = None,
     limit: int | None = None,
     skip_malformed_rows: bool = False,
 ) -> GlueSplit:
-    """Load the rows to predict: a TSV file in the task's glue_data layout, or a split of the run's data source.
+    """Load the rows to predict: a TSV file in the task's glue_data layout, or a split of ``glue_dir`` (the Hub for None).
 
     ``split`` is a dev split's metric prefix (``dev``, ``dev_matched``, …), ``train`` or ``test``.
     Without a file or a split, the rows are the task's first dev split.
     """
-    task = trained.task
     if input_file is not None:
-        path = Path(input_file).expanduser()
-        if not path.is_file():
-            raise DataError(f"The input file {path} does not exist or is not a file.", f"Give a TSV file in the {task.title} glue_data layout.")
-        # Read as a test file: the label column is optional, and rows that have one are scored.
-        rows = read_glue_tsv(task, path, "test", limit, skip_malformed_rows)
+        rows = _read_input_file(task, Path(input_file).expanduser(), limit, skip_malformed_rows)
     else:
         name = split or task.dev_splits[0].prefix
         hub_names = {dev.prefix: dev.hub_split for dev in task.dev_splits} | {"train": "train", "test": "test"}
         if name not in hub_names:
             raise DataError(f"Task {task.title} has no split {name!r}.", f"Use one of: {', '.join(split_names(task))}.")
-        rows = load_split(task, hub_names[name], trained.config.data.glue_dir, limit, skip_malformed_rows)
+        if glue_dir is not None and not Path(glue_dir).expanduser().is_dir():
+            raise DataError(
+                f"The glue_data folder {str(glue_dir)!r} does not exist or is not a folder.",
+                "If the run's folder moved, give its new place (CLI: --data-dir DIR), or predict a TSV file (CLI: --input FILE; in the window: TSV file).",
+            )
+        rows = load_split(task, hub_names[name], glue_dir, limit, skip_malformed_rows)
     if len(rows) == 0:
         raise DataError(f"{rows.source} has no data rows to predict.", f"Give a file with {task.title} rows under its header.")
     return rows
+
+
+def _read_input_file(task: GlueTask, path: Path, limit: int | None, skip_malformed_rows: bool) -> GlueSplit:
+    if not path.is_file():
+        raise DataError(f"The input file {path} does not exist or is not a file.", f"Give a TSV file in the {task.title} glue_data layout.")
+    if not path.read_bytes().strip():
+        raise DataError(f"The input file {path} is empty.", f"Give a TSV file with {task.title} rows (under a header, as in the glue_data layout).")
+    try:
+        # Read as a test file: the label column is optional, and rows that have one are scored.
+        return read_glue_tsv(task, path, "test", limit, skip_malformed_rows)
+    except MalformedRowsError as error:
+        if not any(line == 1 for line, _reason in error.rows):
+            raise
+        # Another task's file fails on every row, its first line included.
+        raise MalformedRowsError(
+            error.path,
+            error.rows,
+            f"Its first line does not parse as {task.title} either, so the file may belong to another task. "
+            f"Give a {task.title} file, or {error.hint[0].lower()}{error.hint[1:]}",
+        ) from None
 
 
 def predict_rows(trained: TrainedStudent, rows: GlueSplit) -> Predictions:
@@ -265,6 +308,7 @@ def predict_to_file(
     checkpoint: str = "best",
     split: str | None = None,
     input_file: Path | None = None,
+    limit: int | None = None,
     details: bool = False,
     skip_malformed_rows: bool = False,
     cancel: CancellationToken | None = None,
@@ -275,9 +319,12 @@ def predict_to_file(
     is checked between the steps, and a call cancelled before the write writes nothing.
     """
     cancel = cancel or CancellationToken()
+    reject_output_over_input(input_file, output)
     trained = rebuild_student(record, checkpoint_path, checkpoint)
     cancel.raise_if_cancelled()
-    rows = load_prediction_rows(trained, split=split, input_file=input_file, skip_malformed_rows=skip_malformed_rows)
+    rows = load_prediction_rows(
+        trained.task, trained.config.data.glue_dir, split=split, input_file=input_file, limit=limit, skip_malformed_rows=skip_malformed_rows
+    )
     cancel.raise_if_cancelled()
     predictions = predict_rows(trained, rows)
     cancel.raise_if_cancelled()
@@ -288,6 +335,14 @@ def predict_to_file(
     except OSError as error:
         raise LampreiaError(f"Cannot write {output}: {error.strerror}.", "Choose a writable folder with free space.") from None
     return report_lines(trained, predictions) + [f"Wrote {len(table)} predictions to {output}."]
+
+
+def reject_output_over_input(input_file: Path | None, output: Path) -> None:
+    """Raise LampreiaError when ``output`` is the input file, which the predictions would replace."""
+    if input_file is None or str(output) == "-":
+        return
+    if Path(output).expanduser().resolve() == Path(input_file).expanduser().resolve():
+        raise LampreiaError(f"The output file {output} is the input file: its rows would be replaced by their predictions.", "Choose another output file.")
 
 
 def tsv_line(cells: list[Any]) -> str:
@@ -314,7 +369,30 @@ def report_lines(trained: TrainedStudent, predictions: Predictions) -> list[str]
         same = all(math.isclose(predictions.metrics.get(name, math.nan), value, abs_tol=1e-9) for name, value in values.items())
         listed = ", ".join(f"{name} {value:.4f}" for name, value in values.items())
         lines.append(f"Run {run.id} scored these rows as its {split} split when it wrote this checkpoint: {listed} ({'the same' if same else 'other values'}).")
+    else:
+        lines += _other_rows_notes(trained, rows)
     return lines
+
+
+def _other_rows_notes(trained: TrainedStudent, rows: GlueSplit) -> list[str]:
+    """Say when the rows extend a dev split that the run scored only in part, or are its training rows."""
+    notes = []
+    dev_limit = trained.config.data.dev_limit
+    if dev_limit is not None and len(rows) > dev_limit:
+        first = rows.select(range(dev_limit)).rows_fingerprint()
+        for dev in trained.task.dev_splits:
+            if trained.split_fingerprints.get(dev.prefix) == first:
+                notes.append(
+                    f"Run {trained.run.id} scored only the first {dev_limit} of these rows (its dev row limit), "
+                    f"so its recorded {dev.prefix} metrics are not these. Predict those {dev_limit} rows alone (CLI: --limit {dev_limit}) to repeat them."
+                )
+    trained_rows = trained.config.data.train_limit or len(rows)
+    if len(rows) >= trained_rows and rows.select(range(trained_rows)).rows_fingerprint() == trained.split_fingerprints.get("train"):
+        notes.append(
+            f"The student trained on the first {trained_rows} of these rows (all but its held-out slice), "
+            "so their scores show how well it fits its training data, not how well it generalises."
+        )
+    return notes
 
 
 def recorded_metrics(trained: TrainedStudent, rows: GlueSplit) -> tuple[str, dict[str, float]] | None:

@@ -195,6 +195,8 @@ def _metric(name: str, predictions: np.ndarray, labels: np.ndarray) -> float:
     if name == "macro_f1":
         return float(sk_metrics.f1_score(labels, predictions, average="macro", zero_division=0.0))
     if name == "mcc":
+        if len(np.unique(np.concatenate([labels, predictions]))) < 2:
+            return 0.0  # one class only: undefined, and scikit-learn would warn
         return float(sk_metrics.matthews_corrcoef(labels, predictions))
     if name in ("pearson", "spearman"):
         if np.ptp(predictions) == 0 or np.ptp(labels) == 0:

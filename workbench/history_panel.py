@@ -57,6 +57,8 @@ RESUME_TIP = (
 )
 RESUME_FINISHED_TIP = "This run finished, so there is nothing to resume. Run again trains its settings anew."
 RESUME_NO_CHECKPOINT_TIP = "This run stopped before its first checkpoint, so it cannot be resumed. Run again trains its settings anew."
+PREDICT_TIP = "Label the rows of a split or a TSV file with the selected run's trained student (a GLUE submission file)."
+PREDICT_NO_CHECKPOINT_TIP = "This run has no checkpoint to predict with: it has not finished its first evaluation."
 ACTIVE_STATUSES = ("queued", "running")
 
 
@@ -328,9 +330,7 @@ class HistoryPanel(QWidget):
         self.notes_action = action("Notes…", self._edit_notes, "Edit the notes of the selected run.")
         self.tags_action = action("Tags…", self._edit_tags, "Edit the tags of the selected run (comma-separated).")
         self.export_action = action("Export CSV…", self.export_requested, "Export the curves of the selected runs as CSV.")
-        self.predict_action = action(
-            "Predictions…", self._predict, "Label the rows of a split or a TSV file with the selected run's trained student (a GLUE submission file)."
-        )
+        self.predict_action = action("Predictions…", self._predict, PREDICT_TIP)
         self.delete_action = action("Delete…", self._delete, "Delete the selected runs with their metrics and checkpoints.", QKeySequence(QKeySequence.StandardKey.Delete))
 
     # Data
@@ -413,6 +413,11 @@ class HistoryPanel(QWidget):
         self.export_action.setEnabled(bool(records))
         # Predictions read the best checkpoint, written at the run's first evaluation.
         self.predict_action.setEnabled(single and records[0].best_step is not None)
+        predict_tip = PREDICT_TIP
+        if single and records[0].best_step is None:
+            predict_tip = PREDICT_NO_CHECKPOINT_TIP
+        self.predict_action.setToolTip(predict_tip)
+        self.predict_action.setStatusTip(predict_tip)
 
     def _show_context_menu(self, position) -> None:
         menu = QMenu(self)

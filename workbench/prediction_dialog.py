@@ -25,13 +25,15 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QRadioButton,
+    QScrollArea,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from engine.errors import LampreiaError
 from engine.events import CancellationToken
-from engine.prediction import find_checkpoint, predict_to_file, split_names
+from engine.prediction import find_checkpoint, load_prediction_rows, predict_to_file, reject_output_over_input, split_names
 from engine.run_store import RunRecord, RunStore
 from engine.tasks import TASKS
 from workbench.background import BackgroundCall
@@ -77,6 +79,14 @@ class PredictionDialog(QDialog):
         self.checkpoint_combo = QComboBox()
         for key, text in CHECKPOINT_CHOICES:
             self.checkpoint_combo.addItem(text, key)
+        self.limit_box = QSpinBox()
+        self.limit_box.setRange(0, 10_000_000)
+        self.limit_box.setSpecialValueText("all")
+        dev_limit = record.config.get("data", {}).get("dev_limit")
+        self.limit_box.setToolTip(
+            "Predict only the first rows of the split or file."
+            + (f" The run scored the first {dev_limit} dev rows, so {dev_limit} repeats its recorded dev metrics." if dev_limit else "")
+        )
         self.details_box = QCheckBox("Add the gold label, the class probabilities and the text")
         self.details_box.setChecked(True)
         self.details_box.setToolTip("For error analysis. Without them the file is exactly a GLUE submission file.")
@@ -85,6 +95,13 @@ class PredictionDialog(QDialog):
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # A long message (a file with many malformed rows) scrolls instead of hiding its fix.
+        status_area = QScrollArea()
+        status_area.setWidget(self.status_label)
+        status_area.setWidgetResizable(True)
+        status_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        status_area.setMinimumHeight(70)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.predict_button = self.buttons.addButton("Predict and save…", QDialogButtonBox.ButtonRole.ActionRole)
 
@@ -96,6 +113,7 @@ class PredictionDialog(QDialog):
         file_row.addWidget(self.browse_button)
         options = QFormLayout()
         options.addRow("Checkpoint", self.checkpoint_combo)
+        options.addRow("First rows only", self.limit_box)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(split_row)
@@ -104,9 +122,9 @@ class PredictionDialog(QDialog):
         layout.addLayout(options)
         layout.addWidget(self.details_box)
         layout.addWidget(self.skip_box)
-        layout.addWidget(self.status_label)
+        layout.addWidget(status_area, 1)
         layout.addWidget(self.buttons)
-        self.resize(560, 320)
+        self.resize(580, 400)
 
         self.file_button.toggled.connect(self._on_mode_changed)
         self.browse_button.clicked.connect(self._browse)
@@ -149,14 +167,26 @@ class PredictionDialog(QDialog):
                 self._show_problem(f"The input file {input_file} does not exist or is not a file. Choose a TSV file in the {self._task.title} glue_data layout.")
                 return
         checkpoint = self.checkpoint_combo.currentData()
+        split = None if input_file is not None else self.split_combo.currentText()
+        limit = self.limit_box.value() or None
+        glue_dir = self._record.config.get("data", {}).get("glue_dir")
         try:
             record, checkpoint_path = find_checkpoint(self._store, self._record.id, checkpoint)
+            # The first row, read before the save dialog: a missing folder or another task's file
+            # is reported at once. The Hub is not asked, since that could mean a download.
+            if input_file is not None or glue_dir is not None:
+                load_prediction_rows(self._task, glue_dir, split=split, input_file=input_file, limit=1, skip_malformed_rows=self.skip_box.isChecked())
         except LampreiaError as error:
             self._show_problem(str(error))
             return
-        rows_name = input_file.stem if input_file is not None else self.split_combo.currentText()
+        rows_name = input_file.stem if input_file is not None else split
         output = self.choose_output_file(f"{self._task.folder}-run{record.id}-{rows_name}.tsv")
         if not output:
+            return
+        try:
+            reject_output_over_input(input_file, Path(output))
+        except LampreiaError as error:
+            self._show_problem(str(error))
             return
 
         self._set_busy(True)
@@ -169,8 +199,9 @@ class PredictionDialog(QDialog):
                 checkpoint_path,
                 Path(output),
                 checkpoint=checkpoint,
-                split=None if input_file is not None else self.split_combo.currentText(),
+                split=split,
                 input_file=input_file,
+                limit=limit,
                 details=self.details_box.isChecked(),
                 skip_malformed_rows=self.skip_box.isChecked(),
                 cancel=cancel,
@@ -209,7 +240,7 @@ class PredictionDialog(QDialog):
         self.status_label.style().polish(self.status_label)
 
     def _set_busy(self, busy: bool) -> None:
-        for widget in (self.predict_button, self.split_button, self.file_button, self.checkpoint_combo, self.details_box, self.skip_box):
+        for widget in (self.predict_button, self.split_button, self.file_button, self.checkpoint_combo, self.limit_box, self.details_box, self.skip_box):
             widget.setEnabled(not busy)
         self._on_mode_changed(self.file_button.isChecked() and not busy)
         if busy:

@@ -71,6 +71,8 @@ def test_other_rows_have_no_recorded_metrics(trained_run, capsys):
     assert "872 rows of SST-2" in captured.err
     assert "Scored on the 872 rows with a gold label: accuracy " in captured.err
     assert "when it wrote this checkpoint" not in captured.err
+    assert "Run 1 scored only the first 80 of these rows (its dev row limit)" in captured.err
+    assert "(CLI: --limit 80) to repeat them." in captured.err
     header, rows = _read_tsv(captured.out)
     assert header == ["index", "prediction"] and len(rows) == 872
 
@@ -183,7 +185,7 @@ def test_run_without_checkpoint_reported(tmp_path, capsys):
 
     error = capsys.readouterr().err
     assert f"Run {run_id} has no best checkpoint: it was cancelled before its first evaluation." in error
-    assert f"lampreia run --resume {run_id}" in error
+    assert f"lampreia run --from-run {run_id}" in error
 
 
 def test_deleted_checkpoint_file_reported(trained_run, tmp_path, capsys):
@@ -259,4 +261,98 @@ def test_empty_input_file_rejected(trained_run, tmp_path):
     store.close()
 
     with pytest.raises(DataError, match="has no data rows to predict"):
-        load_prediction_rows(trained, input_file=path)
+        load_prediction_rows(trained.task, None, input_file=path)
+
+    path.write_text("\n", encoding="utf-8")
+    with pytest.raises(DataError, match="is empty"):
+        load_prediction_rows(trained.task, None, input_file=path)
+
+
+def test_training_rows_are_named_as_such(trained_run, capsys):
+    db, _ = trained_run
+
+    assert main(["predict", "1", "--split", "train", "--limit", "160", "--db", str(db)]) == 0
+
+    error = capsys.readouterr().err
+    assert "The student trained on the first 160 of these rows (all but its held-out slice)" in error
+
+
+def test_moved_data_folder_and_data_dir(glue_dir, tmp_path, capsys):
+    moved = tmp_path / "glue"
+    shutil.copytree(glue_dir / "SST-2", moved / "SST-2")
+    db = tmp_path / "runs.sqlite3"
+    arguments = _run_args(moved, db)
+    assert main(arguments) == 0
+    shutil.rmtree(moved)
+    capsys.readouterr()
+
+    assert main(["predict", "1", "--limit", "80", "--db", str(db)]) == 2
+    error = capsys.readouterr().err
+    assert f"The glue_data folder {str(moved)!r} does not exist or is not a folder." in error
+    assert "--data-dir DIR" in error
+
+    assert main(["predict", "1", "--limit", "80", "--data-dir", str(glue_dir), "--db", str(db)]) == 0
+    assert "(the same)" in capsys.readouterr().err
+
+
+def test_output_over_input_rejected(trained_run, tmp_path, capsys):
+    db, _ = trained_run
+    rows = tmp_path / "test.tsv"
+    rows.write_text("index\tsentence\n0\ta fine film\n", encoding="utf-8")
+
+    assert main(["predict", "1", "--input", str(rows), "--output", str(rows), "--force", "--db", str(db)]) == 2
+
+    assert "is the input file: its rows would be replaced by their predictions" in capsys.readouterr().err
+    assert rows.read_text(encoding="utf-8") == "index\tsentence\n0\ta fine film\n"
+
+
+def test_unknown_device_named(trained_run, capsys):
+    db, _ = trained_run
+
+    assert main(["predict", "1", "--device", "tpu", "--db", str(db)]) == 2
+
+    error = capsys.readouterr().err
+    assert "The device 'tpu' is not a device name." in error
+    assert "Use auto, cpu, cuda or cuda:N." in error
+    assert "training.device" not in error
+
+
+def test_corrupted_checkpoint_points_to_other(trained_run, tmp_path, capsys):
+    db, _ = trained_run
+    copy = tmp_path / "runs.sqlite3"
+    with sqlite3.connect(db) as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+    artifacts = tmp_path / "runs-artifacts"
+    shutil.copytree(db.parent / "runs-artifacts", artifacts)
+    best = artifacts / "run-1" / "best.safetensors"
+    best.write_bytes(best.read_bytes()[:1000])
+
+    assert main(["predict", "1", "--db", str(copy)]) == 2
+    error = capsys.readouterr().err
+    assert "is truncated or corrupted" in error
+    assert "Predict with the last checkpoint (CLI: --checkpoint last)" in error
+
+    assert main(["predict", "1", "--checkpoint", "last", "--limit", "5", "--db", str(copy)]) == 0
+
+
+def test_empty_labels_are_not_scored(trained_run, tmp_path, capsys):
+    db, _ = trained_run
+    rows = tmp_path / "mine.tsv"
+    rows.write_text("sentence\tlabel\na fine film\t1\na dull film\t\n", encoding="utf-8")
+
+    assert main(["predict", "1", "--input", str(rows), "--details", "--db", str(db)]) == 0
+
+    captured = capsys.readouterr()
+    assert "Scored on the 1 rows with a gold label" in captured.err
+    assert [line.split("\t")[2] for line in captured.out.splitlines()[1:]] == ["1", ""]
+
+
+def test_other_tasks_file_named(glue_dir):
+    from engine.errors import MalformedRowsError
+    from engine.prediction import load_prediction_rows
+
+    # SST-2's dev file has a header; read as CoLA, which has none, every line is malformed.
+    with pytest.raises(MalformedRowsError) as raised:
+        load_prediction_rows(TASKS["cola"], None, input_file=glue_dir / "SST-2" / "dev.tsv")
+
+    assert "so the file may belong to another task. Give a CoLA file, or fix or delete these lines" in str(raised.value)

@@ -83,3 +83,14 @@ def test_majority_baseline_of_mcc_is_zero():
     baseline = majority_baseline(get_task("cola"), np.array([1, 1, 0]), {"dev": np.array([1, 0, 1])})
 
     assert baseline["dev/mcc"] == 0.0
+
+
+def test_mcc_of_one_class_is_zero_without_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = compute_metrics(get_task("cola"), np.array([1, 1, 1]), np.array([1, 1, 1]))
+
+    assert result["mcc"] == 0.0
+    assert result["accuracy"] == 1.0

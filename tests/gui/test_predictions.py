@@ -74,14 +74,41 @@ def test_prediction_problems_named(qtbot, window, store, glue_dir, tmp_path, mon
     assert f"The input file {tmp_path / 'missing.tsv'} does not exist or is not a file." in dialog.message
     assert chosen == []
 
-    # A problem found while predicting comes back from the worker thread.
+    # The first row is read before the save dialog opens.
     malformed = tmp_path / "malformed.tsv"
     malformed.write_text("sentence\tlabel\na fine film\tpositive\n", encoding="utf-8")
     dialog.file_edit.setText(str(malformed))
     dialog.predict()
-    qtbot.waitUntil(dialog.predict_button.isEnabled, timeout=PREDICTION_TIMEOUT_MS)
     assert "line 2: label 'positive' is not a whole number" in dialog.message
+    assert chosen == []
+
+    # A problem found while predicting comes back from the worker thread.
+    malformed.write_text("sentence\tlabel\na fine film\t1\na bad film\tpositive\n", encoding="utf-8")
+    dialog.predict()
+    qtbot.waitUntil(dialog.predict_button.isEnabled, timeout=PREDICTION_TIMEOUT_MS)
+    assert "line 3: label 'positive' is not a whole number" in dialog.message
     assert not (tmp_path / "out.tsv").exists()
+
+    # The input file is not replaced by its predictions.
+    monkeypatch.setattr(dialog, "choose_output_file", lambda name: str(malformed))
+    dialog.predict()
+    assert "is the input file" in dialog.message
+    dialog.close()
+
+
+def test_row_limit_repeats_recorded_metrics(qtbot, window, store, glue_dir, tmp_path, monkeypatch):
+    _train_tiny_run(glue_dir, store)
+    window.history.refresh()
+    dialog = window.open_predictions(1)
+    assert "so 80 repeats its recorded dev metrics" in dialog.limit_box.toolTip()
+    monkeypatch.setattr(dialog, "choose_output_file", lambda name: str(tmp_path / "out.tsv"))
+
+    dialog.limit_box.setValue(80)
+    dialog.predict()
+    qtbot.waitUntil(dialog.predict_button.isEnabled, timeout=PREDICTION_TIMEOUT_MS)
+
+    assert "Scored on the 80 rows with a gold label" in dialog.message
+    assert "(the same)" in dialog.message
     dialog.close()
 
 
@@ -92,3 +119,4 @@ def test_run_without_checkpoint_cannot_predict(qtbot, window, store):
     window.history.select_runs([run_id])
 
     assert not window.history.predict_action.isEnabled()
+    assert "no checkpoint to predict with" in window.history.predict_action.toolTip()
