@@ -1164,7 +1164,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from engine.prediction import load_prediction_rows, load_trained_student, predict_rows, reject_output_over_input, report_lines, submission_table
+    from engine.prediction import count, load_prediction_rows, load_trained_student, predict_rows, reject_output_over_input, report_lines, submission_table
 
     store = _open_existing_store(args.db)
     if store is None:
@@ -1175,8 +1175,8 @@ def _predict(args: argparse.Namespace) -> int:
     task = TASKS[record.task]
     example_name = f"{task.folder}.tsv"
     # Before the model runs, which can take minutes on a large file.
-    _check_output_file(args.output, args.force, example_name)
     reject_output_over_input(args.input, args.output)
+    _check_output_file(args.output, args.force, example_name)
     if args.data_dir is not None and args.input is not None:
         raise LampreiaError("--data-dir and --input cannot be combined.", "Give the folder whose split to predict, or one file.")
 
@@ -1190,7 +1190,7 @@ def _predict(args: argparse.Namespace) -> int:
     for line in report_lines(trained, predictions):
         print(line, file=sys.stderr)
     header, table = submission_table(predictions, args.details)
-    return _write_table(args.output, args.force, header, table, f"{len(table)} predictions of run {record.id}", example_name, tsv=True)
+    return _write_table(args.output, args.force, header, table, f"{count(len(table), 'prediction')} of run {record.id}", example_name, tsv=True)
 
 
 class ProgressBar:

@@ -109,7 +109,7 @@ def find_checkpoint(store: RunStore, run_id: int, checkpoint: str = "best") -> t
     path = recorded[checkpoint][0]
     if not path.is_file():
         other = next((kind for kind in CHECKPOINTS if kind != checkpoint and kind in recorded and recorded[kind][0].is_file()), None)
-        instead = f"predict with the {other} checkpoint (CLI: --checkpoint {other}), " if other else ""
+        instead = f"predict with the {other} checkpoint (CLI: --checkpoint {other}; in the window: Checkpoint), " if other else ""
         raise CheckpointError(
             f"The {checkpoint} checkpoint of run {record.id} is missing: {path} was deleted or moved.",
             f"Put the file back, {instead}or train the run again (Run again in the history panel; CLI: lampreia run --from-run {record.id}).",
@@ -127,7 +127,7 @@ def rebuild_student(record: RunRecord, path: Path, checkpoint: str = "best", dev
         other = "last" if checkpoint == "best" else "best"
         raise CheckpointError(
             error.message,
-            f"Predict with the {other} checkpoint (CLI: --checkpoint {other}), or train the run again "
+            f"Predict with the {other} checkpoint (CLI: --checkpoint {other}; in the window: Checkpoint), or train the run again "
             f"(Run again in the history panel; CLI: lampreia run --from-run {record.id}).",
         ) from None
     state = loaded.state
@@ -183,6 +183,22 @@ def _prediction_device(requested: str) -> torch.device:
         raise LampreiaError(f"The device {error.reason}", error.hint) from None
 
 
+def count(number: int, noun: str) -> str:
+    """Return "1 row" or "872 rows"."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _rows_hint(task: GlueTask, file_name: str = "dev.tsv") -> str:
+    return (
+        f"Give the glue_data folder that contains {task.folder}/{file_name} (CLI: --data-dir DIR; in the window: the folder field), "
+        "or the file itself (CLI: --input FILE; in the window: TSV file)."
+    )
+
+
+def _layout_words(task: GlueTask) -> str:
+    return f"{task.title} rows under a header" if task.has_header else f"{task.title} rows (without a header, as in {task.title}'s train and dev files)"
+
+
 def split_names(task: GlueTask) -> list[str]:
     """Return the split names a prediction accepts: the dev splits by their metric prefix, then train and test."""
     return [dev.prefix for dev in task.dev_splits] + ["train", "test"]
@@ -209,35 +225,44 @@ def load_prediction_rows(
         hub_names = {dev.prefix: dev.hub_split for dev in task.dev_splits} | {"train": "train", "test": "test"}
         if name not in hub_names:
             raise DataError(f"Task {task.title} has no split {name!r}.", f"Use one of: {', '.join(split_names(task))}.")
+        file_name = {dev.prefix: dev.tsv_file for dev in task.dev_splits}.get(name, f"{name}.tsv")
         if glue_dir is not None and not Path(glue_dir).expanduser().is_dir():
-            raise DataError(
-                f"The glue_data folder {str(glue_dir)!r} does not exist or is not a folder.",
-                "If the run's folder moved, give its new place (CLI: --data-dir DIR), or predict a TSV file (CLI: --input FILE; in the window: TSV file).",
-            )
-        rows = load_split(task, hub_names[name], glue_dir, limit, skip_malformed_rows)
+            raise DataError(f"The glue_data folder {str(glue_dir)!r} does not exist or is not a folder.", _rows_hint(task, file_name))
+        try:
+            rows = load_split(task, hub_names[name], glue_dir, limit, skip_malformed_rows)
+        except MalformedRowsError:
+            raise
+        except DataError as error:
+            if glue_dir is None:
+                raise
+            # The loader's hint offers the Hub, which a prediction does not read from a local run.
+            raise DataError(error.message, _rows_hint(task, file_name)) from None
     if len(rows) == 0:
-        raise DataError(f"{rows.source} has no data rows to predict.", f"Give a file with {task.title} rows under its header.")
+        raise DataError(f"{rows.source} has no data rows to predict.", f"Give a file with {_layout_words(task)}.")
     return rows
 
 
 def _read_input_file(task: GlueTask, path: Path, limit: int | None, skip_malformed_rows: bool) -> GlueSplit:
     if not path.is_file():
         raise DataError(f"The input file {path} does not exist or is not a file.", f"Give a TSV file in the {task.title} glue_data layout.")
-    if not path.read_bytes().strip():
-        raise DataError(f"The input file {path} is empty.", f"Give a TSV file with {task.title} rows (under a header, as in the glue_data layout).")
+    content = path.read_bytes()
+    if not content.strip():
+        raise DataError(f"The input file {path} is empty.", f"Give a TSV file with {_layout_words(task)}.")
     try:
         # Read as a test file: the label column is optional, and rows that have one are scored.
-        return read_glue_tsv(task, path, "test", limit, skip_malformed_rows)
+        return read_glue_tsv(task, path, "test", limit)
     except MalformedRowsError as error:
-        if not any(line == 1 for line, _reason in error.rows):
+        # Another task's file fails on every line, so skipping its rows would leave none.
+        lines = sum(1 for line in content.splitlines() if line.strip())
+        if len(error.rows) >= lines:
+            line, reason = error.rows[0]
+            raise DataError(
+                f"{path} is not a {task.title} file: none of its {count(lines, 'line')} parses as a {task.title} row (line {line}: {reason}).",
+                f"Give a file with {_layout_words(task)}, or check that run and file belong to the same task.",
+            ) from None
+        if not skip_malformed_rows:
             raise
-        # Another task's file fails on every row, its first line included.
-        raise MalformedRowsError(
-            error.path,
-            error.rows,
-            f"Its first line does not parse as {task.title} either, so the file may belong to another task. "
-            f"Give a {task.title} file, or {error.hint[0].lower()}{error.hint[1:]}",
-        ) from None
+    return read_glue_tsv(task, path, "test", limit, skip_malformed_rows=True)
 
 
 def predict_rows(trained: TrainedStudent, rows: GlueSplit) -> Predictions:
@@ -306,6 +331,7 @@ def predict_to_file(
     output: Path,
     *,
     checkpoint: str = "best",
+    glue_dir: str | Path | None = None,
     split: str | None = None,
     input_file: Path | None = None,
     limit: int | None = None,
@@ -313,7 +339,7 @@ def predict_to_file(
     skip_malformed_rows: bool = False,
     cancel: CancellationToken | None = None,
 ) -> list[str]:
-    """Predict the rows of a split or a file and write them to ``output``; return the report lines.
+    """Predict the rows of a split of ``glue_dir`` (the Hub for None) or a file and write them to ``output``; return the report lines.
 
     It reads no store, so the window's Predictions dialog calls it on a worker thread. ``cancel``
     is checked between the steps, and a call cancelled before the write writes nothing.
@@ -322,9 +348,7 @@ def predict_to_file(
     reject_output_over_input(input_file, output)
     trained = rebuild_student(record, checkpoint_path, checkpoint)
     cancel.raise_if_cancelled()
-    rows = load_prediction_rows(
-        trained.task, trained.config.data.glue_dir, split=split, input_file=input_file, limit=limit, skip_malformed_rows=skip_malformed_rows
-    )
+    rows = load_prediction_rows(trained.task, glue_dir, split=split, input_file=input_file, limit=limit, skip_malformed_rows=skip_malformed_rows)
     cancel.raise_if_cancelled()
     predictions = predict_rows(trained, rows)
     cancel.raise_if_cancelled()
@@ -334,7 +358,7 @@ def predict_to_file(
             handle.writelines(tsv_line(cells) for cells in [header, *table])
     except OSError as error:
         raise LampreiaError(f"Cannot write {output}: {error.strerror}.", "Choose a writable folder with free space.") from None
-    return report_lines(trained, predictions) + [f"Wrote {len(table)} predictions to {output}."]
+    return report_lines(trained, predictions) + [f"Wrote {count(len(table), 'prediction')} to {output}."]
 
 
 def reject_output_over_input(input_file: Path | None, output: Path) -> None:
@@ -356,11 +380,11 @@ def report_lines(trained: TrainedStudent, predictions: Predictions) -> list[str]
     state = "" if run.status == "finished" else f" ({run.status})"
     lines = [
         f"Run {run.id}{state}, {trained.checkpoint} checkpoint of step {trained.step}, on {describe_device(trained.device)} "
-        f"with {describe_precision(trained.amp_dtype)}: {len(rows)} rows of {trained.task.title} from {rows.source}."
+        f"with {describe_precision(trained.amp_dtype)}: {count(len(rows), 'row')} of {trained.task.title} from {rows.source}."
     ]
     scores = ", ".join(f"{name} {value:.4f}" for name, value in predictions.metrics.items())
     if scores:
-        lines.append(f"Scored on the {predictions.scored_rows} rows with a gold label: {scores}.")
+        lines.append(f"Scored on {count(predictions.scored_rows, 'row')} with a gold label: {scores}.")
     else:
         lines.append("No row has a gold label, so nothing was scored (GLUE test files have none).")
     recorded = recorded_metrics(trained, rows)
@@ -384,12 +408,17 @@ def _other_rows_notes(trained: TrainedStudent, rows: GlueSplit) -> list[str]:
             if trained.split_fingerprints.get(dev.prefix) == first:
                 notes.append(
                     f"Run {trained.run.id} scored only the first {dev_limit} of these rows (its dev row limit), "
-                    f"so its recorded {dev.prefix} metrics are not these. Predict those {dev_limit} rows alone (CLI: --limit {dev_limit}) to repeat them."
+                    f"so its recorded {dev.prefix} metrics are not these. Predict those {dev_limit} rows alone "
+                    f"(CLI: --limit {dev_limit}; in the window: First rows only) to repeat them."
                 )
-    trained_rows = trained.config.data.train_limit or len(rows)
-    if len(rows) >= trained_rows and rows.select(range(trained_rows)).rows_fingerprint() == trained.split_fingerprints.get("train"):
+    train_limit = trained.config.data.train_limit
+    trained_rows = train_limit or len(rows)
+    # By name, a train split is the run's (read with another --data-dir it may not be); a file is
+    # recognised by the fingerprint of its first rows.
+    if rows.split == "train" or (len(rows) >= trained_rows and rows.select(range(trained_rows)).rows_fingerprint() == trained.split_fingerprints.get("train")):
+        which = f"the first {train_limit} rows of this split" if train_limit else "this split's rows"
         notes.append(
-            f"The student trained on the first {trained_rows} of these rows (all but its held-out slice), "
+            f"The student trained on {which} (all but its held-out slice), "
             "so their scores show how well it fits its training data, not how well it generalises."
         )
     return notes

@@ -58,7 +58,6 @@ RESUME_TIP = (
 RESUME_FINISHED_TIP = "This run finished, so there is nothing to resume. Run again trains its settings anew."
 RESUME_NO_CHECKPOINT_TIP = "This run stopped before its first checkpoint, so it cannot be resumed. Run again trains its settings anew."
 PREDICT_TIP = "Label the rows of a split or a TSV file with the selected run's trained student (a GLUE submission file)."
-PREDICT_NO_CHECKPOINT_TIP = "This run has no checkpoint to predict with: it has not finished its first evaluation."
 ACTIVE_STATUSES = ("queued", "running")
 
 
@@ -411,13 +410,9 @@ class HistoryPanel(QWidget):
             self.resume_action.setStatusTip(resume_tip)
         self.delete_action.setEnabled(bool(records) and writable)
         self.export_action.setEnabled(bool(records))
-        # Predictions read the best checkpoint, written at the run's first evaluation.
-        self.predict_action.setEnabled(single and records[0].best_step is not None)
-        predict_tip = PREDICT_TIP
-        if single and records[0].best_step is None:
-            predict_tip = PREDICT_NO_CHECKPOINT_TIP
-        self.predict_action.setToolTip(predict_tip)
-        self.predict_action.setStatusTip(predict_tip)
+        # Enabled also for a run without a checkpoint: the window then says why it cannot predict,
+        # which a greyed-out menu item cannot.
+        self.predict_action.setEnabled(single)
 
     def _show_context_menu(self, position) -> None:
         menu = QMenu(self)

@@ -538,13 +538,19 @@ class MainWindow(QMainWindow):
     def open_predictions(self, run_id: int) -> QDialog | None:
         """Open the Predictions dialog of a run; it stays owned by the window, so a running prediction outlives its closing."""
         # Imported here: it loads the student's modules, which the window does not need to start.
+        from engine.prediction import find_checkpoint
         from workbench.prediction_dialog import PredictionDialog
 
         try:
             record = self.store.get_run(run_id)
-        except LampreiaError as error:
-            self.show_message("Cannot predict", str(error))
-            return None
+            find_checkpoint(self.store, run_id, "best")
+        except LampreiaError as best_problem:
+            # With the best checkpoint deleted, the dialog can still predict with the last one.
+            try:
+                find_checkpoint(self.store, run_id, "last")
+            except LampreiaError:
+                self.show_message("Cannot predict", str(best_problem))
+                return None
         dialog = PredictionDialog(self.store, record, self)
         dialog.open()
         return dialog

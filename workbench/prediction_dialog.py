@@ -70,7 +70,11 @@ class PredictionDialog(QDialog):
         self.split_button = QRadioButton("Split of the run's data")
         self.split_combo = QComboBox()
         self.split_combo.addItems(split_names(self._task))
-        self.split_combo.setToolTip(f"Read from the run's data source: {record.config.get('data', {}).get('glue_dir') or 'the Hugging Face Hub'}.")
+        glue_dir = record.config.get("data", {}).get("glue_dir")
+        self.folder_edit = QLineEdit(glue_dir or "")
+        self.folder_edit.setPlaceholderText("the Hugging Face Hub")
+        self.folder_edit.setToolTip("The glue_data folder to read the split from: the run's own, or its new place if it moved (empty: the Hub).")
+        self.folder_button = QPushButton("Folder…")
         self.file_button = QRadioButton(f"TSV file in the {self._task.title} glue_data layout")
         self.file_edit = QLineEdit()
         self.file_edit.setPlaceholderText("test.tsv, dev.tsv, or your own rows under the same header")
@@ -108,6 +112,10 @@ class PredictionDialog(QDialog):
         split_row = QHBoxLayout()
         split_row.addWidget(self.split_button)
         split_row.addWidget(self.split_combo, 1)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(QLabel("from"))
+        folder_row.addWidget(self.folder_edit, 1)
+        folder_row.addWidget(self.folder_button)
         file_row = QHBoxLayout()
         file_row.addWidget(self.file_edit, 1)
         file_row.addWidget(self.browse_button)
@@ -117,6 +125,7 @@ class PredictionDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addLayout(split_row)
+        layout.addLayout(folder_row)
         layout.addWidget(self.file_button)
         layout.addLayout(file_row)
         layout.addLayout(options)
@@ -124,16 +133,21 @@ class PredictionDialog(QDialog):
         layout.addWidget(self.skip_box)
         layout.addWidget(status_area, 1)
         layout.addWidget(self.buttons)
-        self.resize(580, 400)
+        self.resize(580, 430)
+        # A word-wrapped label reports too small a height, so the layout alone would cut the intro.
+        self.setMinimumSize(480, 400)
 
         self.file_button.toggled.connect(self._on_mode_changed)
         self.browse_button.clicked.connect(self._browse)
+        self.folder_button.clicked.connect(self._choose_folder)
         self.predict_button.clicked.connect(self.predict)
         self.buttons.rejected.connect(self.reject)
         self._on_mode_changed(False)
 
     def _on_mode_changed(self, use_file: bool) -> None:
         self.split_combo.setEnabled(not use_file)
+        self.folder_edit.setEnabled(not use_file)
+        self.folder_button.setEnabled(not use_file)
         self.file_edit.setEnabled(use_file)
         self.browse_button.setEnabled(use_file)
 
@@ -142,6 +156,15 @@ class PredictionDialog(QDialog):
         if chosen:
             self.file_edit.setText(chosen)
             self.file_button.setChecked(True)
+
+    def _choose_folder(self) -> None:
+        chosen = self.choose_glue_folder()
+        if chosen:
+            self.folder_edit.setText(chosen)
+
+    def choose_glue_folder(self) -> str:
+        """Ask for a glue_data folder; a separate method so that tests can replace the dialog."""
+        return QFileDialog.getExistingDirectory(self, "Choose the glue_data folder", self.folder_edit.text())
 
     def choose_input_file(self) -> str:
         """Ask for the TSV file to predict; a separate method so that tests can replace the dialog."""
@@ -169,7 +192,7 @@ class PredictionDialog(QDialog):
         checkpoint = self.checkpoint_combo.currentData()
         split = None if input_file is not None else self.split_combo.currentText()
         limit = self.limit_box.value() or None
-        glue_dir = self._record.config.get("data", {}).get("glue_dir")
+        glue_dir = self.folder_edit.text().strip() or None
         try:
             record, checkpoint_path = find_checkpoint(self._store, self._record.id, checkpoint)
             # The first row, read before the save dialog: a missing folder or another task's file
@@ -179,8 +202,10 @@ class PredictionDialog(QDialog):
         except LampreiaError as error:
             self._show_problem(str(error))
             return
+        # Each choice of rows and checkpoint gets its own name, so one prediction does not replace another.
         rows_name = input_file.stem if input_file is not None else split
-        output = self.choose_output_file(f"{self._task.folder}-run{record.id}-{rows_name}.tsv")
+        suffix = (f"-first{limit}" if limit else "") + ("-last" if checkpoint == "last" else "")
+        output = self.choose_output_file(f"{self._task.folder}-run{record.id}-{rows_name}{suffix}.tsv")
         if not output:
             return
         try:
@@ -199,6 +224,7 @@ class PredictionDialog(QDialog):
                 checkpoint_path,
                 Path(output),
                 checkpoint=checkpoint,
+                glue_dir=glue_dir,
                 split=split,
                 input_file=input_file,
                 limit=limit,
@@ -244,7 +270,8 @@ class PredictionDialog(QDialog):
             widget.setEnabled(not busy)
         self._on_mode_changed(self.file_button.isChecked() and not busy)
         if busy:
-            self.split_combo.setEnabled(False)
+            for widget in (self.split_combo, self.folder_edit, self.folder_button):
+                widget.setEnabled(False)
 
     def done(self, result: int) -> None:
         # A prediction still running when the dialog closes is cancelled and writes no file.

@@ -50,7 +50,7 @@ def test_run_dev_rows_repeat_recorded_metrics(trained_run, tmp_path, capsys):
     store = RunStore(db)
     recorded = store.get_run(1).best_metrics["dev/accuracy"]
     store.close()
-    assert f"Scored on the 80 rows with a gold label: accuracy {recorded:.4f}" in captured.err
+    assert f"Scored on 80 rows with a gold label: accuracy {recorded:.4f}" in captured.err
     assert "scored these rows as its dev split when it wrote this checkpoint" in captured.err
     assert "(the same)" in captured.err
     assert f"Wrote 80 predictions of run 1 to {target}." in captured.out
@@ -69,10 +69,10 @@ def test_other_rows_have_no_recorded_metrics(trained_run, capsys):
     captured = capsys.readouterr()
     # All 872 dev rows, where the run scored the first 80.
     assert "872 rows of SST-2" in captured.err
-    assert "Scored on the 872 rows with a gold label: accuracy " in captured.err
+    assert "Scored on 872 rows with a gold label: accuracy " in captured.err
     assert "when it wrote this checkpoint" not in captured.err
     assert "Run 1 scored only the first 80 of these rows (its dev row limit)" in captured.err
-    assert "(CLI: --limit 80) to repeat them." in captured.err
+    assert "(CLI: --limit 80; in the window: First rows only) to repeat them." in captured.err
     header, rows = _read_tsv(captured.out)
     assert header == ["index", "prediction"] and len(rows) == 872
 
@@ -274,7 +274,11 @@ def test_training_rows_are_named_as_such(trained_run, capsys):
     assert main(["predict", "1", "--split", "train", "--limit", "160", "--db", str(db)]) == 0
 
     error = capsys.readouterr().err
-    assert "The student trained on the first 160 of these rows (all but its held-out slice)" in error
+    assert "The student trained on the first 160 rows of this split (all but its held-out slice)" in error
+
+    # A prefix of the training rows is named too.
+    assert main(["predict", "1", "--split", "train", "--limit", "20", "--db", str(db)]) == 0
+    assert "The student trained on the first 160 rows of this split" in capsys.readouterr().err
 
 
 def test_moved_data_folder_and_data_dir(glue_dir, tmp_path, capsys):
@@ -289,7 +293,14 @@ def test_moved_data_folder_and_data_dir(glue_dir, tmp_path, capsys):
     assert main(["predict", "1", "--limit", "80", "--db", str(db)]) == 2
     error = capsys.readouterr().err
     assert f"The glue_data folder {str(moved)!r} does not exist or is not a folder." in error
-    assert "--data-dir DIR" in error
+    assert "Give the glue_data folder that contains SST-2/dev.tsv (CLI: --data-dir DIR" in error
+
+    # The task's own folder instead of the glue_data folder above it.
+    assert main(["predict", "1", "--split", "test", "--data-dir", str(glue_dir / "SST-2"), "--db", str(db)]) == 2
+    error = capsys.readouterr().err
+    assert "has no SST-2/ folder for task SST-2" in error
+    assert "Give the glue_data folder that contains SST-2/test.tsv" in error
+    assert "Hub" not in error
 
     assert main(["predict", "1", "--limit", "80", "--data-dir", str(glue_dir), "--db", str(db)]) == 0
     assert "(the same)" in capsys.readouterr().err
@@ -300,9 +311,12 @@ def test_output_over_input_rejected(trained_run, tmp_path, capsys):
     rows = tmp_path / "test.tsv"
     rows.write_text("index\tsentence\n0\ta fine film\n", encoding="utf-8")
 
-    assert main(["predict", "1", "--input", str(rows), "--output", str(rows), "--force", "--db", str(db)]) == 2
+    for force in ([], ["--force"]):
+        assert main(["predict", "1", "--input", str(rows), "--output", str(rows), *force, "--db", str(db)]) == 2
 
-    assert "is the input file: its rows would be replaced by their predictions" in capsys.readouterr().err
+        error = capsys.readouterr().err
+        assert "is the input file: its rows would be replaced by their predictions" in error
+        assert "--force" not in error
     assert rows.read_text(encoding="utf-8") == "index\tsentence\n0\ta fine film\n"
 
 
@@ -330,7 +344,7 @@ def test_corrupted_checkpoint_points_to_other(trained_run, tmp_path, capsys):
     assert main(["predict", "1", "--db", str(copy)]) == 2
     error = capsys.readouterr().err
     assert "is truncated or corrupted" in error
-    assert "Predict with the last checkpoint (CLI: --checkpoint last)" in error
+    assert "Predict with the last checkpoint (CLI: --checkpoint last; in the window: Checkpoint)" in error
 
     assert main(["predict", "1", "--checkpoint", "last", "--limit", "5", "--db", str(copy)]) == 0
 
@@ -343,16 +357,19 @@ def test_empty_labels_are_not_scored(trained_run, tmp_path, capsys):
     assert main(["predict", "1", "--input", str(rows), "--details", "--db", str(db)]) == 0
 
     captured = capsys.readouterr()
-    assert "Scored on the 1 rows with a gold label" in captured.err
+    assert "Scored on 1 row with a gold label" in captured.err
     assert [line.split("\t")[2] for line in captured.out.splitlines()[1:]] == ["1", ""]
 
 
 def test_other_tasks_file_named(glue_dir):
-    from engine.errors import MalformedRowsError
     from engine.prediction import load_prediction_rows
 
     # SST-2's dev file has a header; read as CoLA, which has none, every line is malformed.
-    with pytest.raises(MalformedRowsError) as raised:
-        load_prediction_rows(TASKS["cola"], None, input_file=glue_dir / "SST-2" / "dev.tsv")
+    for skip in (False, True):
+        with pytest.raises(DataError) as raised:
+            load_prediction_rows(TASKS["cola"], None, input_file=glue_dir / "SST-2" / "dev.tsv", skip_malformed_rows=skip)
 
-    assert "so the file may belong to another task. Give a CoLA file, or fix or delete these lines" in str(raised.value)
+        message = str(raised.value)
+        assert "dev.tsv is not a CoLA file: none of its 873 lines parses as a CoLA row (line 1: expected at least 4" in message
+        assert "check that run and file belong to the same task" in message
+        assert "--skip-malformed-rows" not in message

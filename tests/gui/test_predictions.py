@@ -32,7 +32,7 @@ def test_predictions_of_split_and_file(qtbot, window, store, glue_dir, tmp_path,
     qtbot.waitUntil(dialog.predict_button.isEnabled, timeout=PREDICTION_TIMEOUT_MS)
 
     assert suggested == ["SST-2-run1-dev.tsv"]
-    assert "Scored on the 872 rows with a gold label: accuracy " in dialog.message
+    assert "Scored on 872 rows with a gold label: accuracy " in dialog.message
     assert f"Wrote 872 predictions to {target}." in dialog.message
     lines = target.read_text(encoding="utf-8").splitlines()
     assert lines[0].split("\t") == ["index", "prediction", "label", "p_negative", "p_positive", "sentence"]
@@ -107,16 +107,53 @@ def test_row_limit_repeats_recorded_metrics(qtbot, window, store, glue_dir, tmp_
     dialog.predict()
     qtbot.waitUntil(dialog.predict_button.isEnabled, timeout=PREDICTION_TIMEOUT_MS)
 
-    assert "Scored on the 80 rows with a gold label" in dialog.message
+    assert "Scored on 80 rows with a gold label" in dialog.message
     assert "(the same)" in dialog.message
     dialog.close()
 
 
-def test_run_without_checkpoint_cannot_predict(qtbot, window, store):
+def test_run_without_checkpoint_cannot_predict(qtbot, window, store, messages):
     run_id = store.create_run({"task": "sst2"}, name="stopped early", device="cpu", versions={})
     store.finish_run(run_id, "cancelled")
     window.history.refresh()
     window.history.select_runs([run_id])
 
-    assert not window.history.predict_action.isEnabled()
-    assert "no checkpoint to predict with" in window.history.predict_action.toolTip()
+    # The action stays enabled, so that the window can say why there is nothing to predict with.
+    assert window.history.predict_action.isEnabled()
+    window.history.predict_action.trigger()
+
+    title, text = messages[-1]
+    assert title == "Cannot predict"
+    assert f"Run {run_id} has no best checkpoint: it was cancelled before its first evaluation." in text
+    assert f"lampreia run --from-run {run_id}" in text
+
+
+def test_dialog_reads_split_from_chosen_folder(qtbot, window, store, glue_dir, tmp_path, monkeypatch):
+    _train_tiny_run(glue_dir, store)
+    window.history.refresh()
+    dialog = window.open_predictions(1)
+    assert dialog.folder_edit.text() == str(glue_dir)
+    names = []
+    monkeypatch.setattr(dialog, "choose_output_file", lambda name: names.append(name) or str(tmp_path / "test-predictions.tsv"))
+
+    # The run's folder has no test.tsv: the problem is named before the save dialog.
+    dialog.split_combo.setCurrentText("test")
+    dialog.predict()
+    assert "test.tsv is missing" in dialog.message
+    assert "Give the glue_data folder that contains SST-2/test.tsv" in dialog.message
+    assert names == []
+
+    other = tmp_path / "glue"
+    (other / "SST-2").mkdir(parents=True)
+    (other / "SST-2" / "test.tsv").write_text("index\tsentence\n0\ta warm film\n1\ta cold film\n", encoding="utf-8")
+    monkeypatch.setattr(dialog, "choose_glue_folder", lambda: str(other))
+    dialog.folder_button.click()
+    dialog.limit_box.setValue(1)
+    dialog.checkpoint_combo.setCurrentIndex(1)
+    dialog.predict()
+    qtbot.waitUntil(dialog.predict_button.isEnabled, timeout=PREDICTION_TIMEOUT_MS)
+
+    assert names == ["SST-2-run1-test-first1-last.tsv"]
+    assert "Wrote 1 prediction to" in dialog.message
+    assert len((tmp_path / "test-predictions.tsv").read_text(encoding="utf-8").splitlines()) == 2
+    dialog.close()
