@@ -413,8 +413,8 @@ def _other_rows_notes(trained: TrainedStudent, rows: GlueSplit) -> list[str]:
                 )
     train_limit = trained.config.data.train_limit
     trained_rows = train_limit or len(rows)
-    # By name, a train split is the run's (read with another --data-dir it may not be); a file is
-    # recognised by the fingerprint of its first rows.
+    # A split named train counts as the run's training rows, even when read from another folder.
+    # A file counts when the fingerprint of its first rows matches the run's.
     if rows.split == "train" or (len(rows) >= trained_rows and rows.select(range(trained_rows)).rows_fingerprint() == trained.split_fingerprints.get("train")):
         which = f"the first {train_limit} rows of this split" if train_limit else "this split's rows"
         notes.append(

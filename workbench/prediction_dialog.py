@@ -204,7 +204,9 @@ class PredictionDialog(QDialog):
             return
         # Each choice of rows and checkpoint gets its own name, so one prediction does not replace another.
         rows_name = input_file.stem if input_file is not None else split
-        suffix = (f"-first{limit}" if limit else "") + ("-last" if checkpoint == "last" else "")
+        suffix = f"-first{limit}" if limit else ""
+        if checkpoint == "last":
+            suffix += "-last"
         output = self.choose_output_file(f"{self._task.folder}-run{record.id}-{rows_name}{suffix}.tsv")
         if not output:
             return
