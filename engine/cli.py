@@ -21,7 +21,7 @@ import textwrap
 import time
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence, TextIO
 
@@ -55,6 +55,7 @@ from engine.run_comparison import (
     seed_groups,
 )
 from engine.run_store import RunRecord, RunStore, open_store
+from engine.significance import DEFAULT_RESAMPLES, PairedSplit
 from engine.tasks import TASKS, baseline_name, task_title
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
         "with the settings that differ and the best, last and baseline metrics as columns.",
     )
     compare.add_argument("--force", action="store_true", help="Replace the --csv FILE if it exists.")
+    compare.add_argument(
+        "--paired",
+        action="store_true",
+        help="For two runs of one task: predict the dev rows both were scored on and test each metric's difference with a paired "
+        "bootstrap over the rows (95%% interval), and accuracy with McNemar's exact test.",
+    )
+    compare.add_argument(
+        "--resamples", type=int, default=DEFAULT_RESAMPLES, metavar="N", help=f"Bootstrap resamples of --paired (default {DEFAULT_RESAMPLES:,})."
+    )
+    compare.add_argument("--data-dir", type=Path, metavar="DIR", help="With --paired: the glue_data folder to read the dev rows from, when the runs' own has moved.")
     compare.add_argument("--db", type=Path, help="Run database.")
 
     export = commands.add_parser("export", help="Export a run's metrics as CSV.")
@@ -865,10 +876,12 @@ def _compare(args: argparse.Namespace) -> int:
         raise LampreiaError(
             f"compare needs two or more run ids, and got one ({args.run_ids[0]}).", "List the runs with `lampreia runs`, then pass two or more ids."
         )
+    _check_paired_options(args)
     store = _open_existing_store(args.db)
     if store is None:
         raise _no_runs_yet()
     records = [store.get_run(run_id) for run_id in args.run_ids]
+    paired = _paired_tests(store, args) if args.paired else None
 
     # A run whose process was killed stored no final metrics, but its evaluations are in the store.
     lasts = [record.final_metrics or store.last_evaluation(record.id) for record in records]
@@ -892,6 +905,11 @@ def _compare(args: argparse.Namespace) -> int:
             "environment_differences": {key: {str(record.id): value for record, value in zip(records, values)} for key, values in environment_diff(records)},
             "metrics": {row.name: {str(record.id): {"best": best, "last": last} for record, (best, last) in zip(records, row.values)} for row in metrics},
         }
+        if paired is not None:
+            document["paired"] = [
+                {"split": result.split, "source": result.source, "tests": [{**asdict(test), "difference": test.difference} for test in result.tests]}
+                for result in paired
+            ]
         print(json.dumps(document, indent=2, ensure_ascii=False))
         return 0
 
@@ -901,7 +919,64 @@ def _compare(args: argparse.Namespace) -> int:
         _print_note(f"Note: {note}", terminal_width)
     table = _comparison_table(records, differences, metrics)
     _print_columns([f"#{record.id}" for record in records], table, terminal_width, clipped_rows=("name",))
+    if paired is not None:
+        _print_paired(records, paired, terminal_width)
     return 0
+
+
+def _check_paired_options(args: argparse.Namespace) -> None:
+    if not args.paired:
+        if args.data_dir is not None or args.resamples != DEFAULT_RESAMPLES:
+            option = "--data-dir" if args.data_dir is not None else "--resamples"
+            raise LampreiaError(f"{option} is only used with --paired.", f"Add --paired, or drop {option}.")
+        return
+    if len(args.run_ids) != 2:
+        raise LampreiaError(f"--paired tests two runs against each other, and got {len(args.run_ids)}.", "Give two run ids.")
+    if args.pool_seeds or args.csv is not None:
+        other = "--pool-seeds" if args.pool_seeds else "--csv"
+        raise LampreiaError(f"--paired cannot be combined with {other}.", f"Run compare once with --paired and once with {other}.")
+    if args.resamples < 100:
+        raise LampreiaError(f"--resamples {args.resamples}: a 95% interval needs at least 100 resamples.", f"Use 100 or more (default {DEFAULT_RESAMPLES:,}).")
+
+
+def _paired_tests(store: RunStore, args: argparse.Namespace) -> list[PairedSplit]:
+    from engine.significance import paired_dev_tests
+
+    first, second = args.run_ids
+    glue_dir = str(args.data_dir.expanduser().absolute()) if args.data_dir is not None else None
+    return paired_dev_tests(store, first, second, glue_dir=glue_dir, resamples=args.resamples)
+
+
+def _print_paired(records: list[RunRecord], paired: list[PairedSplit], terminal_width: int | None) -> None:
+    """Print the paired tests below the comparison table."""
+    first, second = (f"#{record.id}" for record in records)
+    for result in paired:
+        tests = result.tests
+        print()
+        _print_note(
+            f"Paired test of {first} and {second} on the same {tests[0].rows} rows of {task_title(records[0].task)} {result.split} "
+            f"(best checkpoints; {tests[0].resamples:,} bootstrap resamples of the rows, seed 0):",
+            terminal_width,
+        )
+        table = [(test.metric, [f"{test.value_a:.4f}", f"{test.value_b:.4f}", f"{test.difference:+.4f}", f"{test.low:+.4f} to {test.high:+.4f}"]) for test in tests]
+        _print_columns([first, second, f"{second} − {first}", "95% interval"], table, terminal_width)
+        for test in tests:
+            if test.mcnemar_p is not None:
+                _print_note(
+                    f"McNemar's exact test of accuracy: only {first} is right on {test.only_a_right} rows, only {second} on "
+                    f"{test.only_b_right}; p = {test.mcnemar_p:.3g}.",
+                    terminal_width,
+                )
+        excluded = [test.metric for test in tests if test.interval_excludes_zero]
+        if excluded:
+            verdict = f"The intervals of {', '.join(excluded)} exclude 0: on these rows, that difference is larger than their sampling noise."
+        else:
+            verdict = "Every interval contains 0: on these rows, the runs differ by no more than the rows' sampling noise."
+        _print_note(
+            f"{verdict} The intervals show how much the difference depends on which rows the split contains, not on the seed; "
+            "compare runs over several seeds with --pool-seeds.",
+            terminal_width,
+        )
 
 
 def _note_different_tasks(records: list[RunRecord], terminal_width: int | None) -> None:

@@ -1,0 +1,226 @@
+"""Paired tests of two runs on the same dev rows: is their difference larger than the rows' sampling noise?
+
+Both students predict the same rows. The paired bootstrap draws rows with replacement and scores
+both runs on each draw, so the interval of the difference (b − a) shows how much it depends on
+which rows the dev split happens to contain. Seed noise is not in it: runs over several seeds are
+compared with ``lampreia compare --pool-seeds``. For accuracy, McNemar's exact test counts
+the rows where exactly one run is right.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from scipy import stats
+
+from engine.errors import DataError, LampreiaError
+from engine.tasks import GlueTask, compute_metrics
+
+if TYPE_CHECKING:
+    from engine.run_store import RunStore
+
+DEFAULT_RESAMPLES = 10_000
+# Resamples drawn at once: 1,000 draws of a 10,000-row split are 80 MB of indices.
+CHUNK_RESAMPLES = 1_000
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """One metric of two runs on the same rows, with the bootstrap interval of their difference (b − a)."""
+
+    metric: str
+    rows: int
+    value_a: float
+    value_b: float
+    low: float
+    high: float
+    resamples: int
+    # McNemar's test, for accuracy only: rows where only run a, or only run b, is right.
+    only_a_right: int | None = None
+    only_b_right: int | None = None
+    mcnemar_p: float | None = None
+
+    @property
+    def difference(self) -> float:
+        return self.value_b - self.value_a
+
+    @property
+    def interval_excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
+
+
+def paired_tests(
+    task: GlueTask,
+    labels: np.ndarray,
+    predicted_a: np.ndarray,
+    predicted_b: np.ndarray,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> list[PairedTest]:
+    """Return a paired test for each of the task's metrics over the rows with gold labels.
+
+    The interval is the percentile interval of the resampled differences. All metrics use the same
+    resampled rows, drawn from ``seed``.
+    """
+    scored = labels != -1
+    labels, predicted_a, predicted_b = labels[scored], predicted_a[scored], predicted_b[scored]
+    rows = len(labels)
+    if rows < 2:
+        raise ValueError(f"a paired test needs at least 2 rows with gold labels, got {rows}")
+
+    values_a = compute_metrics(task, predicted_a, labels)
+    values_b = compute_metrics(task, predicted_b, labels)
+    differences: dict[str, list[np.ndarray]] = {name: [] for name in task.metrics}
+    generator = np.random.default_rng(seed)
+    for start in range(0, resamples, CHUNK_RESAMPLES):
+        draws = generator.integers(0, rows, size=(min(CHUNK_RESAMPLES, resamples - start), rows))
+        for name in task.metrics:
+            differences[name].append(resampled_metric(name, predicted_b, labels, draws) - resampled_metric(name, predicted_a, labels, draws))
+
+    tail = (1 - confidence) / 2 * 100
+    tests = []
+    for name in task.metrics:
+        spread = np.concatenate(differences[name])
+        low, high = np.percentile(spread, [tail, 100 - tail])
+        extra = {}
+        if name == "accuracy":
+            right_a, right_b = predicted_a == labels, predicted_b == labels
+            only_a, only_b = int(np.sum(right_a & ~right_b)), int(np.sum(right_b & ~right_a))
+            extra = {"only_a_right": only_a, "only_b_right": only_b, "mcnemar_p": mcnemar_p(only_a, only_b)}
+        tests.append(PairedTest(name, rows, values_a[name], values_b[name], float(low), float(high), resamples, **extra))
+    return tests
+
+
+def mcnemar_p(only_a_right: int, only_b_right: int) -> float:
+    """Return the two-sided p-value of McNemar's exact test: a binomial test of the discordant rows at 1/2."""
+    discordant = only_a_right + only_b_right
+    if discordant == 0:
+        return 1.0
+    return float(stats.binomtest(only_b_right, discordant, 0.5).pvalue)
+
+
+def resampled_metric(name: str, predicted: np.ndarray, labels: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Return the metric on each row of ``draws`` (row indices, one resample per row), as ``compute_metrics`` scores it.
+
+    Accuracy, F1, macro F1, MCC and Pearson's r come from counts and sums over each resample at
+    once. Spearman's rho ranks each resample, one at a time.
+    """
+    if name == "spearman":
+        return np.array([_spearman(predicted[rows], labels[rows]) for rows in draws])
+    if name == "pearson":
+        return _resampled_pearson(predicted[draws].astype(np.float64), labels[draws].astype(np.float64))
+
+    gold, guess = labels[draws].astype(np.int64), predicted[draws].astype(np.int64)
+    if name == "accuracy":
+        return np.mean(gold == guess, axis=1)
+    classes = int(max(labels.max(), predicted.max())) + 1
+    true_counts = np.stack([np.sum(gold == k, axis=1) for k in range(classes)], axis=1).astype(np.float64)
+    predicted_counts = np.stack([np.sum(guess == k, axis=1) for k in range(classes)], axis=1).astype(np.float64)
+    hits = np.stack([np.sum((gold == k) & (guess == k), axis=1) for k in range(classes)], axis=1).astype(np.float64)
+    if name == "f1":
+        return _f1(hits[:, 1], predicted_counts[:, 1], true_counts[:, 1])
+    if name == "macro_f1":
+        # scikit-learn averages over the classes present in the gold labels or the predictions.
+        present = (true_counts + predicted_counts) > 0
+        per_class = _f1(hits, predicted_counts, true_counts)
+        return np.sum(np.where(present, per_class, 0.0), axis=1) / np.maximum(np.sum(present, axis=1), 1)
+    if name == "mcc":
+        total = draws.shape[1]
+        correct = np.sum(hits, axis=1)
+        numerator = correct * total - np.sum(predicted_counts * true_counts, axis=1)
+        denominator = np.sqrt((total**2 - np.sum(predicted_counts**2, axis=1)) * (total**2 - np.sum(true_counts**2, axis=1)))
+        return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+    raise ValueError(f"unknown metric {name!r}")
+
+
+def _f1(hits: np.ndarray, predicted: np.ndarray, true: np.ndarray) -> np.ndarray:
+    # F1 = 2·tp / (predicted positives + true positives); 0 where both are 0, as zero_division=0.0 gives.
+    total = predicted + true
+    return np.divide(2 * hits, total, out=np.zeros_like(hits), where=total > 0)
+
+
+def _resampled_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    x = x - x.mean(axis=1, keepdims=True)
+    y = y - y.mean(axis=1, keepdims=True)
+    denominator = np.sqrt(np.sum(x * x, axis=1) * np.sum(y * y, axis=1))
+    numerator = np.sum(x * y, axis=1)
+    # A constant resample has no correlation: 0, as compute_metrics reports it.
+    return np.divide(numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0)
+
+
+def _spearman(predicted: np.ndarray, labels: np.ndarray) -> float:
+    # A constant resample has no correlation: 0, as compute_metrics reports it (and scipy would warn).
+    if np.ptp(predicted) == 0 or np.ptp(labels) == 0:
+        return 0.0
+    value = stats.spearmanr(predicted, labels)[0]
+    return float(value) if math.isfinite(value) else 0.0
+
+
+@dataclass(frozen=True)
+class PairedSplit:
+    """The paired tests of two runs on one dev split: its metric prefix, where its rows came from, and the tests."""
+
+    split: str
+    source: str
+    tests: list[PairedTest]
+
+
+def paired_dev_tests(
+    store: "RunStore",
+    run_a: int,
+    run_b: int,
+    *,
+    glue_dir: str | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    device: str = "auto",
+) -> list[PairedSplit]:
+    """Predict the dev rows that both runs were scored on with their best checkpoints, and test each metric.
+
+    ``glue_dir`` replaces run a's glue_data folder (a moved folder). Raises LampreiaError when the
+    runs are of different tasks or were scored on different rows, since then no row pairs up.
+    """
+    # Imported here: they load torch and transformers, which the command line's other commands do not need.
+    from engine.prediction import load_prediction_rows, load_trained_student, predict_rows
+
+    trained_a = load_trained_student(store, run_a, "best", device)
+    trained_b = load_trained_student(store, run_b, "best", device)
+    task = trained_a.task
+    if trained_b.task != task:
+        raise LampreiaError(
+            f"Runs {run_a} and {run_b} are of different tasks ({task.title}, {trained_b.task.title}), so no row pairs up.",
+            "Give two runs of one task.",
+        )
+
+    data = trained_a.config.data
+    results = []
+    for dev in task.dev_splits:
+        fingerprint_a, fingerprint_b = trained_a.split_fingerprints.get(dev.prefix), trained_b.split_fingerprints.get(dev.prefix)
+        if fingerprint_a is None or fingerprint_b is None:
+            old = run_a if fingerprint_a is None else run_b
+            raise LampreiaError(
+                f"The checkpoint of run {old} does not record which {dev.prefix} rows it was scored on (an earlier version wrote it).",
+                "Predict both runs on one file (lampreia predict RUN_ID --details) and compare the files, or train the run again.",
+            )
+        if fingerprint_a != fingerprint_b:
+            limits = f"dev limits {data.dev_limit or 'none'} and {trained_b.config.data.dev_limit or 'none'}"
+            raise LampreiaError(
+                f"Runs {run_a} and {run_b} were scored on different {dev.prefix} rows ({limits}, or other files), so no row pairs up.",
+                "Compare runs scored on the same rows, or predict both on one file (lampreia predict RUN_ID --input FILE --details).",
+            )
+        rows = load_prediction_rows(
+            task, glue_dir or data.glue_dir, split=dev.prefix, limit=data.dev_limit, skip_malformed_rows=data.skip_malformed_rows
+        )
+        if rows.rows_fingerprint() != fingerprint_a:
+            raise DataError(
+                f"The {dev.prefix} rows in {rows.source} are not those runs {run_a} and {run_b} were scored on: the file changed since.",
+                "Put the original file back, or give the folder that has it (--data-dir DIR).",
+            )
+        predicted_a = predict_rows(trained_a, rows).predicted
+        predicted_b = predict_rows(trained_b, rows).predicted
+        results.append(PairedSplit(dev.prefix, rows.source, paired_tests(task, rows.labels, predicted_a, predicted_b, resamples, seed)))
+    return results
