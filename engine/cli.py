@@ -55,7 +55,7 @@ from engine.run_comparison import (
     seed_groups,
 )
 from engine.run_store import RunRecord, RunStore, open_store
-from engine.significance import DEFAULT_RESAMPLES, PairedSplit
+from engine.significance import DEFAULT_RESAMPLES, PairedSplit, paired_conclusion, paired_heading
 from engine.tasks import TASKS, baseline_name, task_title
 
 log = logging.getLogger(__name__)
@@ -953,30 +953,11 @@ def _print_paired(records: list[RunRecord], paired: list[PairedSplit], terminal_
     for result in paired:
         tests = result.tests
         print()
-        _print_note(
-            f"Paired test of {first} and {second} on the same {tests[0].rows} rows of {task_title(records[0].task)} {result.split} "
-            f"(best checkpoints; {tests[0].resamples:,} bootstrap resamples of the rows, seed 0):",
-            terminal_width,
-        )
+        _print_note(paired_heading(result, task_title(records[0].task), first, second), terminal_width)
         table = [(test.metric, [f"{test.value_a:.4f}", f"{test.value_b:.4f}", f"{test.difference:+.4f}", f"{test.low:+.4f} to {test.high:+.4f}"]) for test in tests]
         _print_columns([first, second, f"{second} − {first}", "95% interval"], table, terminal_width)
-        for test in tests:
-            if test.mcnemar_p is not None:
-                _print_note(
-                    f"McNemar's exact test of accuracy: only {first} is right on {test.only_a_right} rows, only {second} on "
-                    f"{test.only_b_right}; p = {test.mcnemar_p:.3g}.",
-                    terminal_width,
-                )
-        excluded = [test.metric for test in tests if test.interval_excludes_zero]
-        if excluded:
-            verdict = f"The intervals of {', '.join(excluded)} exclude 0: on these rows, that difference is larger than their sampling noise."
-        else:
-            verdict = "Every interval contains 0: on these rows, the runs differ by no more than the rows' sampling noise."
-        _print_note(
-            f"{verdict} The intervals show how much the difference depends on which rows the split contains, not on the seed; "
-            "compare runs over several seeds with --pool-seeds.",
-            terminal_width,
-        )
+        for line in paired_conclusion(result, first, second):
+            _print_note(line, terminal_width)
 
 
 def _note_different_tasks(records: list[RunRecord], terminal_width: int | None) -> None:

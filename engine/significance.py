@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -20,7 +21,7 @@ from engine.errors import DataError, LampreiaError
 from engine.tasks import GlueTask, compute_metrics
 
 if TYPE_CHECKING:
-    from engine.run_store import RunStore
+    from engine.run_store import RunRecord, RunStore
 
 DEFAULT_RESAMPLES = 10_000
 # Resamples drawn at once: 1,000 draws of a 10,000-row split are 80 MB of indices.
@@ -184,11 +185,31 @@ def paired_dev_tests(
     ``glue_dir`` replaces run a's glue_data folder (a moved folder). Raises LampreiaError when the
     runs are of different tasks or were scored on different rows, since then no row pairs up.
     """
-    # Imported here: they load torch and transformers, which the command line's other commands do not need.
-    from engine.prediction import load_prediction_rows, load_trained_student, predict_rows
+    from engine.prediction import find_checkpoint
 
-    trained_a = load_trained_student(store, run_a, "best", device)
-    trained_b = load_trained_student(store, run_b, "best", device)
+    record_a, path_a = find_checkpoint(store, run_a, "best")
+    record_b, path_b = find_checkpoint(store, run_b, "best")
+    return paired_checkpoint_tests(record_a, path_a, record_b, path_b, glue_dir=glue_dir, resamples=resamples, seed=seed, device=device)
+
+
+def paired_checkpoint_tests(
+    record_a: "RunRecord",
+    path_a: Path,
+    record_b: "RunRecord",
+    path_b: Path,
+    *,
+    glue_dir: str | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    device: str = "auto",
+) -> list[PairedSplit]:
+    """Run ``paired_dev_tests`` on checkpoints already found; reads no store, so a worker thread may call it."""
+    # Imported here: they load torch and transformers, which the command line's other commands do not need.
+    from engine.prediction import load_prediction_rows, predict_rows, rebuild_student
+
+    run_a, run_b = record_a.id, record_b.id
+    trained_a = rebuild_student(record_a, path_a, "best", device)
+    trained_b = rebuild_student(record_b, path_b, "best", device)
     task = trained_a.task
     if trained_b.task != task:
         raise LampreiaError(
@@ -224,3 +245,48 @@ def paired_dev_tests(
         predicted_b = predict_rows(trained_b, rows).predicted
         results.append(PairedSplit(dev.prefix, rows.source, paired_tests(task, rows.labels, predicted_a, predicted_b, resamples, seed)))
     return results
+
+
+def paired_verdict(tests: list[PairedTest]) -> str:
+    """Say which metrics' intervals exclude 0, and what the intervals measure."""
+    excluded = [test.metric for test in tests if test.interval_excludes_zero]
+    if excluded:
+        verdict = f"The intervals of {', '.join(excluded)} exclude 0: on these rows, that difference is larger than their sampling noise."
+    else:
+        verdict = "Every interval contains 0: on these rows, the runs differ by no more than the rows' sampling noise."
+    return (
+        f"{verdict} The intervals show how much the difference depends on which rows the split contains, not on the seed; "
+        "compare runs over several seeds by pooling seeds."
+    )
+
+
+def paired_heading(result: PairedSplit, task_title: str, label_a: str, label_b: str) -> str:
+    """Return the line that introduces one split's paired tests: the runs, the rows and the resamples."""
+    test = result.tests[0]
+    return (
+        f"Paired test of {label_a} and {label_b} on the same {test.rows} rows of {task_title} {result.split} "
+        f"(best checkpoints; {test.resamples:,} bootstrap resamples of the rows, seed 0):"
+    )
+
+
+def paired_conclusion(result: PairedSplit, label_a: str, label_b: str) -> list[str]:
+    """Return the lines that follow the metrics: McNemar's test of accuracy, then the verdict."""
+    lines = []
+    for test in result.tests:
+        if test.mcnemar_p is not None:
+            lines.append(
+                f"McNemar's exact test of accuracy: only {label_a} is right on {test.only_a_right} rows, "
+                f"only {label_b} on {test.only_b_right}; p = {test.mcnemar_p:.3g}."
+            )
+    lines.append(paired_verdict(result.tests))
+    return lines
+
+
+def describe_paired(result: PairedSplit, task_title: str, label_a: str, label_b: str) -> list[str]:
+    """Return the lines that report one split's paired tests: the heading, one line per metric, and the conclusion."""
+    metric_lines = [
+        f"{test.metric}: {label_a} {test.value_a:.4f}, {label_b} {test.value_b:.4f}, difference {test.difference:+.4f} "
+        f"(95% interval {test.low:+.4f} to {test.high:+.4f})."
+        for test in result.tests
+    ]
+    return [paired_heading(result, task_title, label_a, label_b), *metric_lines, *paired_conclusion(result, label_a, label_b)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -26,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.errors import StoreError
+from engine.errors import LampreiaError, StoreError
 from engine.paths import replaced_text_file, safe_file_name
 from engine.run_comparison import (
     REPEAT_KEYS,
@@ -49,6 +51,7 @@ from engine.run_comparison import (
 from engine.run_store import AttentionSnapshot, RunRecord, RunStore
 from engine.tasks import baseline_name, task_title
 from workbench.attention_view import AttentionView
+from workbench.background import BackgroundCall
 from workbench.curve_plot import CurvePlot
 from workbench.formatting import clip_middle, format_count, format_metric
 from workbench.plot_style import curve_pen, export_plot_png
@@ -71,6 +74,11 @@ SHARED_BASELINE_COLOUR = "#555555"
 # Most runs whose records the metrics table and its export read. Curves are read for the
 # MAX_COMPARED_RUNS oldest only, but a sweep's pooled values need all of its runs.
 MAX_TABLE_RUNS = 500
+PAIRED_TIP = (
+    "For two selected runs of one task: both students predict the dev rows the runs were scored on, and each metric's "
+    "difference gets a 95% paired bootstrap interval over the rows, and accuracy McNemar's exact test "
+    "(`lampreia compare A B --paired`). It shows whether the difference exceeds the sampling noise of the dev rows."
+)
 POOL_SEEDS_TIP = (
     "One pair of columns per group of runs whose settings differ only in the seed: each metric's mean "
     "and sample standard deviation over the group's runs, as `lampreia compare --pool-seeds` prints them."
@@ -153,18 +161,35 @@ class CompareView(QWidget):
         self.pool_note.setObjectName("fieldHint")
         self.pool_note.setWordWrap(True)
         self.pool_note.hide()
+        self.paired_button = QPushButton("Paired test")
+        self.paired_button.setToolTip(PAIRED_TIP)
+        self.paired_note = QLabel()
+        self.paired_note.setWordWrap(True)
+        self.paired_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.paired_note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # In a small window the result scrolls instead of squeezing the table under it.
+        self.paired_area = QScrollArea()
+        self.paired_area.setWidget(self.paired_note)
+        self.paired_area.setWidgetResizable(True)
+        self.paired_area.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.paired_area.setMaximumHeight(150)
+        self.paired_area.hide()
+        self._paired_call: BackgroundCall | None = None
         metrics_page = QWidget()
         metrics_layout = QVBoxLayout(metrics_page)
         metrics_layout.setContentsMargins(0, 0, 0, 0)
         metrics_controls = QHBoxLayout()
         metrics_controls.addWidget(self.pool_seeds_box)
+        metrics_controls.addWidget(self.paired_button)
         metrics_controls.addStretch(1)
         metrics_controls.addWidget(self.table_csv_button)
         metrics_layout.addLayout(metrics_controls)
         metrics_layout.addWidget(self.pool_note)
+        metrics_layout.addWidget(self.paired_area)
         metrics_layout.addWidget(self.metrics_table, 1)
         self.pool_seeds_box.toggled.connect(self._fill_metrics)
         self.table_csv_button.clicked.connect(self.export_table_csv)
+        self.paired_button.clicked.connect(self.run_paired_test)
         self.tabs.setTabToolTip(self.tabs.addTab(metrics_page, "Metrics"), "Best and final metrics of each run, or pooled over seeds")
         self.tabs.setTabToolTip(self.tabs.addTab(self.attention_view, "Attention"), "The last recorded attention map of a run")
 
@@ -227,6 +252,7 @@ class CompareView(QWidget):
         """Show the curves of ``runs``. The metrics table pools ``table_records`` (default: the records of ``runs``)."""
         self.runs = list(runs)
         self.table_records = list(table_records) if table_records is not None else [run.record for run in runs]
+        self._show_paired("")
         self._fill_curves()
         self._fill_diff()
         self._fill_metrics()
@@ -471,6 +497,8 @@ class CompareView(QWidget):
         return widget if isinstance(widget, (CurvePlot, AttentionView)) else None
 
     def _update_buttons(self) -> None:
+        busy = self._paired_call is not None and self._paired_call.is_running()
+        self.paired_button.setEnabled(len(self.table_records) == 2 and not busy)
         self.csv_button.setEnabled(bool(self.runs))
         self.table_csv_button.setEnabled(bool(self.table_records))
         self.png_button.setEnabled(bool(self.runs) and self.current_plot() is not None)
@@ -574,6 +602,62 @@ class CompareView(QWidget):
 
     def choose_save_path(self, caption: str, suggested_name: str, file_filter: str) -> str:
         return ask_save_path(self, caption, suggested_name, file_filter)
+
+    @Slot()
+    def run_paired_test(self) -> None:
+        """Test the two selected runs on their common dev rows, on a worker thread; the result goes under the table."""
+        # Imported here: it loads the student's modules, which the window does not need to start.
+        from engine.prediction import find_checkpoint
+        from engine.significance import paired_checkpoint_tests
+
+        if len(self.table_records) != 2 or (self._paired_call is not None and self._paired_call.is_running()):
+            return
+        first, second = self.table_records
+        try:
+            record_a, path_a = find_checkpoint(self._store, first.id, "best")
+            record_b, path_b = find_checkpoint(self._store, second.id, "best")
+        except LampreiaError as error:
+            self._show_paired(str(error))
+            return
+
+        self._show_paired(f"Predicting the dev rows of runs #{first.id} and #{second.id} and resampling them …")
+        call = BackgroundCall(
+            partial(paired_checkpoint_tests, record_a, path_a, record_b, path_b),
+            f"Paired test of runs {first.id} and {second.id}",
+            self,
+        )
+        call.succeeded.connect(partial(self._on_paired, first, second))
+        call.failed.connect(self._on_paired_failed)
+        self._paired_call = call
+        call.start()
+        self._update_buttons()
+
+    def _on_paired(self, first: RunRecord, second: RunRecord, results: list) -> None:
+        from engine.significance import describe_paired
+
+        self._paired_call = None
+        self._update_buttons()
+        # The selection may have changed while the test ran; its result belongs to those two runs only.
+        if [record.id for record in self.table_records] != [first.id, second.id]:
+            return
+        lines = []
+        for result in results:
+            lines += describe_paired(result, task_title(first.task), f"#{first.id}", f"#{second.id}")
+        self._show_paired("\n".join(lines))
+
+    @Slot(str)
+    def _on_paired_failed(self, message: str) -> None:
+        self._paired_call = None
+        self._update_buttons()
+        self._show_paired(message)
+
+    def _show_paired(self, text: str) -> None:
+        self.paired_note.setText(text)
+        self.paired_area.setVisible(bool(text))
+
+    @property
+    def paired_message(self) -> str:
+        return "" if self.paired_area.isHidden() else self.paired_note.text()
 
     def show_problem(self, title: str, message: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)

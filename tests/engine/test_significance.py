@@ -109,7 +109,7 @@ def test_compare_paired_tests_two_runs(glue_dir, tmp_path, capsys):
     assert "Paired test of #1 and #2 on the same 80 rows of SST-2 dev (best checkpoints; 500 bootstrap resamples of the rows, seed 0):" in output
     assert "95% interval" in output
     assert "McNemar's exact test of accuracy: only #1 is right on " in output
-    assert "not on the seed; compare runs over several seeds with --pool-seeds." in output
+    assert "not on the seed; compare runs over several seeds by pooling seeds." in output
 
     assert main(["compare", "1", "2", "--paired", "--resamples", "500", "--json", "--db", str(db)]) == 0
     document = json.loads(capsys.readouterr().out)

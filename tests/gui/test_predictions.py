@@ -157,3 +157,28 @@ def test_dialog_reads_split_from_chosen_folder(qtbot, window, store, glue_dir, t
     assert "Wrote 1 prediction to" in dialog.message
     assert len((tmp_path / "test-predictions.tsv").read_text(encoding="utf-8").splitlines()) == 2
     dialog.close()
+
+
+def test_compare_view_paired_test(qtbot, window, store, glue_dir):
+    _train_tiny_run(glue_dir, store)
+    _train_tiny_run(glue_dir, store)
+    window.history.refresh()
+    view = window.compare_view
+
+    window.history.select_runs([1])
+    assert not view.paired_button.isEnabled()
+    window.history.select_runs([1, 2])
+    assert view.paired_button.isEnabled()
+
+    view.paired_button.click()
+    assert not view.paired_button.isEnabled()
+    qtbot.waitUntil(view.paired_button.isEnabled, timeout=PREDICTION_TIMEOUT_MS)
+
+    message = view.paired_message
+    assert "Paired test of #1 and #2 on the same 80 rows of SST-2 dev" in message
+    assert "accuracy: #1 " in message and "(95% interval " in message
+    assert "McNemar's exact test of accuracy" in message
+
+    # Another selection clears the result, which belonged to the two runs.
+    window.history.select_runs([1])
+    assert view.paired_message == ""
