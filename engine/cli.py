@@ -245,9 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="For two runs of one task: predict the dev rows both were scored on and test each metric's difference with a paired "
         "bootstrap over the rows (95%% interval), and accuracy with McNemar's exact test.",
     )
-    compare.add_argument(
-        "--resamples", type=int, default=DEFAULT_RESAMPLES, metavar="N", help=f"Bootstrap resamples of --paired (default {DEFAULT_RESAMPLES:,})."
-    )
+    compare.add_argument("--resamples", type=int, metavar="N", help=f"Bootstrap resamples of --paired (default {DEFAULT_RESAMPLES:,}).")
     compare.add_argument("--data-dir", type=Path, metavar="DIR", help="With --paired: the glue_data folder to read the dev rows from, when the runs' own has moved.")
     compare.add_argument("--db", type=Path, help="Run database.")
 
@@ -906,8 +904,20 @@ def _compare(args: argparse.Namespace) -> int:
             "metrics": {row.name: {str(record.id): {"best": best, "last": last} for record, (best, last) in zip(records, row.values)} for row in metrics},
         }
         if paired is not None:
+            # a and b are the runs in the order given; each difference is b − a.
+            first, second = args.run_ids
             document["paired"] = [
-                {"split": result.split, "source": result.source, "tests": [{**asdict(test), "difference": test.difference} for test in result.tests]}
+                {
+                    "split": result.split,
+                    "source": result.source,
+                    "run_a": first,
+                    "run_b": second,
+                    "checkpoint": "best",
+                    "confidence": 0.95,
+                    "bootstrap_seed": 0,
+                    "note": result.note,
+                    "tests": [{**asdict(test), "difference": test.difference} for test in result.tests],
+                }
                 for result in paired
             ]
         print(json.dumps(document, indent=2, ensure_ascii=False))
@@ -926,7 +936,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _check_paired_options(args: argparse.Namespace) -> None:
     if not args.paired:
-        if args.data_dir is not None or args.resamples != DEFAULT_RESAMPLES:
+        if args.data_dir is not None or args.resamples is not None:
             option = "--data-dir" if args.data_dir is not None else "--resamples"
             raise LampreiaError(f"{option} is only used with --paired.", f"Add --paired, or drop {option}.")
         return
@@ -935,7 +945,7 @@ def _check_paired_options(args: argparse.Namespace) -> None:
     if args.pool_seeds or args.csv is not None:
         other = "--pool-seeds" if args.pool_seeds else "--csv"
         raise LampreiaError(f"--paired cannot be combined with {other}.", f"Run compare once with --paired and once with {other}.")
-    if args.resamples < 100:
+    if args.resamples is not None and args.resamples < 100:
         raise LampreiaError(f"--resamples {args.resamples}: a 95% interval needs at least 100 resamples.", f"Use 100 or more (default {DEFAULT_RESAMPLES:,}).")
 
 
@@ -944,7 +954,7 @@ def _paired_tests(store: RunStore, args: argparse.Namespace) -> list[PairedSplit
 
     first, second = args.run_ids
     glue_dir = str(args.data_dir.expanduser().absolute()) if args.data_dir is not None else None
-    return paired_dev_tests(store, first, second, glue_dir=glue_dir, resamples=args.resamples)
+    return paired_dev_tests(store, first, second, glue_dir=glue_dir, resamples=args.resamples or DEFAULT_RESAMPLES)
 
 
 def _print_paired(records: list[RunRecord], paired: list[PairedSplit], terminal_width: int | None) -> None:

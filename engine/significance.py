@@ -21,6 +21,8 @@ from engine.errors import DataError, LampreiaError
 from engine.tasks import GlueTask, compute_metrics
 
 if TYPE_CHECKING:
+    from engine.glue_data import GlueSplit
+    from engine.prediction import TrainedStudent
     from engine.run_store import RunRecord, RunStore
 
 DEFAULT_RESAMPLES = 10_000
@@ -168,6 +170,7 @@ class PairedSplit:
     split: str
     source: str
     tests: list[PairedTest]
+    note: str = ""  # set when the runs were scored on different numbers of rows
 
 
 def paired_dev_tests(
@@ -205,7 +208,7 @@ def paired_checkpoint_tests(
 ) -> list[PairedSplit]:
     """Run ``paired_dev_tests`` on checkpoints already found; reads no store, so a worker thread may call it."""
     # Imported here: they load torch and transformers, which the command line's other commands do not need.
-    from engine.prediction import load_prediction_rows, predict_rows, rebuild_student
+    from engine.prediction import predict_rows, rebuild_student
 
     run_a, run_b = record_a.id, record_b.id
     trained_a = rebuild_student(record_a, path_a, "best", device)
@@ -217,34 +220,59 @@ def paired_checkpoint_tests(
             "Give two runs of one task.",
         )
 
-    data = trained_a.config.data
     results = []
     for dev in task.dev_splits:
-        fingerprint_a, fingerprint_b = trained_a.split_fingerprints.get(dev.prefix), trained_b.split_fingerprints.get(dev.prefix)
-        if fingerprint_a is None or fingerprint_b is None:
-            old = run_a if fingerprint_a is None else run_b
-            raise LampreiaError(
-                f"The checkpoint of run {old} does not record which {dev.prefix} rows it was scored on (an earlier version wrote it).",
-                "Predict both runs on one file (lampreia predict RUN_ID --details) and compare the files, or train the run again.",
-            )
-        if fingerprint_a != fingerprint_b:
-            limits = f"dev limits {data.dev_limit or 'none'} and {trained_b.config.data.dev_limit or 'none'}"
-            raise LampreiaError(
-                f"Runs {run_a} and {run_b} were scored on different {dev.prefix} rows ({limits}, or other files), so no row pairs up.",
-                "Compare runs scored on the same rows, or predict both on one file (lampreia predict RUN_ID --input FILE --details).",
-            )
-        rows = load_prediction_rows(
-            task, glue_dir or data.glue_dir, split=dev.prefix, limit=data.dev_limit, skip_malformed_rows=data.skip_malformed_rows
-        )
-        if rows.rows_fingerprint() != fingerprint_a:
-            raise DataError(
-                f"The {dev.prefix} rows in {rows.source} are not those runs {run_a} and {run_b} were scored on: the file changed since.",
-                "Put the original file back, or give the folder that has it (--data-dir DIR).",
-            )
+        rows, note = _common_rows(task, dev.prefix, trained_a, trained_b, glue_dir)
         predicted_a = predict_rows(trained_a, rows).predicted
         predicted_b = predict_rows(trained_b, rows).predicted
-        results.append(PairedSplit(dev.prefix, rows.source, paired_tests(task, rows.labels, predicted_a, predicted_b, resamples, seed)))
+        tests = paired_tests(task, rows.labels, predicted_a, predicted_b, resamples, seed)
+        results.append(PairedSplit(dev.prefix, rows.source, tests, note))
     return results
+
+
+def _common_rows(task: GlueTask, split: str, trained_a: "TrainedStudent", trained_b: "TrainedStudent", glue_dir: str | None) -> tuple["GlueSplit", str]:
+    """Load the dev rows that both runs were scored on, checked against both checkpoints' fingerprints, and a note.
+
+    A dev limit keeps a split's first rows, so runs with different limits share the rows of the
+    smaller one. ``glue_dir`` replaces the runs' own folders; without it, the first of the two that
+    exists is read.
+    """
+    from engine.prediction import load_prediction_rows
+
+    run_a, run_b = trained_a.run.id, trained_b.run.id
+    for trained in (trained_a, trained_b):
+        if trained.split_fingerprints.get(split) is None:
+            raise LampreiaError(
+                f"The checkpoint of run {trained.run.id} does not record which {split} rows it was scored on (an earlier version wrote it).",
+                "Predict both runs on one file (lampreia predict RUN_ID --details) and compare the files, or train the run again.",
+            )
+
+    limits = [trained_a.config.data.dev_limit, trained_b.config.data.dev_limit]
+    longest = None if None in limits else max(limits)
+    if glue_dir is None:
+        folders = [trained.config.data.glue_dir for trained in (trained_a, trained_b)]
+        glue_dir = next((folder for folder in folders if folder is not None and Path(folder).is_dir()), folders[0])
+    skip = trained_a.config.data.skip_malformed_rows
+    rows = load_prediction_rows(task, glue_dir, split=split, limit=longest, skip_malformed_rows=skip)
+
+    for trained in (trained_a, trained_b):
+        scored = trained.config.data.dev_limit or len(rows)
+        if len(rows) < scored or rows.select(range(scored)).rows_fingerprint() != trained.split_fingerprints[split]:
+            raise DataError(
+                f"The {split} rows in {rows.source} are not those run {trained.run.id} was scored on: the file changed since, "
+                "or the runs read other files.",
+                "Put the original file back, or give the folder that has it (CLI: --data-dir DIR; in the window: the folder you are asked for).",
+            )
+
+    common = min([len(rows), *(limit for limit in limits if limit is not None)])
+    if common == len(rows):
+        return rows, ""
+    longer = run_a if (limits[0] or len(rows)) > common else run_b
+    note = (
+        f"Run {longer} was scored on more {split} rows; the test uses the first {common}, which both runs were scored on, "
+        f"so run {longer}'s values here are not its recorded ones."
+    )
+    return rows.select(range(common)), note
 
 
 def paired_verdict(tests: list[PairedTest]) -> str:
@@ -278,6 +306,8 @@ def paired_conclusion(result: PairedSplit, label_a: str, label_b: str) -> list[s
                 f"McNemar's exact test of accuracy: only {label_a} is right on {test.only_a_right} rows, "
                 f"only {label_b} on {test.only_b_right}; p = {test.mcnemar_p:.3g}."
             )
+    if result.note:
+        lines.append(result.note)
     lines.append(paired_verdict(result.tests))
     return lines
 
@@ -285,7 +315,7 @@ def paired_conclusion(result: PairedSplit, label_a: str, label_b: str) -> list[s
 def describe_paired(result: PairedSplit, task_title: str, label_a: str, label_b: str) -> list[str]:
     """Return the lines that report one split's paired tests: the heading, one line per metric, and the conclusion."""
     metric_lines = [
-        f"{test.metric}: {label_a} {test.value_a:.4f}, {label_b} {test.value_b:.4f}, difference {test.difference:+.4f} "
+        f"{test.metric}: {label_a} {test.value_a:.4f}, {label_b} {test.value_b:.4f}, {label_b} − {label_a} {test.difference:+.4f} "
         f"(95% interval {test.low:+.4f} to {test.high:+.4f})."
         for test in result.tests
     ]

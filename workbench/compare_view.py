@@ -15,12 +15,14 @@ from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QMessageBox,
     QPushButton,
     QScrollArea,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -167,13 +169,14 @@ class CompareView(QWidget):
         self.paired_note.setWordWrap(True)
         self.paired_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.paired_note.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        # In a small window the result scrolls instead of squeezing the table under it.
+        # The result and the table share the page in a splitter; the result scrolls when it is cut.
         self.paired_area = QScrollArea()
         self.paired_area.setWidget(self.paired_note)
         self.paired_area.setWidgetResizable(True)
         self.paired_area.setFrameShape(QScrollArea.Shape.NoFrame)
-        self.paired_area.setMaximumHeight(150)
         self.paired_area.hide()
+        self.metrics_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.metrics_splitter.setChildrenCollapsible(False)
         self._paired_call: BackgroundCall | None = None
         metrics_page = QWidget()
         metrics_layout = QVBoxLayout(metrics_page)
@@ -185,8 +188,10 @@ class CompareView(QWidget):
         metrics_controls.addWidget(self.table_csv_button)
         metrics_layout.addLayout(metrics_controls)
         metrics_layout.addWidget(self.pool_note)
-        metrics_layout.addWidget(self.paired_area)
-        metrics_layout.addWidget(self.metrics_table, 1)
+        self.metrics_splitter.addWidget(self.paired_area)
+        self.metrics_splitter.addWidget(self.metrics_table)
+        self.metrics_splitter.setStretchFactor(1, 1)
+        metrics_layout.addWidget(self.metrics_splitter, 1)
         self.pool_seeds_box.toggled.connect(self._fill_metrics)
         self.table_csv_button.clicked.connect(self.export_table_csv)
         self.paired_button.clicked.connect(self.run_paired_test)
@@ -619,10 +624,21 @@ class CompareView(QWidget):
         except LampreiaError as error:
             self._show_paired(str(error))
             return
+        # When neither run's glue_data folder is where it was, ask where it is now.
+        folders = [folder for folder in (record.config.get("data", {}).get("glue_dir") for record in (first, second)) if folder]
+        glue_dir = None
+        if folders and not any(Path(folder).is_dir() for folder in folders):
+            glue_dir = self.choose_glue_folder(folders[0])
+            if not glue_dir:
+                self._show_paired(
+                    f"The runs' glue_data folder {folders[0]} is missing, so their dev rows cannot be read. "
+                    "Press Paired test again and choose where the folder is now."
+                )
+                return
 
         self._show_paired(f"Predicting the dev rows of runs #{first.id} and #{second.id} and resampling them …")
         call = BackgroundCall(
-            partial(paired_checkpoint_tests, record_a, path_a, record_b, path_b),
+            partial(paired_checkpoint_tests, record_a, path_a, record_b, path_b, glue_dir=glue_dir),
             f"Paired test of runs {first.id} and {second.id}",
             self,
         )
@@ -651,9 +667,18 @@ class CompareView(QWidget):
         self._update_buttons()
         self._show_paired(message)
 
+    def choose_glue_folder(self, missing: str) -> str:
+        """Ask where a moved glue_data folder is now; a separate method so that tests can replace the dialog."""
+        return QFileDialog.getExistingDirectory(self, f"The glue_data folder {missing} is missing: choose where it is now")
+
     def _show_paired(self, text: str) -> None:
+        was_hidden = self.paired_area.isHidden()
         self.paired_note.setText(text)
         self.paired_area.setVisible(bool(text))
+        if text and was_hidden:
+            # About two fifths of the page for the result, the rest for the table.
+            total = sum(self.metrics_splitter.sizes()) or self.metrics_splitter.height()
+            self.metrics_splitter.setSizes([total * 2 // 5, total - total * 2 // 5])
 
     @property
     def paired_message(self) -> str:

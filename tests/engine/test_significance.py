@@ -1,5 +1,7 @@
 """Paired tests of two runs: resampled metrics as compute_metrics scores them, intervals, McNemar, and `compare --paired`."""
 
+import shutil
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -122,17 +124,56 @@ def test_compare_paired_tests_two_runs(glue_dir, tmp_path, capsys):
     assert tests["accuracy"]["low"] <= tests["accuracy"]["difference"] <= tests["accuracy"]["high"]
 
 
-def test_compare_paired_rejects_unpaired_runs(glue_dir, tmp_path, capsys):
+def test_compare_paired_uses_common_rows(glue_dir, tmp_path, capsys):
+    import json
+
     db = tmp_path / "runs.sqlite3"
     assert main(_run_args(glue_dir, db, 1)) == 0
-    arguments = _run_args(glue_dir, db, 1)
+    arguments = _run_args(glue_dir, db, 2)
     arguments[arguments.index("--dev-limit") + 1] = "60"
     assert main(arguments) == 0
     capsys.readouterr()
 
+    assert main(["compare", "1", "2", "--paired", "--resamples", "200", "--json", "--db", str(db)]) == 0
+
+    (split,) = json.loads(capsys.readouterr().out)["paired"]
+    assert (split["run_a"], split["run_b"], split["checkpoint"], split["confidence"], split["bootstrap_seed"]) == (1, 2, "best", 0.95, 0)
+    assert split["tests"][0]["rows"] == 60
+    assert split["note"] == (
+        "Run 1 was scored on more dev rows; the test uses the first 60, which both runs were scored on, "
+        "so run 1's values here are not its recorded ones."
+    )
+
+
+def test_compare_paired_reads_either_folder(glue_dir, tmp_path, capsys):
+    copy = tmp_path / "glue"
+    shutil.copytree(glue_dir / "SST-2", copy / "SST-2")
+    db = tmp_path / "runs.sqlite3"
+    assert main(_run_args(copy, db, 1)) == 0
+    assert main(_run_args(glue_dir, db, 2)) == 0
+    shutil.rmtree(copy)
+    capsys.readouterr()
+
+    # Run 1's folder is gone; run 2's has the same rows.
+    assert main(["compare", "1", "2", "--paired", "--resamples", "200", "--db", str(db)]) == 0
+    assert "Paired test of #1 and #2 on the same 80 rows" in capsys.readouterr().out
+
+
+def test_compare_paired_rejects_changed_rows(glue_dir, tmp_path, capsys):
+    copy = tmp_path / "glue"
+    shutil.copytree(glue_dir / "SST-2", copy / "SST-2")
+    db = tmp_path / "runs.sqlite3"
+    assert main(_run_args(copy, db, 1)) == 0
+    assert main(_run_args(copy, db, 2)) == 0
+    dev = copy / "SST-2" / "dev.tsv"
+    lines = dev.read_text(encoding="utf-8").splitlines()
+    sentence, label = lines[1].rsplit("\t", 1)
+    lines[1] = f"{sentence}\t{1 - int(label)}"
+    dev.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    capsys.readouterr()
+
     assert main(["compare", "1", "2", "--paired", "--db", str(db)]) == 2
-    error = capsys.readouterr().err
-    assert "Runs 1 and 2 were scored on different dev rows (dev limits 80 and 60, or other files), so no row pairs up." in error
+    assert "are not those run 1 was scored on: the file changed since" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -141,6 +182,7 @@ def test_compare_paired_rejects_unpaired_runs(glue_dir, tmp_path, capsys):
         (["1", "2", "3", "--paired"], "--paired tests two runs against each other, and got 3."),
         (["1", "2", "--paired", "--pool-seeds"], "--paired cannot be combined with --pool-seeds."),
         (["1", "2", "--resamples", "500"], "--resamples is only used with --paired."),
+        (["1", "2", "--resamples", "10000"], "--resamples is only used with --paired."),
         (["1", "2", "--paired", "--resamples", "10"], "--resamples 10: a 95% interval needs at least 100 resamples."),
     ],
 )
@@ -148,3 +190,18 @@ def test_compare_paired_options_checked(arguments, expected, tmp_path, capsys):
     assert main(["compare", *arguments, "--db", str(tmp_path / "none.sqlite3")]) == 2
 
     assert expected in capsys.readouterr().err
+
+
+def test_compare_paired_without_dev_limits(glue_dir, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    for seed in (1, 2):
+        arguments = _run_args(glue_dir, db, seed)
+        del arguments[arguments.index("--dev-limit") : arguments.index("--dev-limit") + 2]
+        assert main(arguments) == 0
+    capsys.readouterr()
+
+    assert main(["compare", "1", "2", "--paired", "--resamples", "200", "--db", str(db)]) == 0
+
+    output = capsys.readouterr().out
+    assert "Paired test of #1 and #2 on the same 872 rows of SST-2 dev" in output
+    assert "scored on more dev rows" not in output

@@ -182,3 +182,34 @@ def test_compare_view_paired_test(qtbot, window, store, glue_dir):
     # Another selection clears the result, which belonged to the two runs.
     window.history.select_runs([1])
     assert view.paired_message == ""
+
+
+def test_paired_test_asks_for_moved_folder(qtbot, window, store, glue_dir, tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "glue"
+    shutil.copytree(glue_dir / "SST-2", copy / "SST-2")
+    for _ in range(2):
+        arguments = [
+            "run", "--task", "sst2", "--data-dir", str(copy), "--teachers", "minilm", "--tokenizer", "minilm",
+            "--train-limit", "160", "--dev-limit", "80", "--epochs", "1", "--d-model", "32", "--layers", "1",
+            "--heads", "4", "--max-seq-len", "48", "--db", str(store.path), "--quiet",
+        ]
+        assert main(arguments) == 0
+    moved = tmp_path / "moved"
+    copy.rename(moved)
+    window.history.refresh()
+    window.history.select_runs([1, 2])
+    view = window.compare_view
+
+    asked = []
+    monkeypatch.setattr(view, "choose_glue_folder", lambda missing: asked.append(missing) or "")
+    view.paired_button.click()
+    assert asked == [str(copy)]
+    assert f"The runs' glue_data folder {copy} is missing" in view.paired_message
+
+    monkeypatch.setattr(view, "choose_glue_folder", lambda missing: str(moved))
+    view.paired_button.click()
+    qtbot.waitUntil(view.paired_button.isEnabled, timeout=PREDICTION_TIMEOUT_MS)
+    assert "Paired test of #1 and #2 on the same 80 rows of SST-2 dev" in view.paired_message
+    assert "#2 − #1 " in view.paired_message
