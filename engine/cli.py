@@ -55,7 +55,7 @@ from engine.run_comparison import (
     seed_groups,
 )
 from engine.run_store import RunRecord, RunStore, open_store
-from engine.significance import DEFAULT_RESAMPLES, PairedSplit, paired_conclusion, paired_heading
+from engine.significance import BOOTSTRAP_SEED, CONFIDENCE, DEFAULT_RESAMPLES, PairedSplit, paired_conclusion, paired_heading
 from engine.tasks import TASKS, baseline_name, task_title
 
 log = logging.getLogger(__name__)
@@ -913,8 +913,8 @@ def _compare(args: argparse.Namespace) -> int:
                     "run_a": first,
                     "run_b": second,
                     "checkpoint": "best",
-                    "confidence": 0.95,
-                    "bootstrap_seed": 0,
+                    "confidence": CONFIDENCE,
+                    "bootstrap_seed": BOOTSTRAP_SEED,
                     "note": result.note,
                     "tests": [{**asdict(test), "difference": test.difference} for test in result.tests],
                 }

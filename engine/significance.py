@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import stats
 
-from engine.errors import DataError, LampreiaError
+from engine.errors import DataError, LampreiaError, MalformedRowsError
 from engine.tasks import GlueTask, compute_metrics
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from engine.run_store import RunRecord, RunStore
 
 DEFAULT_RESAMPLES = 10_000
+CONFIDENCE = 0.95
+BOOTSTRAP_SEED = 0
 # Resamples drawn at once: 1,000 draws of a 10,000-row split are 80 MB of indices.
 CHUNK_RESAMPLES = 1_000
 
@@ -61,8 +63,8 @@ def paired_tests(
     predicted_a: np.ndarray,
     predicted_b: np.ndarray,
     resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
-    confidence: float = 0.95,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
 ) -> list[PairedTest]:
     """Return a paired test for each of the task's metrics over the rows with gold labels.
 
@@ -180,13 +182,14 @@ def paired_dev_tests(
     *,
     glue_dir: str | None = None,
     resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
+    seed: int = BOOTSTRAP_SEED,
     device: str = "auto",
 ) -> list[PairedSplit]:
     """Predict the dev rows that both runs were scored on with their best checkpoints, and test each metric.
 
-    ``glue_dir`` replaces run a's glue_data folder (a moved folder). Raises LampreiaError when the
-    runs are of different tasks or were scored on different rows, since then no row pairs up.
+    ``glue_dir`` replaces the runs' glue_data folders (a moved folder). Raises LampreiaError when
+    the runs are of different tasks, and DataError when the rows read are not those a run was
+    scored on; runs with different dev limits are tested on the rows they share.
     """
     from engine.prediction import find_checkpoint
 
@@ -203,7 +206,7 @@ def paired_checkpoint_tests(
     *,
     glue_dir: str | None = None,
     resamples: int = DEFAULT_RESAMPLES,
-    seed: int = 0,
+    seed: int = BOOTSTRAP_SEED,
     device: str = "auto",
 ) -> list[PairedSplit]:
     """Run ``paired_dev_tests`` on checkpoints already found; reads no store, so a worker thread may call it."""
@@ -251,13 +254,29 @@ def _common_rows(task: GlueTask, split: str, trained_a: "TrainedStudent", traine
     longest = None if None in limits else max(limits)
     if glue_dir is None:
         folders = [trained.config.data.glue_dir for trained in (trained_a, trained_b)]
-        glue_dir = next((folder for folder in folders if folder is not None and Path(folder).is_dir()), folders[0])
+        existing = [folder for folder in folders if folder is not None and Path(folder).is_dir()]
+        if folders[0] is not None and not existing:
+            tried = " and ".join(dict.fromkeys(repr(folder) for folder in folders if folder is not None))
+            raise DataError(
+                f"The runs' glue_data folder does not exist any more ({tried}), so their {split} rows cannot be read.",
+                "Give the folder where it is now (CLI: --data-dir DIR; in the window: the folder you are asked for).",
+            )
+        glue_dir = existing[0] if existing else None
     skip = trained_a.config.data.skip_malformed_rows
-    rows = load_prediction_rows(task, glue_dir, split=split, limit=longest, skip_malformed_rows=skip)
+    try:
+        rows = load_prediction_rows(task, glue_dir, split=split, limit=longest, skip_malformed_rows=skip)
+    except MalformedRowsError:
+        raise
+    except DataError as error:
+        # The loader's hint offers a file instead, which a paired test does not take.
+        raise DataError(
+            error.message, f"Give the glue_data folder that contains {task.folder}/ (CLI: --data-dir DIR; in the window: the folder you are asked for)."
+        ) from None
 
     for trained in (trained_a, trained_b):
-        scored = trained.config.data.dev_limit or len(rows)
-        if len(rows) < scored or rows.select(range(scored)).rows_fingerprint() != trained.split_fingerprints[split]:
+        # A dev limit above the split's size scored every row.
+        scored = min(trained.config.data.dev_limit or len(rows), len(rows))
+        if rows.select(range(scored)).rows_fingerprint() != trained.split_fingerprints[split]:
             raise DataError(
                 f"The {split} rows in {rows.source} are not those run {trained.run.id} was scored on: the file changed since, "
                 "or the runs read other files.",
@@ -267,12 +286,16 @@ def _common_rows(task: GlueTask, split: str, trained_a: "TrainedStudent", traine
     common = min([len(rows), *(limit for limit in limits if limit is not None)])
     if common == len(rows):
         return rows, ""
-    longer = run_a if (limits[0] or len(rows)) > common else run_b
+    longer = run_a if min(limits[0] or len(rows), len(rows)) > common else run_b
     note = (
         f"Run {longer} was scored on more {split} rows; the test uses the first {common}, which both runs were scored on, "
         f"so run {longer}'s values here are not its recorded ones."
     )
     return rows.select(range(common)), note
+
+
+def _rows(number: int) -> str:
+    return "1 row" if number == 1 else f"{number} rows"
 
 
 def paired_verdict(tests: list[PairedTest]) -> str:
@@ -293,7 +316,7 @@ def paired_heading(result: PairedSplit, task_title: str, label_a: str, label_b: 
     test = result.tests[0]
     return (
         f"Paired test of {label_a} and {label_b} on the same {test.rows} rows of {task_title} {result.split} "
-        f"(best checkpoints; {test.resamples:,} bootstrap resamples of the rows, seed 0):"
+        f"(best checkpoints; {test.resamples:,} bootstrap resamples of the rows, seed {BOOTSTRAP_SEED}):"
     )
 
 
@@ -303,7 +326,7 @@ def paired_conclusion(result: PairedSplit, label_a: str, label_b: str) -> list[s
     for test in result.tests:
         if test.mcnemar_p is not None:
             lines.append(
-                f"McNemar's exact test of accuracy: only {label_a} is right on {test.only_a_right} rows, "
+                f"McNemar's exact test of accuracy: only {label_a} is right on {_rows(test.only_a_right)}, "
                 f"only {label_b} on {test.only_b_right}; p = {test.mcnemar_p:.3g}."
             )
     if result.note:

@@ -178,6 +178,8 @@ class CompareView(QWidget):
         self.metrics_splitter = QSplitter(Qt.Orientation.Vertical)
         self.metrics_splitter.setChildrenCollapsible(False)
         self._paired_call: BackgroundCall | None = None
+        self._moved_folders: dict[str, str] = {}  # a missing glue_data folder → where the user said it is now
+        self._paired_folder_key: str | None = None  # the missing folder that the running test replaced
         metrics_page = QWidget()
         metrics_layout = QVBoxLayout(metrics_page)
         metrics_layout.setContentsMargins(0, 0, 0, 0)
@@ -624,12 +626,19 @@ class CompareView(QWidget):
         except LampreiaError as error:
             self._show_paired(str(error))
             return
+        self._paired_folder_key = None
         # When neither run's glue_data folder is where it was, ask where it is now.
         folders = [folder for folder in (record.config.get("data", {}).get("glue_dir") for record in (first, second)) if folder]
         glue_dir = None
         if folders and not any(Path(folder).is_dir() for folder in folders):
-            glue_dir = self.choose_glue_folder(folders[0])
-            if not glue_dir:
+            # A folder chosen once for a missing one is used again in this session.
+            glue_dir = self._moved_folders.get(folders[0])
+            if glue_dir is None or not Path(glue_dir).is_dir():
+                glue_dir = self.choose_glue_folder(folders[0])
+            if glue_dir:
+                self._moved_folders[folders[0]] = glue_dir
+                self._paired_folder_key = folders[0]
+            else:
                 self._show_paired(
                     f"The runs' glue_data folder {folders[0]} is missing, so their dev rows cannot be read. "
                     "Press Paired test again and choose where the folder is now."
@@ -651,6 +660,7 @@ class CompareView(QWidget):
     def _on_paired(self, first: RunRecord, second: RunRecord, results: list) -> None:
         from engine.significance import describe_paired
 
+        self._paired_folder_key = None
         self._paired_call = None
         self._update_buttons()
         # The selection may have changed while the test ran; its result belongs to those two runs only.
@@ -663,6 +673,10 @@ class CompareView(QWidget):
 
     @Slot(str)
     def _on_paired_failed(self, message: str) -> None:
+        # A chosen folder that did not work is asked for again next time.
+        if self._paired_folder_key is not None:
+            self._moved_folders.pop(self._paired_folder_key, None)
+        self._paired_folder_key = None
         self._paired_call = None
         self._update_buttons()
         self._show_paired(message)

@@ -245,12 +245,15 @@ class PredictionDialog(QDialog):
 
     @Slot(object)
     def _on_predicted(self, lines: list[str]) -> None:
+        # Its thread may still be ending, so is_running() could refuse the next press for a moment.
+        self._call = None
         self._set_busy(False)
         log.info("Predictions of run %d: %s", self._record.id, " ".join(lines))
         self._show_status("\n".join(lines))
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
+        self._call = None
         self._set_busy(False)
         self._show_problem(message)
 

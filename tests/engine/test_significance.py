@@ -205,3 +205,43 @@ def test_compare_paired_without_dev_limits(glue_dir, tmp_path, capsys):
     output = capsys.readouterr().out
     assert "Paired test of #1 and #2 on the same 872 rows of SST-2 dev" in output
     assert "scored on more dev rows" not in output
+
+
+def test_dev_limit_above_split_size(glue_dir, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    for seed in (1, 2):
+        arguments = _run_args(glue_dir, db, seed)
+        arguments[arguments.index("--task") + 1] = "rte"
+        # RTE's dev split has 277 rows, so a limit of 400 scores all of them.
+        arguments[arguments.index("--dev-limit") + 1] = "400"
+        assert main(arguments) == 0
+    capsys.readouterr()
+
+    assert main(["compare", "1", "2", "--paired", "--resamples", "200", "--db", str(db)]) == 0
+
+    output = capsys.readouterr().out
+    assert "Paired test of #1 and #2 on the same 277 rows of RTE dev" in output
+    assert "scored on more dev rows" not in output
+
+
+def test_missing_folders_both_named(glue_dir, tmp_path, capsys):
+    db = tmp_path / "runs.sqlite3"
+    folders = [tmp_path / "first", tmp_path / "second"]
+    for seed, folder in enumerate(folders, start=1):
+        shutil.copytree(glue_dir / "SST-2", folder / "SST-2")
+        assert main(_run_args(folder, db, seed)) == 0
+        shutil.rmtree(folder)
+    capsys.readouterr()
+
+    assert main(["compare", "1", "2", "--paired", "--db", str(db)]) == 2
+
+    error = capsys.readouterr().err
+    assert f"The runs' glue_data folder does not exist any more ({str(folders[0])!r} and {str(folders[1])!r})" in error
+    assert "--data-dir DIR" in error
+    assert "--input" not in error
+
+    # A folder without the task: the hint names what it must contain, and no --input.
+    assert main(["compare", "1", "2", "--paired", "--data-dir", str(tmp_path), "--db", str(db)]) == 2
+    error = capsys.readouterr().err
+    assert "Give the glue_data folder that contains SST-2/ (CLI: --data-dir DIR" in error
+    assert "--input" not in error
