@@ -187,9 +187,9 @@ def paired_dev_tests(
 ) -> list[PairedSplit]:
     """Predict the dev rows that both runs were scored on with their best checkpoints, and test each metric.
 
-    ``glue_dir`` replaces the runs' glue_data folders (a moved folder). Raises LampreiaError when
-    the runs are of different tasks, and DataError when the rows read are not those a run was
-    scored on; runs with different dev limits are tested on the rows they share.
+    ``glue_dir`` replaces the runs' glue_data folders (a moved folder). Runs with different dev
+    limits are tested on the rows they share. Raises LampreiaError for runs of different tasks, and
+    DataError when the rows read are not those a run was scored on.
     """
     from engine.prediction import find_checkpoint
 

@@ -178,7 +178,7 @@ class CompareView(QWidget):
         self.metrics_splitter = QSplitter(Qt.Orientation.Vertical)
         self.metrics_splitter.setChildrenCollapsible(False)
         self._paired_call: BackgroundCall | None = None
-        self._moved_folders: dict[str, str] = {}  # a missing glue_data folder → where the user said it is now
+        self._moved_folders: dict[str, str] = {}  # a missing glue_data folder → the folder the user chose in its place
         self._paired_folder_key: str | None = None  # the missing folder that the running test replaced
         metrics_page = QWidget()
         metrics_layout = QVBoxLayout(metrics_page)
