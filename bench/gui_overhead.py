@@ -14,8 +14,9 @@ minus the interval is the worst stall of the GUI event loop, reported with the r
 in. That timer wakes the GUI thread a hundred times a second, which a user's window does not
 do, so its run does not enter the throughput figure (its speed is printed beside it). The GUI
 thread's CPU time over the run's wall time is printed per run as a diagnostic. While a stall
-lasts longer than the 100 ms goal, faulthandler's watchdog thread, which needs no GIL, writes
-every thread's Python stack; the stacks are printed with the stall.
+lasts longer than the 100 ms goal, faulthandler's watchdog thread writes every thread's Python
+stack. That thread needs no GIL, so it writes even while another thread holds it, and the stacks
+are printed with the stall.
 
 Runs in separate processes differ by 10-30% on this kind of machine, more than the effect
 measured, so a third windowed run compares the two states within one run: its GUI thread
@@ -136,7 +137,7 @@ class StallWatch:
     Each tick of the stall timer re-arms ``faulthandler.dump_traceback_later``. Its watchdog is a
     C thread that takes no GIL, so it writes the stacks even while another thread holds the GIL,
     the case the stall timer alone cannot explain. The stack of the thread that held the GIL, or
-    of the GUI thread's own slow slot, says where the time went.
+    of the GUI thread's own slow slot, shows where the time went.
     """
 
     def __init__(self, path: Path, limit_ms: float = STALL_LIMIT_MS) -> None:

@@ -416,9 +416,9 @@ def _other_rows_notes(trained: TrainedStudent, rows: GlueSplit) -> list[str]:
     # A split named train counts as the run's training rows, even when read from another folder.
     # A file counts when the fingerprint of its first rows matches the run's.
     if rows.split == "train" or (len(rows) >= trained_rows and rows.select(range(trained_rows)).rows_fingerprint() == trained.split_fingerprints.get("train")):
-        which = f"the first {train_limit} rows of this split" if train_limit else "this split's rows"
+        trained_on = f"the first {train_limit} rows of this split" if train_limit else "this split's rows"
         notes.append(
-            f"The student trained on {which} (all but its held-out slice), "
+            f"The student trained on {trained_on} (all but its held-out slice), "
             "so their scores show how well it fits its training data, not how well it generalises."
         )
     return notes

@@ -294,10 +294,6 @@ def _common_rows(task: GlueTask, split: str, trained_a: "TrainedStudent", traine
     return rows.select(range(common)), note
 
 
-def _rows(number: int) -> str:
-    return "1 row" if number == 1 else f"{number} rows"
-
-
 def paired_verdict(tests: list[PairedTest]) -> str:
     """Say which metrics' intervals exclude 0, and what the intervals measure."""
     excluded = [test.metric for test in tests if test.interval_excludes_zero]
@@ -322,11 +318,14 @@ def paired_heading(result: PairedSplit, task_title: str, label_a: str, label_b: 
 
 def paired_conclusion(result: PairedSplit, label_a: str, label_b: str) -> list[str]:
     """Return the lines that follow the metrics: McNemar's test of accuracy, then the verdict."""
+    # The tests came from predictions, so engine.prediction (and torch) is loaded already.
+    from engine.prediction import count
+
     lines = []
     for test in result.tests:
         if test.mcnemar_p is not None:
             lines.append(
-                f"McNemar's exact test of accuracy: only {label_a} is right on {_rows(test.only_a_right)}, "
+                f"McNemar's exact test of accuracy: only {label_a} is right on {count(test.only_a_right, 'row')}, "
                 f"only {label_b} on {test.only_b_right}; p = {test.mcnemar_p:.3g}."
             )
     if result.note:

@@ -410,8 +410,8 @@ class HistoryPanel(QWidget):
             self.resume_action.setStatusTip(resume_tip)
         self.delete_action.setEnabled(bool(records) and writable)
         self.export_action.setEnabled(bool(records))
-        # Enabled also for a run without a checkpoint: the window then says why it cannot predict,
-        # which a greyed-out menu item cannot.
+        # Enabled also for a run without a checkpoint, because the window then explains why it cannot
+        # predict, which a greyed-out menu item cannot.
         self.predict_action.setEnabled(single)
 
     def _show_context_menu(self, position) -> None:

@@ -85,7 +85,7 @@ def test_median_interval_of_a_ratio():
     assert abs(high - 0.9) < 1e-12
 
 
-def test_stall_watch_writes_stacks_only_while_a_stall_lasts(tmp_path):
+def test_stall_watch_writes_during_stall(tmp_path):
     import time
 
     from bench.gui_overhead import StallWatch
@@ -106,4 +106,4 @@ def test_stall_watch_writes_stacks_only_while_a_stall_lasts(tmp_path):
     finally:
         watch.close()
 
-    assert "test_stall_watch_writes_stacks_only_while_a_stall_lasts" in stacks
+    assert "test_stall_watch_writes_during_stall" in stacks

@@ -74,7 +74,8 @@ def test_other_rows_have_no_recorded_metrics(trained_run, capsys):
     assert "Run 1 scored only the first 80 of these rows (its dev row limit)" in captured.err
     assert "(CLI: --limit 80; in the window: First rows only) to repeat them." in captured.err
     header, rows = _read_tsv(captured.out)
-    assert header == ["index", "prediction"] and len(rows) == 872
+    assert header == ["index", "prediction"]
+    assert len(rows) == 872
 
 
 def test_details_of_unlabelled_test_file(trained_run, tmp_path, capsys):
@@ -132,7 +133,8 @@ def test_existing_output_kept_before_work(trained_run, tmp_path, capsys):
     assert main(["predict", "1", "--output", str(target), "--db", str(db)]) == 2
 
     error = capsys.readouterr().err
-    assert f"{target} already exists." in error and "--force" in error
+    assert f"{target} already exists." in error
+    assert "--force" in error
     assert "rows of SST-2" not in error  # stopped before the student ran
     assert target.read_text() == "my submission\n"
 

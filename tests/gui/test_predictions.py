@@ -118,7 +118,7 @@ def test_run_without_checkpoint_cannot_predict(qtbot, window, store, messages):
     window.history.refresh()
     window.history.select_runs([run_id])
 
-    # The action stays enabled, so that the window can say why there is nothing to predict with.
+    # The action stays enabled, so that the window can explain why there is nothing to predict with.
     assert window.history.predict_action.isEnabled()
     window.history.predict_action.trigger()
 
@@ -176,7 +176,8 @@ def test_compare_view_paired_test(qtbot, window, store, glue_dir):
 
     message = view.paired_message
     assert "Paired test of #1 and #2 on the same 80 rows of SST-2 dev" in message
-    assert "accuracy: #1 " in message and "(95% interval " in message
+    assert "accuracy: #1 " in message
+    assert "(95% interval " in message
     assert "McNemar's exact test of accuracy" in message
 
     # Another selection clears the result, which belonged to the two runs.
@@ -202,10 +203,10 @@ def test_paired_test_asks_for_moved_folder(qtbot, window, store, glue_dir, tmp_p
     window.history.select_runs([1, 2])
     view = window.compare_view
 
-    asked = []
-    monkeypatch.setattr(view, "choose_glue_folder", lambda missing: asked.append(missing) or "")
+    requested_folders = []
+    monkeypatch.setattr(view, "choose_glue_folder", lambda missing: requested_folders.append(missing) or "")
     view.paired_button.click()
-    assert asked == [str(copy)]
+    assert requested_folders == [str(copy)]
     assert f"The runs' glue_data folder {copy} is missing" in view.paired_message
 
     monkeypatch.setattr(view, "choose_glue_folder", lambda missing: str(moved))
